@@ -1,0 +1,5 @@
+import sys
+
+from midtecg.cli import main
+
+sys.exit(main())

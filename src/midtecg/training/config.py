@@ -1,0 +1,133 @@
+"""Experiment configuration: one TOML file with [data], [model], [conditions], [diffusion], [objective]
+and [train] tables. Every key has a default, so a config file only states what differs."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    cache: str = ""  # a folder written by `midtecg prepare`
+    train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    val_folds: tuple[int, ...] = (9,)
+
+
+@dataclass
+class ModelConfig:
+    channels: int = 256
+    blocks: int = 36
+    state_size: int = 64
+    s4_variant: str = "s4"
+
+
+@dataclass
+class ConditionsConfig:
+    mode: str = "labels"  # labels | age | sex | numeric
+    numeric_fields: tuple[str, ...] = ("age", "sex", "height", "weight", "bmi", "heart_rate")
+    dropout: float = 0.0  # probability of dropping each condition group (classifier-free guidance)
+
+
+@dataclass
+class DiffusionConfig:
+    steps: int = 200
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+
+@dataclass
+class ObjectiveSection:
+    kind: str = "eps"  # eps | midt
+    mel_weight: float = 0.02
+    mel_target: str = "x0"  # x0 | posterior_mean
+    mel_scales: str = "paper"  # paper | small
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000
+    batch_size: int = 8
+    lr: float = 2e-4
+    warmup_steps: int = 0
+    grad_clip: float = 0.0  # 0 disables clipping
+    ema_decay: float = 0.999  # 0 disables the EMA
+    seed: int = 0
+    log_every: int = 50
+    val_every: int = 1000
+    val_batches: int = 8
+    checkpoint_every: int = 4000
+    keep_checkpoints: int = 2
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    bf16: bool = True  # autocast on CUDA only
+    compile: bool = False  # torch.compile on CUDA only
+    threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    out_dir: str = "runs/experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    conditions: ConditionsConfig = field(default_factory=ConditionsConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ExperimentConfig":
+        return _build(cls, data, source)
+
+
+def _build(cls, data: dict[str, Any], where: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if name in fields else None
+        if dataclasses.is_dataclass(default):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: [{name}] must be a table")
+            kwargs[name] = _build(type(default), value, f"{where} [{name}]")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        elif isinstance(default, bool) or default is None:
+            kwargs[name] = value
+        else:
+            try:
+                kwargs[name] = type(default)(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: {name} = {value!r} is not a {type(default).__name__}") from None
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Read a TOML experiment config and apply ``section.key=value`` overrides (values parsed as TOML)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise ValueError(f"override {override!r} must look like section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare string such as a path
+        *sections, leaf = key.strip().split(".")
+        table = data
+        for section in sections:
+            table = table.setdefault(section, {})
+        table[leaf] = value
+    return ExperimentConfig.from_dict(data, source=str(path))
