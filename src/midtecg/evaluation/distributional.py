@@ -1,0 +1,342 @@
+"""Distribution-level distances between a real and a synthetic set (unpaired; the sets may differ in size).
+
+- :func:`frechet_distance`: Frechet distance between Gaussians fitted to two embedding sets
+  ``||mu_r - mu_s||^2 + Tr(S_r + S_s - 2 (S_r S_s)^{1/2})`` (FID-style; the embeddings come from a classifier
+  trained on real ECGs, computed by the caller). The matrix square root is taken in the symmetric form
+  ``Tr (S_r S_s)^{1/2} = Tr (S_r^{1/2} S_s S_r^{1/2})^{1/2}`` with eigen-decompositions, which is exact
+  for positive semi-definite covariances, never complex and stable when a covariance is singular
+  (``n <= dim``). The estimate is biased upwards for small ``n`` (it is not zero for two samples of one
+  distribution): always compare against :func:`real_floor` computed with the same ``n``.
+- :func:`kid`: Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased
+  MMD^2 estimate with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over
+  ``n_subsets`` random subsets of ``subset_size`` records drawn without replacement from each set
+  (100 subsets of 1000 in the paper), reported with its standard deviation over subsets. Unbiased:
+  about 0 (and possibly negative) for two samples of one distribution.
+- :func:`mmd`: kernel MMD^2 directly on signals (flattened; optionally block-averaged in time and
+  centred per lead), Gaussian kernel ``exp(-||x - y||^2 / (2 sigma^2))`` with the median heuristic
+  (``sigma`` = median Euclidean distance between distinct points of the pooled sample), unbiased
+  U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory.
+- :func:`welch_psd_distance`: per lead, the distance in dB between the sets' mean log power spectra (see
+  the function for the exact definition).
+- :func:`real_floor`: any metric between two disjoint random halves of the real set: the value a perfect
+  generator would reach with that many records.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import signal as sps
+
+from midtecg.data.errors import DataError
+
+from .fidelity import _lead_names, check_signals
+
+__all__ = [
+    "frechet_distance",
+    "frechet_distance_from_stats",
+    "kid",
+    "mmd",
+    "welch_psd_distance",
+    "real_floor",
+    "signal_features",
+]
+
+_BLOCK_ELEMENTS = 8_000_000  # float64 elements per distance block (64 MB)
+
+
+def _rng(rng) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def _embeddings(x, name: str) -> np.ndarray:
+    arr = check_signals(x, name, ndim=2, min_records=2)
+    return arr.astype(np.float64, copy=False)
+
+
+# -------------------------------------------------------------------------------------------------- Frechet
+def _sqrt_psd(mat: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((mat + mat.T) / 2.0)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
+    """Frechet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2), squared units.
+
+    ``||mu1 - mu2||^2 + Tr(sigma1) + Tr(sigma2) - 2 Tr((sigma1^{1/2} sigma2 sigma1^{1/2})^{1/2})``; the
+    covariances must be symmetric positive semi-definite (tiny negative eigenvalues from round-off are
+    clipped to 0). Result clipped at 0.
+    """
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, dtype=np.float64))
+    s1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise DataError(f"Frechet distance: inconsistent shapes mu1 {mu1.shape}, sigma1 {s1.shape}, "
+                        f"mu2 {mu2.shape}, sigma2 {s2.shape}")
+    for name, a in (("mu1", mu1), ("mu2", mu2), ("sigma1", s1), ("sigma2", s2)):
+        if not np.all(np.isfinite(a)):
+            raise DataError(f"Frechet distance: {name} contains non-finite values")
+    r1 = _sqrt_psd(s1)
+    m = r1 @ s2 @ r1
+    eig = np.linalg.eigvalsh((m + m.T) / 2.0)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+    diff = mu1 - mu2
+    fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    return max(fd, 0.0)
+
+
+def frechet_distance(emb_real, emb_synth) -> float:
+    """Frechet distance between two embedding sets ``(n_r, d)`` and ``(n_s, d)`` (n >= 2 each).
+
+    Means and unbiased (ddof=1) covariances, then :func:`frechet_distance_from_stats`. With ``n < d`` the
+    covariances are singular; the value is still well defined but strongly biased: report ``n`` and the
+    real-vs-real floor (:func:`real_floor`) with it.
+    """
+    a = _embeddings(emb_real, "emb_real")
+    b = _embeddings(emb_synth, "emb_synth")
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"Frechet distance: embedding sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    return frechet_distance_from_stats(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+# ------------------------------------------------------------------------------------------------------ KID
+def _mmd2_unbiased(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+    m, n = kxx.shape[0], kyy.shape[0]
+    sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(sxx + syy - 2.0 * kxy.mean())
+
+
+def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, rng=None) -> dict:
+    """Kernel Inception Distance between two embedding sets (Binkowski et al. 2018).
+
+    ``n_subsets`` times, draw ``m = min(subset_size, n_r, n_s)`` records without replacement from each set
+    and compute the unbiased MMD^2 with ``k(x, y) = (x.y / d + 1)^3``; report the mean and standard
+    deviation over subsets.
+
+    Returns ``{"kid", "kid_std", "n_subsets", "subset_size", "n_real", "n_synth", "dim"}``.
+    """
+    a = _embeddings(emb_real, "emb_real")
+    b = _embeddings(emb_synth, "emb_synth")
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"KID: embedding sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    if n_subsets < 1 or subset_size < 2:
+        raise DataError(f"KID: need n_subsets >= 1 and subset_size >= 2, got {n_subsets}, {subset_size}")
+    gen = _rng(rng)
+    d = a.shape[1]
+    m = min(subset_size, a.shape[0], b.shape[0])
+    vals = np.empty(n_subsets)
+    for s in range(n_subsets):  # loop over subsets; each subset is one vectorised kernel computation
+        x = a[gen.choice(a.shape[0], m, replace=False)]
+        y = b[gen.choice(b.shape[0], m, replace=False)]
+        vals[s] = _mmd2_unbiased((x @ x.T / d + 1.0) ** 3, (y @ y.T / d + 1.0) ** 3, (x @ y.T / d + 1.0) ** 3)
+    return {"kid": float(vals.mean()), "kid_std": float(vals.std(ddof=1)) if n_subsets > 1 else 0.0,
+            "n_subsets": int(n_subsets), "subset_size": int(m), "n_real": int(a.shape[0]),
+            "n_synth": int(b.shape[0]), "dim": int(d)}
+
+
+# ------------------------------------------------------------------------------------------ MMD on signals
+def signal_features(x, *, downsample: int = 1, center: bool = False, name: str = "signals") -> np.ndarray:
+    """Signals ``(N, C, L)`` (or features ``(N, D)``) -> float64 ``(N, D)`` rows for kernel / distance methods.
+
+    ``center``: subtract each record's per-lead mean (removes baseline offsets). ``downsample``: average
+    non-overlapping blocks of that many samples (a boxcar anti-alias filter; a trailing partial block is
+    dropped). Both apply to 3-D signals only; 2-D input (embeddings) is returned as float64 unchanged.
+    """
+    arr = check_signals(x, name, ndim=None)
+    if arr.ndim == 2:
+        return arr.astype(np.float64, copy=False)
+    if int(downsample) < 1:
+        raise DataError(f"{name}: downsample must be >= 1, got {downsample}")
+    out = arr.astype(np.float64)
+    if center:
+        out = out - out.mean(axis=-1, keepdims=True)
+    f = int(downsample)
+    if f > 1:
+        n, c, length = out.shape
+        if length // f < 1:
+            raise DataError(f"{name}: downsample {f} longer than the signal ({length} samples)")
+        out = out[..., : length // f * f].reshape(n, c, length // f, f).mean(axis=-1)
+    return out.reshape(out.shape[0], -1)
+
+
+def _sq_norms(x: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", x, x)
+
+
+def _kernel_sum(x: np.ndarray, y: np.ndarray, gamma: float, same: bool) -> float:
+    """sum_{i,j} exp(-gamma ||x_i - y_j||^2), diagonal excluded when ``same``; row blocks bound memory."""
+    nx, ny = _sq_norms(x), _sq_norms(y)
+    rows = max(1, _BLOCK_ELEMENTS // max(1, y.shape[0]))
+    total = 0.0
+    for start in range(0, x.shape[0], rows):
+        stop = min(x.shape[0], start + rows)
+        d2 = nx[start:stop, None] + ny[None, :] - 2.0 * (x[start:stop] @ y.T)
+        np.maximum(d2, 0.0, out=d2)
+        k = np.exp(-gamma * d2)
+        if same:
+            idx = np.arange(start, stop)
+            k[idx - start, idx] = 0.0
+        total += float(k.sum())
+    return total
+
+
+def _median_distance(z: np.ndarray, max_samples: int, gen: np.random.Generator) -> float:
+    if z.shape[0] > max_samples:
+        z = z[gen.choice(z.shape[0], max_samples, replace=False)]
+    nz = _sq_norms(z)
+    d2 = nz[:, None] + nz[None, :] - 2.0 * (z @ z.T)
+    iu = np.triu_indices(z.shape[0], k=1)
+    return float(np.sqrt(np.median(np.maximum(d2[iu], 0.0))))
+
+
+def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 1, center: bool = False,
+        max_median_samples: int = 1000, rng=None) -> dict:
+    """Unbiased kernel MMD^2 between two sets of signals (or any ``(N, D)`` features), Gaussian kernel.
+
+    Records are flattened by :func:`signal_features` (``downsample`` / ``center`` options). The bandwidth
+    is ``sigma = bandwidth`` if given, else the median heuristic: the median Euclidean distance between
+    distinct records of the pooled set (a random subset of ``max_median_samples`` records when larger).
+    ``MMD^2_u = mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j) - 2 mean_{i, j} k(x_i, y_j)``,
+    about 0 (possibly slightly negative) for two samples of one distribution, at most 2.
+
+    Returns ``{"mmd2", "mmd" (sqrt of max(mmd2, 0)), "bandwidth", "dim", "n_real", "n_synth"}``.
+    """
+    x = signal_features(real, downsample=downsample, center=center, name="real")
+    y = signal_features(synth, downsample=downsample, center=center, name="synth")
+    if x.shape[1] != y.shape[1]:
+        raise DataError(f"MMD: real and synth have different sizes after flattening: {x.shape} vs {y.shape}")
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise DataError("MMD: each set needs at least 2 records")
+    gen = _rng(rng)
+    if bandwidth is None:
+        sigma = _median_distance(np.concatenate([x, y]), max_median_samples, gen)
+        if sigma <= 0.0:
+            sigma = 1.0  # all records identical: any bandwidth gives MMD 0
+    else:
+        sigma = float(bandwidth)
+        if not sigma > 0:
+            raise DataError(f"MMD: bandwidth must be > 0, got {bandwidth}")
+    gamma = 1.0 / (2.0 * sigma**2)
+    m, n = x.shape[0], y.shape[0]
+    kxx = _kernel_sum(x, x, gamma, True) / (m * (m - 1))
+    kyy = _kernel_sum(y, y, gamma, True) / (n * (n - 1))
+    kxy = _kernel_sum(x, y, gamma, False) / (m * n)
+    mmd2 = float(kxx + kyy - 2.0 * kxy)
+    return {"mmd2": mmd2, "mmd": math.sqrt(max(mmd2, 0.0)), "bandwidth": float(sigma), "dim": int(x.shape[1]),
+            "n_real": int(m), "n_synth": int(n)}
+
+
+# -------------------------------------------------------------------------------------------- Welch PSD
+def welch_psd_distance(real, synth, *, fs: float = 100.0, nperseg: int = 256, fmin: float = 0.5,
+                       fmax: float | None = None, metric: str = "l1", psd_floor: float = 1e-10,
+                       lead_names: Sequence[str] | None = None) -> dict:
+    """Per-lead distance between the mean log power spectra of two sets, in dB.
+
+    Definition. For each record and lead, the Welch power spectral density ``P(f)`` (mV^2/Hz;
+    ``scipy.signal.welch``, Hann window, ``nperseg`` samples (256 = 2.56 s at 100 Hz, 0.39 Hz bins), 50 %
+    overlap, mean detrending). Its log ``S(f) = 10 log10(P(f) + psd_floor)`` in dB (the floor, 1e-10
+    mV^2/Hz = -100 dB, keeps flat leads finite). Each set's spectrum per lead is the mean of ``S`` over its
+    records (mean of logs: robust to a few huge-amplitude records). On the bins with
+    ``fmin <= f <= fmax`` (default 0.5 Hz, above baseline wander, up to Nyquist):
+
+    - ``metric="l1"``: ``D = mean_f |S_real(f) - S_synth(f)|`` (mean absolute dB difference);
+    - ``metric="l2"``: ``D = sqrt(mean_f (S_real(f) - S_synth(f))^2)`` (RMS dB difference).
+
+    Means over bins rather than sums, so ``D`` does not depend on the frequency resolution. 0 for identical
+    spectra; a 2x amplitude error everywhere gives ``20 log10 2 = 6.02`` dB.
+
+    Returns ``{"per_lead": {lead: D}, "mean": mean over leads, "max", "metric", "unit": "dB",
+    "freqs": (F,) Hz of the bins used, "mean_log_psd_real", "mean_log_psd_synth": (C, F) dB,
+    "fs", "nperseg", "band": [fmin, fmax], "n_real", "n_synth"}``.
+    """
+    x = check_signals(real, "real")
+    y = check_signals(synth, "synth")
+    if x.shape[1:] != y.shape[1:]:
+        raise DataError(f"Welch distance: real and synth need the same leads and length: {x.shape} vs {y.shape}")
+    if metric not in ("l1", "l2"):
+        raise DataError(f"Welch distance: metric must be 'l1' or 'l2', got {metric!r}")
+    names = _lead_names(lead_names, x.shape[1])
+    seg = int(min(nperseg, x.shape[-1]))
+    top = fs / 2.0 if fmax is None else float(fmax)
+
+    def mean_log_psd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        total = None
+        for start in range(0, a.shape[0], 256):
+            f, p = sps.welch(a[start:start + 256].astype(np.float64), fs=fs, nperseg=seg, axis=-1)
+            s = (10.0 * np.log10(p + psd_floor)).sum(axis=0)
+            total = s if total is None else total + s
+        return f, total / a.shape[0]
+
+    freqs, sr = mean_log_psd(x)
+    _, ss = mean_log_psd(y)
+    band = (freqs >= fmin) & (freqs <= top)
+    if not band.any():
+        raise DataError(f"Welch distance: no frequency bin in [{fmin}, {top}] Hz (fs={fs}, nperseg={seg})")
+    diff = sr[:, band] - ss[:, band]
+    dist = np.mean(np.abs(diff), axis=1) if metric == "l1" else np.sqrt(np.mean(diff**2, axis=1))
+    return {
+        "per_lead": {name: float(v) for name, v in zip(names, dist)},
+        "mean": float(dist.mean()),
+        "max": float(dist.max()),
+        "metric": metric,
+        "unit": "dB",
+        "freqs": freqs[band],
+        "mean_log_psd_real": sr[:, band],
+        "mean_log_psd_synth": ss[:, band],
+        "fs": float(fs),
+        "nperseg": seg,
+        "band": [float(fmin), float(top)],
+        "n_real": int(x.shape[0]),
+        "n_synth": int(y.shape[0]),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- floor
+def real_floor(fn: Callable, real, rng=None, *, n_repeats: int = 1, **kwargs):
+    """``fn(half_a, half_b, **kwargs)`` for two disjoint random halves of ``real`` (split on axis 0).
+
+    The value a generator indistinguishable from the real data would reach, *for sets of half the size*:
+    size-biased metrics (Frechet distance, NN-based ones) must be compared with a synthetic value computed
+    at the same ``n`` (e.g. ``fn(half_a, synth[:len(half_b)])``). ``real`` is an array or a tuple / list of
+    arrays aligned on axis 0 (each is split the same way and passed as ``fn((a1, a2, ...), (b1, b2, ...))``).
+
+    Returns ``fn``'s result for ``n_repeats == 1``. For more repeats (new split each time): for float
+    results ``{"mean", "std", "values"}``; for dict results ``{"mean": {key: ...}, "std": {key: ...},
+    "values": [dict, ...]}`` over the keys whose values are numbers.
+    """
+    parts = tuple(real) if isinstance(real, (tuple, list)) else (real,)
+    arrays = [np.asarray(p) for p in parts]
+    n = arrays[0].shape[0]
+    if any(a.shape[0] != n for a in arrays):
+        raise DataError("real_floor: the arrays in `real` have different numbers of records")
+    if n < 4:
+        raise DataError(f"real_floor: need at least 4 records to split, got {n}")
+    if n_repeats < 1:
+        raise DataError(f"real_floor: n_repeats must be >= 1, got {n_repeats}")
+    gen = _rng(rng)
+    results = []
+    for _ in range(n_repeats):
+        perm = gen.permutation(n)
+        ia, ib = perm[: n // 2], perm[n // 2: 2 * (n // 2)]
+        a = tuple(x[ia] for x in arrays)
+        b = tuple(x[ib] for x in arrays)
+        if len(arrays) == 1:
+            a, b = a[0], b[0]
+        results.append(fn(a, b, **kwargs))
+    if n_repeats == 1:
+        return results[0]
+    if all(isinstance(r, (int, float, np.floating, np.integer)) for r in results):
+        v = np.asarray(results, dtype=np.float64)
+        return {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": [float(t) for t in v]}
+    if all(isinstance(r, dict) for r in results):
+        keys = [k for k, val in results[0].items() if isinstance(val, (int, float, np.floating, np.integer))
+                and not isinstance(val, bool)]
+        mean = {k: float(np.mean([r[k] for r in results])) for k in keys}
+        std = {k: float(np.std([r[k] for r in results], ddof=1)) for k in keys}
+        return {"mean": mean, "std": std, "values": results}
+    return {"values": results}
