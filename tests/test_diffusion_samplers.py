@@ -1,0 +1,261 @@
+"""Samplers on Gaussian data, where the exact noise predictor is known in closed form.
+
+Data: x0 ~ N(mu_d, s_d^2) independently per dimension d. With x_t = sqrt(ab) x0 + sqrt(1 - ab) eps,
+(x_t, eps) is jointly Gaussian, Var(x_t) = v_t = ab s^2 + 1 - ab and Cov(eps, x_t) = sqrt(1 - ab), so the
+MMSE (exact) predictor is eps*(x_t, t) = E[eps | x_t] = sqrt(1 - ab) (x_t - sqrt(ab) mu) / v_t.
+
+Two sources of error besides Monte Carlo:
+1. discretisation: even from the exact q(x_{T-1}) a sampler with a finite number of steps misses the data
+   variance (measured below: ancestral DDPM 200 steps up to -5.0 %, DDIM 50 steps up to -7.4 %,
+   DPM-Solver++ 20 log-SNR steps up to +0.8 %; the mean is exact for all of them);
+2. the start: the chain starts from N(0, I), but q(x_{T-1}) = N(sqrt(ab_T) mu, v_T) with ab_T = 0.132.
+   For the exact probability-flow ODE the output is then mu - mu s sqrt(ab_T) / sqrt(v_T) in mean and
+   s^2 / v_T in variance: a mean bias of -0.363 mu at s = 1 and a variance factor 1 / v_T in
+   [0.72, 1.15]. The dimensions (mu, s) = (0, 1) have no start bias at all (q(x_{T-1}) = N(0, 1)), and s = 1
+   has no variance bias whatever mu. The ancestral sampler forgets the start faster (mean bias -0.066 for
+   mu = 0.5, s = 1).
+The dimensions below cover both regimes and an ECG-like scale (std 0.3). The Monte Carlo tests check the
+stochastic machinery against these predictions within 4 standard errors; the tight checks of the
+deterministic samplers' accuracy read their (affine) input-output map off exactly, without sampling.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from midtecg.diffusion import (
+    DDIMSampler,
+    DDPMSampler,
+    DPMSolverPP2M,
+    NoiseSchedule,
+    evenly_spaced_timesteps,
+    logsnr_spaced_timesteps,
+    make_sampler,
+)
+
+MU = np.array([0.0, 0.5, 2.0, -1.0, 0.3, 1.0])
+SD = np.array([1.0, 1.0, 2.0, 0.3, 0.3, 0.5])
+N = 40_000  # samples per dimension: standard error of a variance ratio sqrt(2/N) = 0.71 %
+Z = 4.0  # tolerance in standard errors (the seeds are fixed; 4 SE keeps the bounds honest)
+
+SCHEDULE = NoiseSchedule()
+AB = SCHEDULE.alpha_bars.numpy()
+AB_T = AB[-1]
+V_T = AB_T * SD**2 + 1 - AB_T  # Var q(x_{T-1})
+
+# Known discretisation error bounds on |var / s^2 - 1| from the exact start (measured exactly, see
+# test_deterministic_samplers_exact_moments), with some slack.
+SAMPLERS = {
+    "ddpm": (lambda: DDPMSampler(SCHEDULE), 0.055),
+    "ddim50": (lambda: DDIMSampler(SCHEDULE, 50, eta=0.0), 0.08),
+    "dpm++20": (lambda: DPMSolverPP2M(SCHEDULE, 20), 0.01),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Elementwise ops on these small tensors are faster on one thread (and the machine is shared)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def exact_eps_fn(mu=MU, sd=SD):
+    mu_t = torch.tensor(mu, dtype=torch.float32)
+    var_t = torch.tensor(sd, dtype=torch.float32) ** 2
+    ab = SCHEDULE.table("alpha_bars")
+    calls = []
+
+    def eps_fn(x, t):
+        assert t.dtype == torch.long and t.shape == (x.shape[0],) and bool((t == t[0]).all())
+        calls.append(int(t[0]))
+        a = ab[t].view(-1, *([1] * (x.dim() - 1)))
+        return (1 - a).sqrt() * (x - a.sqrt() * mu_t) / (a * var_t + 1 - a)
+
+    eps_fn.calls = calls
+    return eps_fn
+
+
+def q_start(generator):
+    z = torch.randn(N, len(MU), generator=generator, dtype=torch.float64)
+    return (math.sqrt(AB_T) * torch.tensor(MU) + torch.tensor(np.sqrt(V_T)) * z).float()
+
+
+def ddpm_moments(m, v):
+    """Exact mean / variance after the ancestral chain (the step is affine in x_t for Gaussian data)."""
+    betas, bt = SCHEDULE.betas.numpy(), SCHEDULE.posterior_variance.numpy()
+    for t in range(SCHEDULE.num_steps - 1, -1, -1):
+        k = math.sqrt(1 - AB[t]) / (AB[t] * SD**2 + 1 - AB[t])  # eps* = k (x - sqrt(ab) mu)
+        c = betas[t] / math.sqrt(1 - AB[t])
+        a = (1 - c * k) / math.sqrt(1 - betas[t])
+        m = a * m + c * k * math.sqrt(AB[t]) * MU / math.sqrt(1 - betas[t])
+        v = a * a * v + bt[t]
+    return m, v
+
+
+def flow_prediction():
+    """Output moments of the exact probability-flow ODE started from N(0, 1) at t = T-1."""
+    return MU - MU * SD * math.sqrt(AB_T) / np.sqrt(V_T), SD**2 / V_T
+
+
+def moments(x):
+    x = x.double().numpy()
+    return x.mean(0), x.var(0, ddof=1)
+
+
+def mean_tol():
+    return Z * SD / math.sqrt(N)
+
+
+def var_ratio_tol():
+    return Z * math.sqrt(2 / (N - 1))
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_recovers_data_from_true_marginal(name):
+    build, disc = SAMPLERS[name]
+    g = torch.Generator().manual_seed(10)
+    out = build().sample(exact_eps_fn(), (N, len(MU)), generator=g, x_T=q_start(g), progress=False)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    mean, var = moments(out)
+    assert np.all(np.abs(mean - MU) < mean_tol()), (mean - MU)
+    assert np.all(np.abs(var / SD**2 - 1) < disc + var_ratio_tol()), var / SD**2
+
+
+def test_ddpm_matches_exact_moment_recursion():
+    """Ancestral chain vs the exact Gaussian recursion, from q(x_{T-1}) and from the default N(0, I)."""
+    m_q, v_q = ddpm_moments(math.sqrt(AB_T) * MU, V_T)
+    assert np.abs(m_q - MU).max() < 1e-12  # the mean is exact
+    assert 0.045 < np.abs(v_q / SD**2 - 1).max() < SAMPLERS["ddpm"][1]  # beta_tilde: ~5 % low at s = 0.3
+    m0, v0 = ddpm_moments(np.zeros_like(MU), np.ones_like(MU))
+    g = torch.Generator().manual_seed(11)
+    out = DDPMSampler(SCHEDULE).sample(exact_eps_fn(), (N, len(MU)), generator=g, progress=False)
+    mean, var = moments(out)
+    assert np.all(np.abs(mean - m0) < mean_tol())
+    assert np.all(np.abs(var / v0 - 1) < var_ratio_tol())
+    # no start bias in the (0, 1) dimension: the default chain recovers N(0, 1) there
+    assert abs(mean[0]) < mean_tol()[0] and abs(var[0] - 1) < 0.02 + var_ratio_tol()
+
+
+@pytest.mark.parametrize("name", ["ddim50", "dpm++20"])
+def test_default_start_bias_matches_flow_prediction(name):
+    build, disc = SAMPLERS[name]
+    g = torch.Generator().manual_seed(12)
+    out = build().sample(exact_eps_fn(), (N, len(MU)), generator=g, progress=False)
+    mean, var = moments(out)
+    m_flow, v_flow = flow_prediction()
+    # the bias is real and large for mu = 2, s = 2 (about -1.23) ...
+    assert mean[2] - MU[2] < -1.0
+    # ... and as predicted: mean within discretisation (0.011 for DDIM 50) + MC, variance within disc + MC
+    assert np.all(np.abs(mean - m_flow) < 0.015 + mean_tol()), mean - m_flow
+    assert np.all(np.abs(var / v_flow - 1) < disc + var_ratio_tol()), var / v_flow
+    # no start bias in the (0, 1) dimension
+    assert abs(mean[0]) < mean_tol()[0] and abs(var[0] - 1) < disc + var_ratio_tol()
+
+
+def _affine_map(sampler, mu=MU, sd=SD):
+    """Deterministic samplers are affine in x_T for Gaussian data: out = A x_T + B, read off exactly."""
+    eps_fn = exact_eps_fn(mu, sd)
+    b = sampler.sample(eps_fn, (1, len(mu)), x_T=torch.zeros(1, len(mu)), progress=False)[0].double().numpy()
+    a = sampler.sample(eps_fn, (1, len(mu)), x_T=torch.ones(1, len(mu)), progress=False)[0].double().numpy() - b
+    return a, b
+
+
+@pytest.mark.parametrize(
+    "sampler,bound",
+    [
+        (DDIMSampler(SCHEDULE, 50), 0.08),
+        (DDIMSampler(SCHEDULE, 200), 0.025),
+        (DPMSolverPP2M(SCHEDULE, 20), 0.01),
+        (DPMSolverPP2M(SCHEDULE, 50), 0.002),
+        (DPMSolverPP2M(SCHEDULE, 10), 0.05),
+    ],
+    ids=repr,
+)
+def test_deterministic_samplers_exact_moments(sampler, bound):
+    a, b = _affine_map(sampler)
+    mean_q, var_q = a * math.sqrt(AB_T) * MU + b, a**2 * V_T
+    assert np.abs(mean_q - MU).max() < 2e-5
+    assert np.abs(var_q / SD**2 - 1).max() < bound
+
+
+def test_dpm_solver_is_second_order():
+    """Variance error from the exact start shrinks ~4x per doubling of the steps (DDIM only ~2x)."""
+    errs = {}
+    for cls in (DDIMSampler, DPMSolverPP2M):
+        for steps in (25, 50, 100):
+            a, _ = _affine_map(cls(SCHEDULE, steps, spacing="linear"))
+            errs[cls, steps] = np.abs(a**2 * V_T / SD**2 - 1).max()
+    assert errs[DPMSolverPP2M, 50] / errs[DPMSolverPP2M, 100] > 3.5
+    assert errs[DPMSolverPP2M, 25] / errs[DPMSolverPP2M, 50] > 3.0
+    assert 1.7 < errs[DDIMSampler, 50] / errs[DDIMSampler, 100] < 2.3
+
+
+def test_ddim_eta1_all_steps_is_ancestral():
+    """With eta = 1 and every step, sigma_t^2 = (1-ab_{t-1})/(1-ab_t) (1 - ab_t/ab_{t-1}) = beta_tilde_t and
+    sqrt(ab_{t-1}) x0_hat + sqrt(1 - ab_{t-1} - beta_tilde_t) eps_hat is the DDPM posterior mean: the two
+    samplers are the same chain, so equal generators give (up to float32 rounding) equal samples."""
+    eps_fn = exact_eps_fn()
+    shape = (2000, len(MU))
+    a = DDPMSampler(SCHEDULE).sample(eps_fn, shape, generator=torch.Generator().manual_seed(3), progress=False)
+    b = DDIMSampler(SCHEDULE, 200, eta=1.0).sample(
+        eps_fn, shape, generator=torch.Generator().manual_seed(3), progress=False
+    )
+    torch.testing.assert_close(a, b, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [DDPMSampler(SCHEDULE), DDIMSampler(SCHEDULE, 30, eta=0.5), DPMSolverPP2M(SCHEDULE, 15)],
+    ids=repr,
+)
+def test_reproducible_and_interface(sampler):
+    shape = (3, 2, 50)
+    eps_fn = exact_eps_fn(MU[:2, None], SD[:2, None])
+    x1 = sampler.sample(eps_fn, shape, generator=torch.Generator().manual_seed(5), progress=False)
+    x2 = sampler.sample(eps_fn, shape, generator=torch.Generator().manual_seed(5), progress=False)
+    x3 = sampler.sample(eps_fn, shape, generator=torch.Generator().manual_seed(6), progress=False)
+    assert x1.shape == shape and torch.equal(x1, x2) and not torch.equal(x1, x3)
+    # the model is called once per step, from T-1 down to 0
+    eps_fn.calls.clear()
+    sampler.sample(eps_fn, shape, progress=False)
+    assert eps_fn.calls == list(sampler.timesteps) and eps_fn.calls[0] == 199 and eps_fn.calls[-1] == 0
+    # x_T is used as given (and not modified)
+    x_T = torch.randn(shape, generator=torch.Generator().manual_seed(7))
+    keep = x_T.clone()
+    y1 = sampler.sample(eps_fn, shape, generator=torch.Generator().manual_seed(8), x_T=x_T, progress=False)
+    assert torch.equal(x_T, keep) and not torch.equal(y1, x1)
+    with pytest.raises(ValueError):
+        sampler.sample(eps_fn, (3, 2, 49), x_T=x_T, progress=False)
+    with pytest.raises(ValueError):
+        sampler.sample(lambda x, t: x[:1], shape, progress=False)
+
+
+def test_progress_bar_runs(capsys):
+    DDIMSampler(SCHEDULE, 3).sample(lambda x, t: torch.zeros_like(x), (2, 4), progress=True)
+
+
+def test_timesteps_and_factory():
+    assert evenly_spaced_timesteps(200, 50)[:3] == (199, 195, 191) and evenly_spaced_timesteps(200, 50)[-1] == 0
+    assert evenly_spaced_timesteps(200, 200) == tuple(range(199, -1, -1))
+    assert evenly_spaced_timesteps(200, 1) == (199,)
+    for steps in (2, 3, 7, 20, 100, 199, 200):
+        ts = logsnr_spaced_timesteps(SCHEDULE, steps)
+        assert len(ts) == steps and ts[0] == 199 and ts[-1] == 0 and all(np.diff(ts) < 0)
+    with pytest.raises(ValueError):
+        evenly_spaced_timesteps(200, 201)
+    assert isinstance(make_sampler("ddpm", SCHEDULE), DDPMSampler)
+    s = make_sampler("ddim", SCHEDULE, steps=25, eta=1.0)
+    assert isinstance(s, DDIMSampler) and s.num_steps == 25 and s.eta == 1.0
+    s = make_sampler("dpm++2m", SCHEDULE)
+    assert isinstance(s, DPMSolverPP2M) and s.num_steps == 20 and s.spacing == "logsnr"
+    assert make_sampler("dpm++2m", SCHEDULE, steps=20, spacing="linear").timesteps == evenly_spaced_timesteps(200, 20)
+    with pytest.raises(ValueError):
+        make_sampler("ddpm", SCHEDULE, steps=50)
+    with pytest.raises(ValueError):
+        make_sampler("euler", SCHEDULE)
+    with pytest.raises(ValueError):
+        DDIMSampler(SCHEDULE, 10, spacing="quadratic")
