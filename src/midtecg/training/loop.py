@@ -1,0 +1,302 @@
+"""The training loop: one function, read top to bottom.
+
+Everything random in a step (which records, which diffusion times, which noise, which conditions are
+dropped) is drawn from generators seeded by (seed, step, rank), so a run resumed from a checkpoint
+continues exactly as if it had never stopped, and every rank of a distributed run draws its own batch.
+``train.batch_size`` is the batch of one process; the global batch is that times the world size.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+import midtecg
+from midtecg.data.cache import load_prepared
+from midtecg.data.conditions import ConditionEncoder
+from midtecg.data.leads import to_model_leads
+from midtecg.diffusion import NoiseSchedule
+from midtecg.losses import ObjectiveConfig, training_loss
+from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.training.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from midtecg.training.config import ExperimentConfig
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    """Join the process group that torchrun describes in the environment (a no-op without torchrun)."""
+    import os
+
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return Distributed()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, ddp: Distributed) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and ddp.world > 1:
+        name = f"cuda:{ddp.local_rank}"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("train.device asks for CUDA but no GPU is available")
+        torch.cuda.set_device(device)
+    return device
+
+
+def check_in_sync(model: torch.nn.Module) -> None:
+    """Raise if the ranks of a distributed run hold different weights (a broken gradient all-reduce)."""
+    sums = torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
+    gathered = [torch.zeros_like(sums) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, sums)  # gloo and nccl both accept CPU float64 here via the default group
+    for rank, other in enumerate(gathered):
+        if not torch.equal(other, gathered[0]):
+            raise RuntimeError(f"rank {rank} holds different weights from rank 0: the distributed run diverged")
+
+
+@lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """Record indices of one rank's batch at ``step``: a new permutation of the data every epoch."""
+    start = (step * world + rank) * batch_size
+    positions = np.arange(start, start + batch_size)
+    epochs, offsets = np.divmod(positions, n)
+    return np.array([_epoch_order(n, seed, int(e))[o] for e, o in zip(epochs, offsets)])
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 1_009 + rank)
+
+
+def generator_config(config: ExperimentConfig, model_config: SSSDConfig, encoder: ConditionEncoder,
+                     schedule: NoiseSchedule, manifest: dict) -> dict:
+    """What a checkpoint's config.json holds: everything needed to rebuild and sample the generator."""
+    return {
+        "midtecg_version": midtecg.__version__,
+        "model": model_config.to_dict(),
+        "conditions": encoder.to_dict(),
+        "schedule": schedule.to_dict(),
+        "signal": {"fs": manifest["rate"], "length": manifest["length"], "leads": "I,V1-V6,aVF"},
+        "experiment": config.to_dict(),
+    }
+
+
+def _model_inputs(signals: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(to_model_leads(np.asarray(signals, dtype=np.float32))))
+    if not torch.isfinite(x).all():
+        raise ValueError("the prepared cache holds NaN or inf samples; run `midtecg prepare` again")
+    return x
+
+
+def _draw(x0: torch.Tensor, schedule: NoiseSchedule, dropout: float, groups, gen: torch.Generator):
+    batch = x0.shape[0]
+    t = torch.randint(0, schedule.num_steps, (batch,), generator=gen, device=x0.device)
+    noise = torch.randn(x0.shape, generator=gen, device=x0.device)
+    drop = None
+    if dropout > 0:
+        drop = {g.name: torch.rand(batch, generator=gen, device=x0.device) < dropout for g in groups}
+    return t, noise, drop
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
+    decay = min(decay, (1 + step) / (10 + step))  # warm-up: early weights are not averaged in for long
+    ema_params = [p for p in ema.parameters()]
+    params = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+
+
+@torch.no_grad()
+def validation_loss(model, x_val, cond_val, schedule, objective, batch_size, batches, seed, device, autocast):
+    """Mean loss over fixed batches with fixed noise, so values are comparable across a run."""
+    model.eval()
+    losses = []
+    for i in range(batches):
+        idx = np.arange(i * batch_size, (i + 1) * batch_size) % len(x_val)
+        x0 = x_val[idx].to(device)
+        gen = torch.Generator(device=device).manual_seed(seed + 7919 * (i + 1))
+        t, noise, _ = _draw(x0, schedule, 0.0, (), gen)
+        x_t = schedule.add_noise(x0, noise, t)
+        with autocast:
+            eps_hat = model(x_t, t, {k: v[idx].to(device) for k, v in cond_val.items()})
+        loss, _ = training_loss(eps_hat.float(), noise, x_t, x0, t, schedule, objective)
+        losses.append(loss.item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def train(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train a generator as ``config`` says; returns the newest checkpoint folder."""
+    ddp = setup_distributed()
+    tc = config.train
+    device = pick_device(tc.device, ddp)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed + ddp.rank)
+    run_dir = Path(config.out_dir)
+
+    # Data: the whole training split lives in (pinned) host memory; batches are gathered by index.
+    if not config.data.cache:
+        raise ValueError("config [data] cache is empty: point it at a folder written by `midtecg prepare`")
+    train_data = load_prepared(config.data.cache, split=list(config.data.train_folds))
+    val_data = load_prepared(config.data.cache, split=list(config.data.val_folds))
+    if len(train_data.records) == 0:
+        raise ValueError(f"{config.data.cache}: no records in training folds {config.data.train_folds}")
+    encoder = ConditionEncoder.fit(train_data.records, config.conditions.mode, config.conditions.numeric_fields)
+    x_train = _model_inputs(train_data.signals)
+    cond_train = {k: torch.from_numpy(v) for k, v in encoder.encode(train_data.records).items()}
+    if device.type == "cuda":
+        x_train = x_train.pin_memory()
+        cond_train = {k: v.pin_memory() for k, v in cond_train.items()}
+    x_val = _model_inputs(val_data.signals) if len(val_data.records) else None
+    cond_val = {k: torch.from_numpy(v) for k, v in encoder.encode(val_data.records).items()} if x_val is not None else None
+
+    # Model, EMA, optimiser, schedule.
+    length = int(train_data.manifest["length"])
+    model_config = SSSDConfig(
+        length=length, channels=config.model.channels, blocks=config.model.blocks,
+        state_size=config.model.state_size, s4_variant=config.model.s4_variant,
+        condition_groups=encoder.groups, null_conditions=config.conditions.dropout > 0,
+    )
+    model = SSSDECG(model_config).to(device)
+    ema = None
+    if tc.ema_decay > 0:
+        ema = SSSDECG(model_config).to(device)
+        ema.load_state_dict(model.state_dict())
+        ema.requires_grad_(False).eval()
+    schedule = NoiseSchedule(config.diffusion.steps, config.diffusion.beta_start, config.diffusion.beta_end).to(device)
+    objective = ObjectiveConfig(**vars(config.objective))
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    warmup = max(tc.warmup_steps, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    saved_config = generator_config(config, model_config, encoder, schedule, train_data.manifest)
+
+    start_step = 0
+    if resume:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is not None:
+            start_step = load_training_state(checkpoint, model, ema, optimizer, scheduler)["step"]
+            if ddp.is_main:
+                print(f"resuming from {checkpoint} at step {start_step}")
+    elif ddp.is_main and latest_checkpoint(run_dir) is not None:
+        raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir")
+
+    step_model = model
+    if ddp.world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if tc.compile and device.type == "cuda":
+        step_model = torch.compile(step_model)
+    use_bf16 = tc.bf16 and device.type == "cuda"
+
+    def autocast():
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+    log_file = writer = bar = None
+    if ddp.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = run_dir / "log.csv"
+        new_log = not log_path.exists() or start_step == 0
+        log_file = log_path.open("w" if new_log else "a", newline="")
+        log = csv.writer(log_file)
+        if new_log:
+            log.writerow(["step", "loss", "eps_loss", "mel_loss", "lr", "val_loss", "steps_per_s", "elapsed_s"])
+        writer = _tensorboard(run_dir)
+        bar = tqdm(total=tc.steps, initial=start_step, desc=config.name, disable=not progress, dynamic_ncols=True)
+
+    n_train = len(x_train)
+    started, window_start, window_steps = time.perf_counter(), time.perf_counter(), 0
+    running: dict[str, float] = {}
+    model.train()
+    for step in range(start_step, tc.steps):
+        idx = batch_indices(step, n_train, tc.batch_size, tc.seed, ddp.rank, ddp.world)
+        x0 = x_train[idx].to(device, non_blocking=True)
+        conditions = {k: v[idx].to(device, non_blocking=True) for k, v in cond_train.items()}
+        t, noise, drop = _draw(x0, schedule, config.conditions.dropout, encoder.groups,
+                               step_generator(tc.seed, step, ddp.rank, device))
+        x_t = schedule.add_noise(x0, noise, t)
+        with autocast():
+            eps_hat = step_model(x_t, t, conditions, drop)
+        loss, parts = training_loss(eps_hat.float(), noise, x_t, x0, t, schedule, objective)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or enable train.grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        if ema is not None:
+            update_ema(ema, model, tc.ema_decay, step)
+
+        done = step + 1
+        window_steps += 1
+        for key, value in {"loss": loss, **parts}.items():
+            running[key] = running.get(key, 0.0) + float(value)
+        if ddp.is_main and (done % tc.log_every == 0 or done == tc.steps):
+            now = time.perf_counter()
+            rate = window_steps / max(now - window_start, 1e-9)
+            means = {k: v / window_steps for k, v in running.items()}
+            val = ""
+            if x_val is not None and (done % tc.val_every == 0 or done == tc.steps):
+                val = validation_loss(model, x_val, cond_val, schedule, objective, tc.batch_size, tc.val_batches,
+                                      tc.seed, device, autocast())
+                writer and writer.add_scalar("loss/val", val, done)
+            log.writerow([done, means["loss"], means.get("eps", ""), means.get("mel", ""),
+                          scheduler.get_last_lr()[0], val, rate, now - started])
+            log_file.flush()
+            if writer:
+                for key, value in means.items():
+                    writer.add_scalar(f"loss/{key}", value, done)
+                writer.add_scalar("steps_per_s", rate, done)
+            bar.set_postfix(loss=f"{means['loss']:.4f}", **({"val": f"{val:.4f}"} if val != "" else {}),
+                            it_s=f"{rate:.2f}")
+            running, window_start, window_steps = {}, now, 0
+        if bar is not None:
+            bar.update(1)
+        if done % tc.checkpoint_every == 0 or done == tc.steps:
+            if ddp.is_main:
+                save_checkpoint(run_dir, done, saved_config, model, ema, optimizer, scheduler,
+                                extra={"elapsed_s": time.perf_counter() - started}, keep=tc.keep_checkpoints)
+            if ddp.world > 1:
+                check_in_sync(model)
+                dist.barrier()
+    if bar is not None:
+        bar.close()
+    if log_file is not None:
+        log_file.close()
+    if writer is not None:
+        writer.close()
+    return latest_checkpoint(run_dir) or run_dir
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a broken install should not stop training
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
