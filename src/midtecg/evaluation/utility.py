@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from midtecg.data.errors import DataError
 from midtecg.models.xresnet1d import (
     XResNet1d,
     XResNet1dConfig,
@@ -193,14 +194,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def _check_signals(signals, name: str = "signals") -> np.ndarray:
     x = np.asarray(signals)
     if x.ndim != 3:
-        raise ValueError(f"{name}: expected an array (N, leads, L), got shape {x.shape}")
+        raise DataError(name, f"expected an array (N, leads, L), got shape {x.shape}")
     if x.shape[0] == 0:
-        raise ValueError(f"{name}: no records")
+        raise DataError(name, "no records")
     x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
-        raise ValueError(f"{name}: non-finite values in records {bad[:10].tolist()}"
-                         f"{' ...' if len(bad) > 10 else ''}")
+    finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        more = " ..." if len(bad) > 10 else ""
+        raise DataError(name, f"non-finite values in records {bad[:10].tolist()}{more}")
     return x
 
 
@@ -209,10 +211,10 @@ def _check_labels(labels, n: int, name: str = "labels") -> np.ndarray:
     if y.ndim == 1:
         y = y[:, None]
     if y.ndim != 2 or y.shape[0] != n:
-        raise ValueError(f"{name}: expected (N={n}, n_classes), got shape {np.asarray(labels).shape}")
+        raise DataError(name, f"expected (N={n}, n_classes), got shape {np.asarray(labels).shape}")
     y = y.astype(np.float32)
     if not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError(f"{name}: labels must be 0/1")
+        raise DataError(name, "labels must be 0/1")
     return y
 
 
@@ -292,12 +294,12 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
     y = _check_labels(labels, len(x))
     n, n_leads, length = x.shape
     if n < 2:
-        raise ValueError("need at least 2 training records")
+        raise DataError("signals", "need at least 2 training records")
     if val is not None:
         val_x = _check_signals(val[0], "val signals")
         val_y = _check_labels(val[1], len(val_x), "val labels")
         if val_y.shape[1] != y.shape[1] or val_x.shape[1] != n_leads:
-            raise ValueError("validation leads / classes differ from the training set")
+            raise DataError("val", "leads or classes differ from the training set")
     device = resolve_device(cfg.device)
     window = min(cfg.crop_samples, length)
 
@@ -337,7 +339,7 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen)
-        running, seen = 0.0, 0
+        running, seen = torch.zeros((), device=device), 0
         for b in range(n_batches):
             idx = perm[b * bs:(b + 1) * bs]
             xb = _random_crops(xt[idx], window, gen).to(device, non_blocking=non_blocking)
@@ -349,9 +351,9 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
             loss.backward()
             optimizer.step()
             scheduler.step()
-            running += float(loss.detach()) * len(idx)
+            running += loss.detach() * len(idx)  # no host sync per step
             seen += len(idx)
-        record = {"epoch": epoch + 1, "train_loss": running / max(seen, 1),
+        record = {"epoch": epoch + 1, "train_loss": float(running) / max(seen, 1),
                   "lr": optimizer.param_groups[0]["lr"]}
         if val is not None:
             scores = predict(model, val_x, batch_size=cfg.eval_batch_size, amp=cfg.amp)
@@ -400,6 +402,7 @@ def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: fl
     time_idx = starts[:, None] + torch.arange(window)  # (W, window)
 
     device = _model_device(model)
+    time_idx = time_idx.to(device)
     was_training = model.training
     model.eval()
     per_chunk = max(1, batch_size // n_windows)
@@ -575,12 +578,14 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
     xt = _check_signals(real_test, "real_test")
     yt = _check_labels(real_test_labels, len(xt), "real_test_labels")
     if not xr.shape[1] == xs.shape[1] == xt.shape[1]:
-        raise ValueError(f"lead counts differ: real {xr.shape}, synth {xs.shape}, test {xt.shape}")
+        raise DataError("run_utility",
+                        f"lead counts differ: real {xr.shape}, synth {xs.shape}, test {xt.shape}")
     if xr.shape[2] != xs.shape[2]:
-        raise ValueError(f"real ({xr.shape[2]}) and synthetic ({xs.shape[2]}) records differ in length; "
-                         "resample them to the same rate and length first")
+        raise DataError("run_utility", f"real ({xr.shape[2]}) and synthetic ({xs.shape[2]}) records differ "
+                        "in length; resample them to the same rate and length first")
     if not (yr.shape[1] == ys.shape[1] == yt.shape[1]):
-        raise ValueError(f"label widths differ: real {yr.shape[1]}, synth {ys.shape[1]}, test {yt.shape[1]}")
+        raise DataError("run_utility",
+                        f"label widths differ: real {yr.shape[1]}, synth {ys.shape[1]}, test {yt.shape[1]}")
     if class_names is not None and len(class_names) != yr.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {yr.shape[1]} classes")
     fractions = [float(f) for f in fractions]
