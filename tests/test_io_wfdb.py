@@ -112,6 +112,8 @@ def test_bad_input_raises(tmp_path):
         write_wfdb(_signals(1), tmp_path, comments=[{"note": "two\nlines"}])
     with pytest.raises(DataError):
         write_wfdb(_signals(1), tmp_path, names=["../escape"])
+    with pytest.raises(DataError, match="WFDB names"):
+        write_wfdb(_signals(1), tmp_path, names=["a.b"])
     with pytest.raises(DataError):
         write_wfdb(_signals(2), tmp_path, comments=[{}])
 

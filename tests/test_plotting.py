@@ -119,12 +119,16 @@ def test_plot_ecg12_pdf_and_lead_order(tmp_path):
         plot_ecg12(sig, fs=100, path=tmp_path / "ecg.jpg")
 
 
-def test_plot_ecg12_does_not_touch_pyplot():
+def test_plot_ecg12_does_not_touch_pyplot_and_other_dpi(tmp_path):
     import matplotlib.pyplot as plt
 
     before = plt.get_fignums()
-    plot_ecg12(_beats(), fs=100)
+    plot_ecg12(_beats(fs=500), fs=500, path=tmp_path / "ecg100.png", dpi=100)
     assert plt.get_fignums() == before
+    data = (tmp_path / "ecg100.png").read_bytes()
+    assert b"pHYs" in data  # the PNG carries its dpi, so it prints at physical scale
+    img = mpimg.imread(tmp_path / "ecg100.png")
+    assert (img.shape[1], img.shape[0]) == expected_pixel_size(100) == (1082, 724)  # 275 x 184 mm at 100 dpi
 
 
 def test_comparison_and_report_figures(tmp_path):
@@ -138,20 +142,24 @@ def test_comparison_and_report_figures(tmp_path):
     assert corr.shape == (12, 12) and corr[0, 1] == pytest.approx(1.0) and np.allclose(np.diag(corr), 1.0)
     figs = [
         correlation_heatmaps(signals, signals[::-1] + 0.1 * rng.standard_normal(signals.shape)),
-        correlation_heatmaps(corr, np.eye(12), title="t"),
         histogram_comparison(rng.normal(size=100), np.r_[rng.normal(size=100), np.nan], xlabel="x"),
         interval_histograms({"RR": rng.normal(800, 50, 50), "QT": [400.0]}, {"RR": rng.normal(820, 60, 50), "QT": []}),
         privacy_distance_histogram(rng.gamma(3, size=80), rng.gamma(3, size=80), vlines={"5%": 1.0}),
-        errorbar_lines({"real": ([0.6, 0.7], [0.02, 0.01]), "mixed": ([0.1, 1.0], [0.7, 0.75], None)}, x=[0.1, 1.0], logx=True),
+        errorbar_lines(
+            {"real": ([0.6, 0.7], [0.02, 0.01]), "mixed": ([0.1, 1.0], [0.7, 0.75], None)}, x=[0.1, 1.0], logx=True
+        ),
     ]
     import pandas as pd
 
-    frame = pd.DataFrame({"n": [10, 100, 10, 100], "auc": [0.6, 0.8, 0.7, 0.82], "sd": [0.05] * 4, "s": ["a", "a", "b", "b"]})
+    frame = pd.DataFrame(
+        {"n": [10, 100, 10, 100], "auc": [0.6, 0.8, 0.7, 0.82], "sd": [0.05] * 4, "s": ["a", "a", "b", "b"]}
+    )
     figs.append(errorbar_lines(frame, x="n", y="auc", yerr="sd", group="s"))
     for i, f in enumerate(figs):
         assert isinstance(f, Figure)
-        out = save_figure(f, tmp_path / f"fig{i}.png")
+        out = save_figure(f, tmp_path / f"fig{i}.png", dpi=50)
         img = mpimg.imread(out)
         assert img[..., :3].std() > 0.05  # not a blank canvas
     with pytest.raises(ValueError):
         errorbar_lines({"a": ([1.0], [0.1])})
+    assert len(correlation_heatmaps(corr, np.eye(12), title="t").axes) == 6  # matrices in, 3 panels + colorbars

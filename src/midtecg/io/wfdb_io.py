@@ -13,8 +13,8 @@ range is +-32767 units.
 
 **Overflow.** A lead whose amplitude does not fit ``32767 / gain`` mV is never clipped silently. With
 ``on_overflow="adjust"`` (default) that lead's gain is lowered to the largest 1-2-5 value that fits and a
-``DataWarning`` (a ``UserWarning``) names the record, the lead and the new gain (the header holds the per-lead gain, so any
-WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is raised instead.
+``DataWarning`` (a ``UserWarning``) names the record, the lead and the new gain (the header holds the
+per-lead gain, so any WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is raised instead.
 NaN or infinite samples always raise ``DataError``.
 
 **Conditions as header comments.** ``comments[i]`` (a dict) is written as lines ``# key: value`` in the
@@ -59,6 +59,7 @@ DEFAULT_GAIN = 1000.0
 DIGITAL_MAX = 32767  # format 16; -32768 is reserved for missing samples
 MAX_AUTO_GAIN = 100000.0
 
+_WFDB_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
 
@@ -257,6 +258,9 @@ def write_wfdb(
     x = _reorder_to_wfdb(x, lead_names)
     n = x.shape[0]
     record_names = _record_names(names, n)
+    for name in record_names:
+        if not _WFDB_NAME.match(name):
+            raise DataError(f"record name {name!r}: WFDB names use only letters, digits, '_' and '-'")
     if comments is not None and hasattr(comments, "to_dict") and hasattr(comments, "columns"):
         comments = comments.to_dict("records")
     if comments is not None:
@@ -358,7 +362,9 @@ def read_wfdb_folder(
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     pattern = "**/*.hea" if recursive else "*.hea"
-    headers = sorted(p for p in root.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts))
+    headers = sorted(
+        p for p in root.glob(pattern) if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     if not headers:
         raise DataError(f"{root}: no WFDB records (.hea files) found")
     signals, names, comments, rates = [], [], [], []
