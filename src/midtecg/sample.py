@@ -71,7 +71,7 @@ def load_generator(path: str | Path, device: str | torch.device | None = None) -
         raise ValueError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     device = resolve_device(device)
     model.to(device).eval().requires_grad_(False)
-    return ECGGenerator(model, schedule.to(device), encoder, fs, length, config, str(path))
+    return ECGGenerator(model, schedule, encoder, fs, length, config, str(path))
 
 
 def guided_eps_fn(model: SSSDECG, conditions: dict[str, torch.Tensor], guidance: float):

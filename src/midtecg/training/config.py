@@ -35,6 +35,7 @@ class ConditionsConfig:
 @dataclass
 class DiffusionConfig:
     steps: int = 200
+    kind: str = "linear"  # linear | cosine
     beta_start: float = 1e-4
     beta_end: float = 0.02
 

@@ -189,7 +189,8 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         ema = SSSDECG(model_config).to(device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False).eval()
-    schedule = NoiseSchedule(config.diffusion.steps, config.diffusion.beta_start, config.diffusion.beta_end).to(device)
+    schedule = NoiseSchedule(num_steps=config.diffusion.steps, kind=config.diffusion.kind, beta_start=config.diffusion.beta_start,
+                             beta_end=config.diffusion.beta_end)
     objective = ObjectiveConfig(**vars(config.objective))
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     warmup = max(tc.warmup_steps, 0)
@@ -224,7 +225,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         log_file = log_path.open("w" if new_log else "a", newline="")
         log = csv.writer(log_file)
         if new_log:
-            log.writerow(["step", "loss", "eps_loss", "mel_loss", "lr", "val_loss", "steps_per_s", "elapsed_s"])
+            log.writerow(["step", "loss", "mse_loss", "mel_loss", "lr", "val_loss", "steps_per_s", "elapsed_s"])
         writer = _tensorboard(run_dir)
         bar = tqdm(total=tc.steps, initial=start_step, desc=config.name, disable=not progress, dynamic_ncols=True)
 
@@ -255,7 +256,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
 
         done = step + 1
         window_steps += 1
-        for key, value in {"loss": loss, **parts}.items():
+        for key, value in parts.items():
             running[key] = running.get(key, 0.0) + float(value)
         if ddp.is_main and (done % tc.log_every == 0 or done == tc.steps):
             now = time.perf_counter()
@@ -266,7 +267,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
                 val = validation_loss(model, x_val, cond_val, schedule, objective, tc.batch_size, tc.val_batches,
                                       tc.seed, device, autocast())
                 writer and writer.add_scalar("loss/val", val, done)
-            log.writerow([done, means["loss"], means.get("eps", ""), means.get("mel", ""),
+            log.writerow([done, means["loss"], means.get("mse", ""), means.get("mel", ""),
                           scheduler.get_last_lr()[0], val, rate, now - started])
             log_file.flush()
             if writer:
