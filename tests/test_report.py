@@ -188,6 +188,8 @@ CHROMIUM_FLAGS = (
 def test_report_renders_in_headless_chromium(tmp_path):
     browser = _chromium()
     if browser is None:
+        if os.environ.get("MIDTECG_REQUIRE_CHROMIUM"):
+            pytest.fail("MIDTECG_REQUIRE_CHROMIUM is set but no chromium was found")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     _, path = _build(tmp_path)
     shot = tmp_path / "shot.png"
