@@ -1,0 +1,313 @@
+"""SSSD-ECG denoiser (method.md section 2) with grouped condition embeddings (section 5).
+
+``SSSDECG(config)(x_t (B, 8, L), t (B,), conditions {name: (B, size)}, drop {name: (B,) bool} | None)``
+returns the predicted noise (B, 8, L).
+
+Layout (published config: 8 leads, 256 channels, 36 blocks, S4 state 64, length 1000)::
+
+    x -> 1x1 conv 8->256 (weight-norm) -> ReLU -> 36 x residual block -> sum of skips * sqrt(1/36)
+      -> 1x1 conv 256->256 (weight-norm) -> ReLU -> 1x1 conv 256->8 (zero-initialised, plain)
+
+    step t -> sinusoidal code (64 frequencies exp(-ln(10000) i / 63), [sin, cos]) -> Linear 128->512, swish
+           -> Linear 512->512, swish                                     (shared by all blocks)
+    conditions -> per group a bias-free Linear(size -> embed_dim), concatenated (cond_dim) (shared)
+
+    block(x):  h = x + Linear(512->256)(step)            broadcast over time
+               h = Conv1d(256->512, k=3, pad 1)(h)       weight-norm
+               h = S4(h)                                 512 features
+               h = h + Linear(cond_dim->512)(cond)       per-block projection
+               h = S4(h)
+               out = tanh(h[:, :256]) * sigmoid(h[:, 256:])
+               res, skip = 1x1 conv(out), 1x1 conv(out)  weight-norm, 256->256 each
+               return (x + res) * sqrt(0.5), skip
+
+Weight normalisation (``torch.nn.utils.parametrizations.weight_norm``, one gain per output channel) is on
+the input conv, the k=3 conv, the residual and skip convs and the first output conv; the final conv is
+plain and zero-initialised. That is what makes the published count come out: 36 x 1,383,168 + 408,456 =
+50,202,504 trainable parameters (the S4 A, B and step sizes are buffers). The weight-normalised convs start
+from PyTorch's default conv initialisation (g = ||v||), as the reference effectively does.
+
+``null_conditions=True`` adds one learned null embedding per group (zero-initialised) that replaces the
+group's embedding where ``drop[name]`` is True (classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from midtecg.models.s4 import S4_VARIANTS, S4Layer
+
+__all__ = ["ConditionGroup", "SSSDConfig", "SSSDECG", "ResidualBlock", "step_embedding"]
+
+
+@dataclass(frozen=True)
+class ConditionGroup:
+    """One conditioning input: ``size`` features (multi-hot labels, one-hot bins, ...) embedded to
+    ``embed_dim`` by a bias-free linear map."""
+
+    name: str
+    size: int
+    embed_dim: int
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"condition group name must be a non-empty string, got {self.name!r}")
+        for key in ("size", "embed_dim"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"condition group {self.name!r}: {key} must be a positive integer, got {value!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | ConditionGroup) -> ConditionGroup:
+        if isinstance(data, ConditionGroup):
+            return data
+        if isinstance(data, (list, tuple)) and len(data) == 3:
+            return cls(str(data[0]), int(data[1]), int(data[2]))
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a condition group must be a dict with name, size, embed_dim; got {data!r}")
+        unknown = set(data) - {"name", "size", "embed_dim"}
+        if unknown:
+            raise ValueError(f"condition group has unknown fields {sorted(unknown)}")
+        try:
+            return cls(data["name"], data["size"], data["embed_dim"])
+        except KeyError as error:
+            raise ValueError(f"condition group lacks field {error.args[0]!r}: {dict(data)!r}") from None
+
+
+def _default_groups() -> tuple[ConditionGroup, ...]:
+    return (ConditionGroup("labels", 71, 128),)
+
+
+@dataclass
+class SSSDConfig:
+    """Shape of the SSSD-ECG denoiser. Defaults are the published configuration (50,202,504 parameters)."""
+
+    in_leads: int = 8
+    length: int = 1000
+    channels: int = 256
+    blocks: int = 36
+    state_size: int = 64
+    s4_variant: str = "s4"
+    step_embed_dim: int = 128
+    step_hidden: int = 512
+    condition_groups: tuple[ConditionGroup, ...] = field(default_factory=_default_groups)
+    null_conditions: bool = False
+
+    def __post_init__(self):
+        self.condition_groups = tuple(ConditionGroup.from_dict(g) for g in self.condition_groups)
+        for key in ("in_leads", "length", "channels", "blocks", "state_size", "step_embed_dim", "step_hidden"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"SSSDConfig.{key} must be a positive integer, got {value!r}")
+        if self.state_size % 2:
+            raise ValueError(f"SSSDConfig.state_size must be even (conjugate pairs), got {self.state_size}")
+        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
+            raise ValueError(f"SSSDConfig.step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
+        if self.s4_variant not in S4_VARIANTS:
+            raise ValueError(f"SSSDConfig.s4_variant must be one of {S4_VARIANTS}, got {self.s4_variant!r}")
+        if not self.condition_groups:
+            raise ValueError("SSSDConfig.condition_groups must hold at least one group")
+        names = [g.name for g in self.condition_groups]
+        if len(set(names)) != len(names):
+            raise ValueError(f"SSSDConfig.condition_groups has repeated names: {names}")
+        if not isinstance(self.null_conditions, bool):
+            raise ValueError(f"SSSDConfig.null_conditions must be a bool, got {self.null_conditions!r}")
+
+    @property
+    def cond_dim(self) -> int:
+        """Width of the concatenated condition embedding that enters every block."""
+        return sum(g.embed_dim for g in self.condition_groups)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict; ``SSSDConfig.from_dict(c.to_dict()) == c``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["condition_groups"] = [g.to_dict() for g in self.condition_groups]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SSSDConfig:
+        if not isinstance(data, Mapping):
+            raise ValueError(f"SSSDConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"SSSDConfig has no fields {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+def step_embedding(t: torch.Tensor, dim: int = 128) -> torch.Tensor:
+    """Sinusoidal code of diffusion steps t (B,): [sin(t f_i), cos(t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1))."""
+    half = dim // 2
+    freqs = torch.exp(torch.arange(half, device=t.device, dtype=torch.float32) * (-math.log(10000.0) / (half - 1)))
+    angles = t.to(torch.float32)[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def _wn_conv(c_in: int, c_out: int, kernel_size: int = 1) -> nn.Conv1d:
+    return weight_norm(nn.Conv1d(c_in, c_out, kernel_size, padding=(kernel_size - 1) // 2))
+
+
+class ResidualBlock(nn.Module):
+    """One SSSD-ECG residual block on ``channels`` (the S4 layers run on 2 x channels features)."""
+
+    def __init__(self, channels: int, step_dim: int, cond_dim: int, length: int, state_size: int, variant: str):
+        super().__init__()
+        self.channels = channels
+        self.step_proj = nn.Linear(step_dim, channels)
+        self.conv = _wn_conv(channels, 2 * channels, 3)
+        self.s4_1 = S4Layer(2 * channels, length, state_size, variant)
+        self.cond_proj = nn.Linear(cond_dim, 2 * channels)
+        self.s4_2 = S4Layer(2 * channels, length, state_size, variant)
+        self.res_conv = _wn_conv(channels, channels)
+        self.skip_conv = _wn_conv(channels, channels)
+
+    def forward(self, x: torch.Tensor, step: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = x + self.step_proj(step)[:, :, None]
+        h = self.conv(h)
+        h = self.s4_1(h)
+        h = h + self.cond_proj(cond)[:, :, None]
+        h = self.s4_2(h)
+        out = torch.tanh(h[:, :self.channels]) * torch.sigmoid(h[:, self.channels:])
+        # Residual and skip 1x1 convs as one conv (each keeps its own weight norm).
+        weight = torch.cat([self.res_conv.weight, self.skip_conv.weight])
+        bias = torch.cat([self.res_conv.bias, self.skip_conv.bias])
+        both = F.conv1d(out, weight, bias)
+        res, skip = both[:, :self.channels], both[:, self.channels:]
+        return (x + res) * math.sqrt(0.5), skip
+
+
+class SSSDECG(nn.Module):
+    """The SSSD-ECG denoiser: predicts the noise in x_t given the step t and the conditions."""
+
+    def __init__(self, config: SSSDConfig | None = None):
+        super().__init__()
+        config = SSSDConfig() if config is None else config
+        if not isinstance(config, SSSDConfig):
+            raise TypeError(f"SSSDECG expects an SSSDConfig, got {type(config).__name__}")
+        self.config = config
+        c = config.channels
+        self.input_conv = _wn_conv(config.in_leads, c)
+        self.step_mlp = nn.Sequential(
+            nn.Linear(config.step_embed_dim, config.step_hidden), nn.SiLU(),
+            nn.Linear(config.step_hidden, config.step_hidden), nn.SiLU(),
+        )
+        self.cond_embed = nn.ModuleDict({
+            g.name: nn.Linear(g.size, g.embed_dim, bias=False) for g in config.condition_groups
+        })
+        if config.null_conditions:
+            self.null_embed = nn.ParameterDict({
+                g.name: nn.Parameter(torch.zeros(g.embed_dim)) for g in config.condition_groups
+            })
+        else:
+            self.null_embed = None
+        self.blocks = nn.ModuleList([
+            ResidualBlock(c, config.step_hidden, config.cond_dim, config.length, config.state_size,
+                          config.s4_variant)
+            for _ in range(config.blocks)
+        ])
+        self.skip_out = _wn_conv(c, c)
+        self.out_conv = nn.Conv1d(c, config.in_leads, 1)
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def s4_layers(self) -> list[S4Layer]:
+        return [m for m in self.modules() if isinstance(m, S4Layer)]
+
+    @contextlib.contextmanager
+    def cached_kernels(self):
+        """Inside the context every S4 layer computes its kernel once (no grad) and reuses it: use it
+        for sampling, where the same weights run for every step."""
+        with contextlib.ExitStack() as stack:
+            for layer in self.s4_layers():
+                stack.enter_context(layer.cached_kernel())
+            yield self
+
+    def set_kernel_checkpointing(self, enabled: bool) -> None:
+        """Recompute S4 kernels in backward (default, saves ~130 MB per S4 layer at H=512, L=1000) or keep
+        their intermediates (faster backward, more memory)."""
+        for layer in self.s4_layers():
+            layer.checkpoint_kernel = bool(enabled)
+
+    def embed_conditions(self, conditions: Mapping[str, torch.Tensor], drop: Mapping[str, torch.Tensor] | None,
+                         batch: int, device: torch.device) -> torch.Tensor:
+        """The condition vector (B, cond_dim) shared by all blocks."""
+        if not isinstance(conditions, Mapping):
+            raise TypeError(f"conditions must be a dict of tensors by group name, got {type(conditions).__name__}")
+        groups = self.config.condition_groups
+        expected = [g.name for g in groups]
+        missing = [n for n in expected if n not in conditions]
+        unknown = [n for n in conditions if n not in expected]
+        if missing or unknown:
+            raise ValueError(f"conditions must have exactly the groups {expected}; "
+                             f"missing {missing}, unknown {unknown}")
+        if drop is not None:
+            if self.null_embed is None:
+                raise ValueError("drop was given but the model has no null embeddings "
+                                 "(build it with SSSDConfig(null_conditions=True))")
+            if not isinstance(drop, Mapping):
+                raise TypeError(f"drop must be a dict of bool tensors by group name, got {type(drop).__name__}")
+            unknown = [n for n in drop if n not in expected]
+            if unknown:
+                raise ValueError(f"drop names unknown condition groups {unknown}; groups are {expected}")
+        parts = []
+        for group in groups:
+            value = conditions[group.name]
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"condition {group.name!r} must be a tensor, got {type(value).__name__}")
+            if value.shape != (batch, group.size):
+                raise ValueError(f"condition {group.name!r} must have shape ({batch}, {group.size}), "
+                                 f"got {tuple(value.shape)}")
+            embed = self.cond_embed[group.name]
+            emb = embed(value.to(device=device, dtype=embed.weight.dtype))
+            mask = None if drop is None else drop.get(group.name)
+            if mask is not None:
+                if not isinstance(mask, torch.Tensor) or mask.shape != (batch,):
+                    raise ValueError(f"drop[{group.name!r}] must be a bool tensor of shape ({batch},), "
+                                     f"got {getattr(mask, 'shape', type(mask).__name__)}")
+                null = self.null_embed[group.name].to(emb.dtype)
+                emb = torch.where(mask.to(device=device, dtype=torch.bool)[:, None], null, emb)
+            parts.append(emb)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    # ---- forward -------------------------------------------------------------------------------------
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, conditions: Mapping[str, torch.Tensor],
+                drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        cfg = self.config
+        if x_t.dim() != 3 or x_t.shape[1] != cfg.in_leads:
+            raise ValueError(f"x_t must have shape (batch, {cfg.in_leads}, length), got {tuple(x_t.shape)}")
+        batch, length = x_t.shape[0], x_t.shape[2]
+        if length > cfg.length:
+            raise ValueError(f"the model was built for at most {cfg.length} samples, got {length}")
+        t = torch.as_tensor(t, device=x_t.device)
+        if t.dim() == 0:
+            t = t.expand(batch)
+        elif t.dim() == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        if t.shape != (batch,):
+            raise ValueError(f"t must have shape ({batch},), got {tuple(t.shape)}")
+        cond = self.embed_conditions(conditions, drop, batch, x_t.device)
+        step = self.step_mlp(step_embedding(t, cfg.step_embed_dim).to(self.step_mlp[0].weight.dtype))
+
+        h = F.relu(self.input_conv(x_t))
+        skip = None
+        for block in self.blocks:
+            h, s = block(h, step, cond)
+            skip = s if skip is None else skip + s
+        skip = skip * math.sqrt(1.0 / len(self.blocks))
+        return self.out_conv(F.relu(self.skip_out(skip)))
+
+    def extra_repr(self) -> str:
+        return f"config={self.config}"
