@@ -12,8 +12,8 @@
   ``n_subsets`` random subsets of ``subset_size`` records drawn without replacement from each set
   (100 subsets of 1000 in the paper), reported with its standard deviation over subsets. Unbiased:
   about 0 (and possibly negative) for two samples of one distribution.
-- :func:`mmd`: kernel MMD^2 directly on signals (flattened; optionally block-averaged in time and
-  centred per lead), Gaussian kernel ``exp(-||x - y||^2 / (2 sigma^2))`` with the median heuristic
+- :func:`mmd`: kernel MMD^2 directly on signals (flattened, block-averaged in time by 4 by default,
+  optionally centred per lead), Gaussian kernel ``exp(-||x - y||^2 / (2 sigma^2))`` with the median heuristic
   (``sigma`` = median Euclidean distance between distinct points of the pooled sample), unbiased
   U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory.
 - :func:`welch_psd_distance`: per lead, the distance in dB between the sets' mean log power spectra (see
@@ -111,6 +111,13 @@ def _mmd2_unbiased(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
     return float(sxx + syy - 2.0 * kxy.mean())
 
 
+def _cubic(x: np.ndarray, y: np.ndarray, d: int) -> np.ndarray:
+    k = x @ y.T
+    k /= d
+    k += 1.0
+    return k * k * k
+
+
 def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, rng=None) -> dict:
     """Kernel Inception Distance between two embedding sets (Binkowski et al. 2018).
 
@@ -133,7 +140,7 @@ def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, r
     for s in range(n_subsets):  # loop over subsets; each subset is one vectorised kernel computation
         x = a[gen.choice(a.shape[0], m, replace=False)]
         y = b[gen.choice(b.shape[0], m, replace=False)]
-        vals[s] = _mmd2_unbiased((x @ x.T / d + 1.0) ** 3, (y @ y.T / d + 1.0) ** 3, (x @ y.T / d + 1.0) ** 3)
+        vals[s] = _mmd2_unbiased(_cubic(x, x, d), _cubic(y, y, d), _cubic(x, y, d))
     return {"kid": float(vals.mean()), "kid_std": float(vals.std(ddof=1)) if n_subsets > 1 else 0.0,
             "n_subsets": int(n_subsets), "subset_size": int(m), "n_real": int(a.shape[0]),
             "n_synth": int(b.shape[0]), "dim": int(d)}
@@ -194,7 +201,7 @@ def _median_distance(z: np.ndarray, max_samples: int, gen: np.random.Generator) 
     return float(np.sqrt(np.median(np.maximum(d2[iu], 0.0))))
 
 
-def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 1, center: bool = False,
+def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 4, center: bool = False,
         max_median_samples: int = 1000, rng=None) -> dict:
     """Unbiased kernel MMD^2 between two sets of signals (or any ``(N, D)`` features), Gaussian kernel.
 
@@ -202,7 +209,16 @@ def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 1, cen
     is ``sigma = bandwidth`` if given, else the median heuristic: the median Euclidean distance between
     distinct records of the pooled set (a random subset of ``max_median_samples`` records when larger).
     ``MMD^2_u = mean_{i != j} k(x_i, x_j) + mean_{i != j} k(y_i, y_j) - 2 mean_{i, j} k(x_i, y_j)``,
-    about 0 (possibly slightly negative) for two samples of one distribution, at most 2.
+    about 0 (possibly slightly negative) for two samples of one distribution, at most 2; for two copies
+    of one set it is ``-2 (1 - mean off-diagonal kernel) / n``.
+
+    ``downsample=4`` (default; 100 Hz -> 25 Hz block means, 3,000 values per 12-lead record) keeps the ECG
+    waves and suppresses broadband content, and the distances concentrate less than in 12,000
+    dimensions: on 100 vs 100 PTB-XL records, white noise of the same variance gives MMD^2 = 0.029 against a
+    real-vs-real floor of 0.0001 +- 0.0008 (35 floor SDs), while at full rate it is 0.0013 (2 SDs). Use
+    ``downsample=1`` for the full-rate signal; high-frequency content is checked by
+    :func:`welch_psd_distance`. In any case Gaussian MMD on raw signals mostly sees amplitude and
+    low-frequency shape: records of different patients are nearly orthogonal vectors.
 
     Returns ``{"mmd2", "mmd" (sqrt of max(mmd2, 0)), "bandwidth", "dim", "n_real", "n_synth"}``.
     """
@@ -304,6 +320,8 @@ def real_floor(fn: Callable, real, rng=None, *, n_repeats: int = 1, **kwargs):
     size-biased metrics (Frechet distance, NN-based ones) must be compared with a synthetic value computed
     at the same ``n`` (e.g. ``fn(half_a, synth[:len(half_b)])``). ``real`` is an array or a tuple / list of
     arrays aligned on axis 0 (each is split the same way and passed as ``fn((a1, a2, ...), (b1, b2, ...))``).
+    ``kwargs`` go to ``fn``; ``rng`` is this function's own (the split), so give ``fn`` a seed with
+    ``functools.partial(fn, rng=...)``.
 
     Returns ``fn``'s result for ``n_repeats == 1``. For more repeats (new split each time): for float
     results ``{"mean", "std", "values"}``; for dict results ``{"mean": {key: ...}, "std": {key: ...},
