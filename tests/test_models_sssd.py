@@ -1,0 +1,256 @@
+"""SSSD-ECG denoiser: published parameter count, init, gradients, conditions, config round trip."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from midtecg.models.s4 import S4Layer
+from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig, step_embedding
+
+SMALL = dict(channels=16, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread is much faster than two contended ones on a shared CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def small_config(**overrides) -> SSSDConfig:
+    return SSSDConfig(**{**SMALL, **overrides})
+
+
+def inputs(cfg: SSSDConfig, batch: int = 3, length: int | None = None, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    length = cfg.length if length is None else length
+    x = torch.randn(batch, cfg.in_leads, length, generator=g)
+    t = torch.randint(0, 200, (batch,), generator=g)
+    cond = {grp.name: (torch.rand(batch, grp.size, generator=g) < 0.3).float() for grp in cfg.condition_groups}
+    return x, t, cond
+
+
+def perturb_output(model: SSSDECG, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        model.out_conv.weight.copy_(0.1 * torch.randn(model.out_conv.weight.shape, generator=g))
+        model.out_conv.bias.copy_(0.1 * torch.randn(model.out_conv.bias.shape, generator=g))
+
+
+def n_trainable(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_published_parameter_count():
+    with torch.device("meta"):
+        model = SSSDECG(SSSDConfig())
+    assert n_trainable(model) == 50_202_504
+    block = model.blocks[0]
+    assert n_trainable(block) == 1_383_168
+    assert n_trainable(block.conv) == 394_240
+    assert n_trainable(block.s4_1) == 328_704 + 1_024
+    assert n_trainable(model) - 36 * n_trainable(block) == 408_456
+    assert n_trainable(model.cond_embed) == 71 * 128
+    assert n_trainable(model.out_conv) == 2_056
+    # A, B and the step sizes are buffers
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_buffers()}
+    assert names == {"log_dt", "lam", "B", "P"}
+
+
+def test_paper_demographic_configs_keep_cond_dim_128():
+    for extra in (ConditionGroup("age", 6, 32), ConditionGroup("sex", 2, 32)):
+        cfg = SSSDConfig(condition_groups=(ConditionGroup("labels", 71, 96), extra))
+        assert cfg.cond_dim == 128
+        with torch.device("meta"):
+            model = SSSDECG(cfg)
+        assert n_trainable(model) == 50_202_504 - 71 * 128 + 71 * 96 + extra.size * 32
+
+
+def test_step_embedding_formula():
+    t = torch.tensor([0, 7, 199])
+    emb = step_embedding(t, 128)
+    freqs = torch.exp(-math.log(10000) * torch.arange(64) / 63)
+    assert emb.shape == (3, 128)
+    assert torch.allclose(emb[:, :64], torch.sin(t[:, None] * freqs), atol=1e-4)
+    assert torch.allclose(emb[:, 64:], torch.cos(t[:, None] * freqs), atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["s4", "s4d"])
+def test_small_model_shapes_zero_init_gradients(variant):
+    cfg = small_config(s4_variant=variant)
+    torch.manual_seed(0)
+    model = SSSDECG(cfg)
+    x, t, cond = inputs(cfg)
+    out = model(x, t, cond)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert torch.count_nonzero(out) == 0  # zero-initialised output conv
+    perturb_output(model)
+    model(x, t, cond).square().mean().backward()
+    # The last block's residual output is never used (only its skip is), as in the reference: its
+    # residual conv is counted in the published total but gets no gradient.
+    dead = f"blocks.{cfg.blocks - 1}.res_conv."
+    for name, p in model.named_parameters():
+        if name.startswith(dead):
+            assert p.grad is None or p.grad.abs().sum() == 0, name
+        else:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # shorter sequences run; longer ones are refused
+    assert model(x[..., :40], t, cond).shape == (3, 8, 40)
+    with pytest.raises(ValueError, match="at most 64"):
+        model(torch.randn(3, 8, 65), t, cond)
+
+
+def test_same_seed_same_output():
+    cfg = small_config()
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(11)
+        model = SSSDECG(cfg)
+        perturb_output(model)
+        outs.append(model(*inputs(cfg)))
+    assert torch.equal(outs[0], outs[1])
+    torch.manual_seed(12)
+    other = SSSDECG(cfg)
+    perturb_output(other)
+    assert not torch.equal(other(*inputs(cfg)), outs[0])
+
+
+def test_output_depends_on_step_and_conditions():
+    cfg = small_config()
+    torch.manual_seed(1)
+    model = SSSDECG(cfg)
+    perturb_output(model)
+    x, t, cond = inputs(cfg)
+    base = model(x, t, cond)
+    assert not torch.allclose(base, model(x, t + 1, cond))
+    assert not torch.allclose(base, model(x, t, {"labels": 1 - cond["labels"]}))
+    # each sample only sees its own conditions
+    assert torch.allclose(model(x[:1], t[:1], {"labels": cond["labels"][:1]}), base[:1], atol=1e-5)
+    # scalar and (B, 1) steps
+    assert torch.allclose(model(x, t[:, None], cond), base)
+    assert torch.allclose(model(x, torch.tensor(5), cond), model(x, torch.full((3,), 5), cond))
+
+
+def test_condition_groups_and_null_embeddings():
+    groups = (ConditionGroup("labels", 71, 12), ConditionGroup("age", 6, 4))
+    cfg = small_config(condition_groups=groups, null_conditions=True)
+    torch.manual_seed(2)
+    model = SSSDECG(cfg)
+    perturb_output(model)
+    assert model.config.cond_dim == 16
+    assert n_trainable(model.null_embed) == 16
+    x, t, cond = inputs(cfg)
+    keep = {"labels": torch.zeros(3, dtype=torch.bool), "age": torch.zeros(3, dtype=torch.bool)}
+    base = model(x, t, cond)
+    assert torch.equal(model(x, t, cond, keep), base)
+    # dropping every group: output no longer depends on the conditions
+    drop_all = {k: torch.ones(3, dtype=torch.bool) for k in keep}
+    other = {k: 1 - v for k, v in cond.items()}
+    assert torch.allclose(model(x, t, cond, drop_all), model(x, t, other, drop_all))
+    # dropping one sample's age only affects that sample
+    partial = {"age": torch.tensor([False, True, False])}
+    out = model(x, t, cond, partial)
+    assert torch.allclose(out[[0, 2]], base[[0, 2]], atol=1e-5)
+    with torch.no_grad():
+        model.null_embed["age"].fill_(3.0)
+    assert not torch.allclose(model(x, t, cond, partial)[1], base[1])
+    # the null embeddings are trained
+    model.zero_grad()
+    model(x, t, cond, partial).square().mean().backward()
+    assert model.null_embed["age"].grad.abs().sum() > 0
+    assert model.null_embed["labels"].grad is None  # labels were not dropped
+
+
+def test_condition_errors():
+    cfg = small_config()
+    model = SSSDECG(cfg)
+    x, t, cond = inputs(cfg)
+    with pytest.raises(ValueError, match="missing \\['labels'\\]"):
+        model(x, t, {})
+    with pytest.raises(ValueError, match="unknown \\['age'\\]"):
+        model(x, t, {**cond, "age": torch.zeros(3, 6)})
+    with pytest.raises(ValueError, match=r"shape \(3, 71\)"):
+        model(x, t, {"labels": torch.zeros(3, 70)})
+    with pytest.raises(ValueError, match=r"shape \(3, 71\)"):
+        model(x, t, {"labels": torch.zeros(2, 71)})
+    with pytest.raises(ValueError, match="null embeddings"):
+        model(x, t, cond, {"labels": torch.zeros(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="x_t must have shape"):
+        model(x[:, :7], t, cond)
+    with pytest.raises(ValueError, match="t must have shape"):
+        model(x, t[:2], cond)
+    null_model = SSSDECG(small_config(null_conditions=True))
+    with pytest.raises(ValueError, match="unknown condition groups"):
+        null_model(x, t, cond, {"sex": torch.zeros(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"drop\['labels'\]"):
+        null_model(x, t, cond, {"labels": torch.zeros(2, dtype=torch.bool)})
+
+
+def test_config_round_trip_and_validation():
+    cfg = SSSDConfig(condition_groups=(ConditionGroup("labels", 71, 96), ConditionGroup("sex", 2, 32)),
+                     null_conditions=True, s4_variant="s4d")
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert SSSDConfig.from_dict(data) == cfg
+    assert SSSDConfig.from_dict(SSSDConfig().to_dict()) == SSSDConfig()
+    assert isinstance(SSSDConfig.from_dict(data).condition_groups, tuple)
+    with pytest.raises(ValueError, match="no fields"):
+        SSSDConfig.from_dict({**data, "dropout": 0.1})
+    with pytest.raises(ValueError, match="s4_variant"):
+        SSSDConfig(s4_variant="s5")
+    with pytest.raises(ValueError, match="repeated"):
+        SSSDConfig(condition_groups=(ConditionGroup("a", 2, 2), ConditionGroup("a", 3, 2)))
+    with pytest.raises(ValueError, match="positive"):
+        ConditionGroup("a", 0, 2)
+    with pytest.raises(ValueError, match="channels"):
+        SSSDConfig(channels=0)
+
+
+def test_cached_kernels_context():
+    cfg = small_config()
+    torch.manual_seed(3)
+    model = SSSDECG(cfg).eval()
+    perturb_output(model)
+    x, t, cond = inputs(cfg)
+    with torch.no_grad():
+        plain = model(x, t, cond)
+        with model.cached_kernels():
+            assert all(layer._cache is not None for layer in model.s4_layers())
+            cached = [model(x, t, cond) for _ in range(2)]
+            assert all(len(layer._cache) == 1 for layer in model.s4_layers())
+    assert all(layer._cache is None for layer in model.s4_layers())
+    assert len(model.s4_layers()) == 2 * cfg.blocks
+    assert torch.allclose(cached[0], plain, atol=1e-5) and torch.equal(cached[0], cached[1])
+
+
+def test_bf16_autocast_forward_backward():
+    cfg = small_config()
+    torch.manual_seed(4)
+    model = SSSDECG(cfg)
+    perturb_output(model)
+    x, t, cond = inputs(cfg)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, t, cond)
+    out.float().square().mean().backward()
+    assert torch.isfinite(out).all()
+    ref = model(x, t, cond)
+    assert (out.float() - ref).abs().max() < 0.1 * ref.abs().max() + 1e-3
+
+
+def test_float64_model():
+    cfg = small_config(blocks=1)
+    torch.manual_seed(5)
+    model = SSSDECG(cfg).double()
+    perturb_output(model)
+    x, t, cond = inputs(cfg)
+    out = model(x.double(), t, cond)
+    assert out.dtype == torch.float64
+
+
+def test_every_layer_is_s4():
+    model = SSSDECG(small_config(s4_variant="s4d-lin"))
+    assert {layer.variant for layer in model.s4_layers()} == {"s4d-lin"}
+    assert all(isinstance(b.s4_1, S4Layer) for b in model.blocks)
