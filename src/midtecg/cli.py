@@ -39,6 +39,35 @@ def _train(args) -> None:
     print(f"checkpoint: {checkpoint}")
 
 
+def _generate(args) -> None:
+    from midtecg.generate import (conditions_from_csv, conditions_from_request, generate, paired_conditions)
+
+    flags = {"labels": args.labels, "age": args.age, "sex": args.sex, "height": args.height,
+             "weight": args.weight, "heart_rate": args.heart_rate}
+    given = sorted(name for name, value in flags.items() if value is not None)
+    if args.conditions and args.paired:
+        raise ValueError("--conditions and --paired both say where conditions come from; give one")
+    if (args.conditions or args.paired) and given:
+        raise ValueError(f"--{given[0].replace('_', '-')} cannot be combined with --conditions or --paired")
+    if (args.conditions or args.paired) and args.n is not None and not args.paired:
+        raise ValueError("-n cannot be combined with --conditions: the file has one row per ECG")
+    if args.conditions:
+        conditions = conditions_from_csv(args.conditions)
+    elif args.paired:
+        conditions = paired_conditions(args.paired, split=args.split, limit=args.n)
+    else:
+        conditions = conditions_from_request(n=args.n or 1, **flags)
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    result = generate(
+        conditions, model=args.model, out_dir=args.out, formats=formats, fs=args.fs, sampler=args.sampler,
+        steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
+        device=args.device, progress=not args.quiet,
+    )
+    print(f"generated {len(result.ecgs.signals)} ECGs at {result.ecgs.fs} Hz in {result.out_dir}")
+    for kind, paths in result.files.items():
+        print(f"  {kind}: {len(paths)} file(s), e.g. {paths[0]}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from midtecg import __version__
 
@@ -66,6 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("generate", help="sample synthetic 12-lead ECGs (the built-in default model unless --model)")
+    p.add_argument("-n", type=int, help="number of ECGs (default 1; with --paired, at most this many)")
+    p.add_argument("--labels", help="SCP codes or descriptions, comma-separated, e.g. NORM or IMI,SR")
+    p.add_argument("--age", type=float, help="age in years")
+    p.add_argument("--sex", help="male or female")
+    p.add_argument("--height", type=float, help="height in cm")
+    p.add_argument("--weight", type=float, help="weight in kg")
+    p.add_argument("--heart-rate", type=float, help="heart rate in bpm")
+    p.add_argument("--conditions", help="CSV with one row per ECG: labels, age, sex, height, weight, heart_rate")
+    p.add_argument("--paired", metavar="CACHE", help="copy the conditions of the real records of a prepared cache")
+    p.add_argument("--split", default="test", help="with --paired: train, val or test (default test)")
+    p.add_argument("--model", help="a checkpoint or run folder (default: the built-in model)")
+    p.add_argument("--out", default="out/generated", help="output folder (default out/generated)")
+    p.add_argument("--format", default="wfdb,png", help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)")
+    p.add_argument("--fs", type=int, help="output rate; a multiple of the model's rate (e.g. 500)")
+    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="default ddpm (200 ancestral steps)")
+    p.add_argument("--steps", type=int, help="sampler steps (ddim, dpm++2m)")
+    p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_generate)
     return parser
 
 
