@@ -42,7 +42,8 @@ Measures (all in :func:`privacy_audit`):
   percentile of the train-to-train nearest-neighbour distances (leave-one-out): closer to a training record
   than all but 1 % of training records are to their nearest other training record. By construction about
   1 % of *independent* real records also fall below it; ``near_copy_fraction_holdout`` measures exactly
-  that baseline on the holdout.
+  that baseline on the holdout (same threshold) and ``near_copy_excess`` is the synthetic fraction minus
+  it.
 
 Distance measures alone can look safe while attacks succeed (method.md section 6): report all of them.
 Note that a generator that produces garbage passes every privacy check; privacy is only meaningful
@@ -350,9 +351,11 @@ def _train_nn_distances(tr: np.ndarray, max_queries: int | None, gen) -> np.ndar
 
 def _near_copies_from(d_synth, d_holdout, d_train_nn, percentile) -> dict:
     thr = float(np.percentile(d_train_nn, percentile))
+    frac = float(np.mean(d_synth <= thr))
+    frac_h = float(np.mean(d_holdout <= thr))
     return {"near_copy_threshold": thr, "near_copy_percentile": float(percentile),
-            "near_copy_count": int((d_synth <= thr).sum()), "near_copy_fraction": float(np.mean(d_synth <= thr)),
-            "near_copy_fraction_holdout": float(np.mean(d_holdout <= thr)),
+            "near_copy_count": int((d_synth <= thr).sum()), "near_copy_fraction": frac,
+            "near_copy_fraction_holdout": frac_h, "near_copy_excess": frac - frac_h,
             "train_nn_summary": _summary(d_train_nn)}
 
 
@@ -362,8 +365,9 @@ def near_copies(train, synth, holdout=None, *, percentile: float = 1.0, center: 
 
     ``max_queries``: the train-to-train distances use at most that many random training records (each
     against the whole training set). Returns ``{"near_copy_threshold", "near_copy_percentile",
-    "near_copy_count", "near_copy_fraction", "near_copy_fraction_holdout" (NaN without holdout; the rate
-    for independent real records), "train_nn_summary"}``.
+    "near_copy_count", "near_copy_fraction", "near_copy_fraction_holdout" (the rate for independent real
+    records), "near_copy_excess" (synthetic minus holdout fraction; both NaN without holdout),
+    "train_nn_summary"}``.
     """
     sets = {"train": train, "synth": synth} if holdout is None else {"train": train, "synth": synth,
                                                                       "holdout": holdout}
@@ -373,7 +377,7 @@ def near_copies(train, synth, holdout=None, *, percentile: float = 1.0, center: 
     dh = nearest_neighbors(f["holdout"], f["train"], k=1)[0][:, 0] if holdout is not None else np.array([np.nan])
     out = _near_copies_from(ds, dh, _train_nn_distances(f["train"], max_queries, gen), percentile)
     if holdout is None:
-        out["near_copy_fraction_holdout"] = math.nan
+        out["near_copy_fraction_holdout"] = out["near_copy_excess"] = math.nan
     return out
 
 
@@ -447,7 +451,7 @@ DEFAULT_GATE_THRESHOLDS: dict[str, tuple[str, float]] = {
     "mia_density_ratio_auc": ("<=", 0.60),
     "nnaa_train": (">=", 0.40),
     "nnaa_privacy_loss": ("<=", 0.10),
-    "near_copy_fraction": ("<=", 0.02),
+    "near_copy_excess": ("<=", 0.02),
     "dcr_p_value": (">=", 0.05),
 }
 
@@ -472,10 +476,15 @@ def privacy_gate(audits, thresholds: Mapping[str, tuple[str, float]] | None = No
     - ``nnaa_privacy_loss <= 0.10`` (``AA_holdout - AA_train``, Yale et al.). ~0 when seen and unseen
       records are treated alike; its standard deviation is ~0.016 at n = 1,000 (~0.035 at n = 200), so 0.10
       flags a difference that sampling does not explain for n >= 200.
-    - ``near_copy_fraction <= 0.02``. The near-copy threshold is the 1st percentile of train-to-train
-      nearest-neighbour distances, so an independent draw from the data distribution already puts ~1 % of
-      its records below it (``near_copy_fraction_holdout`` shows it). 2 % is twice that baseline: with
-      1,000 synthetic records the null count is ~10 +- 3, so 20 is > 3 standard deviations above it.
+    - ``near_copy_excess <= 0.02`` (near-copy fraction of the synthetic set minus that of the holdout, at
+      the same threshold). The threshold is the 1st percentile of train-to-train nearest-neighbour
+      distances, so an independent draw from the data distribution already puts ~1 % of its records below
+      it: a fixed "fraction <= 1 %" would fail half of all perfect generators, and with a few hundred
+      training records the 1st percentile itself is noisy (in tests, "fraction <= 2 %" failed 4 of 20
+      perfect generators at n = 400). Subtracting the holdout's rate at the same threshold cancels both.
+      Under the null the difference has a standard deviation of ~0.0045 at n = 1,000 (~0.007 at
+      n = 400), so 0.02 is 3-4.5 standard deviations: a generator fails when more than 2 % of its output
+      are near-copies beyond what unseen real records show (copying 100 % gives ~0.99).
     - ``dcr_p_value >= 0.05``: the one-sided Mann-Whitney test does not show synthetic DCRs smaller than
       holdout DCRs at the 5 % level (the conventional level; it also fails ~5 % of perfect generators,
       and becomes very sensitive for large n: read it together with ``dcr_prob_synth_closer``).
