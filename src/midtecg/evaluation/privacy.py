@@ -172,10 +172,8 @@ def _local_bandwidth(a: np.ndarray, gen: np.random.Generator, max_samples: int =
     almost flat estimate that cannot see anything.) Falls back to the median nearest-neighbour distance,
     then to 1, in degenerate cases.
     """
+    nn = _train_nn_distances(a, max_samples, gen)
     sub = a if a.shape[0] <= max_samples else a[gen.choice(a.shape[0], max_samples, replace=False)]
-    d_nn = nearest_neighbors(sub, a, k=2)[0]
-    own = d_nn[:, 0] == 0.0  # the query itself (or an exact duplicate) at distance 0
-    nn = np.where(own, d_nn[:, 1], d_nn[:, 0])
     n2 = np.einsum("ij,ij->i", sub, sub)
     d2 = np.maximum(n2[:, None] + n2[None, :] - 2.0 * (sub @ sub.T), 0.0)
     typical = float(np.median(d2[np.triu_indices(sub.shape[0], k=1)]))
