@@ -90,9 +90,12 @@ def test_kid_equals_brute_force_on_one_full_subset():
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(9, 3)), rng.normal(0.5, 1.0, size=(9, 3))
     brute = _brute_unbiased_mmd2(x, y, lambda a, b: (a @ b / 3 + 1) ** 3)
-    out = kid(x, y, n_subsets=3, subset_size=9, rng=0)  # subset = the whole set (order is irrelevant)
+    out = kid(x, y, n_subsets=3, subset_size=9, rng=0)  # subset = the whole set: evaluated once
     assert out["kid"] == pytest.approx(brute, rel=1e-10)
-    assert out["kid_std"] == pytest.approx(0.0, abs=1e-12)
+    assert out["kid_std"] == 0.0 and out["n_subsets"] == 1
+    x2 = np.concatenate([x, x[:1]])  # one more real record: subsets of 9 now differ
+    spread = kid(x2, y, n_subsets=5, subset_size=9, rng=0)
+    assert spread["n_subsets"] == 5 and spread["subset_size"] == 9
 
 
 def test_kid_same_distribution_near_zero_and_shift_detected():

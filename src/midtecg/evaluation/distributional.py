@@ -123,7 +123,9 @@ def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, r
 
     ``n_subsets`` times, draw ``m = min(subset_size, n_r, n_s)`` records without replacement from each set
     and compute the unbiased MMD^2 with ``k(x, y) = (x.y / d + 1)^3``; report the mean and standard
-    deviation over subsets.
+    deviation over subsets. When both sets have at most ``subset_size`` records and the same size, every
+    subset would be the whole of both sets: the estimate is computed once (``n_subsets`` = 1, ``kid_std``
+    = 0); pass a smaller ``subset_size`` (e.g. n / 2) for a spread.
 
     Returns ``{"kid", "kid_std", "n_subsets", "subset_size", "n_real", "n_synth", "dim"}``.
     """
@@ -136,6 +138,8 @@ def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, r
     gen = _rng(rng)
     d = a.shape[1]
     m = min(subset_size, a.shape[0], b.shape[0])
+    if m == a.shape[0] == b.shape[0]:
+        n_subsets = 1  # every "subset" would be the whole of both sets: one evaluation is enough
     vals = np.empty(n_subsets)
     for s in range(n_subsets):  # loop over subsets; each subset is one vectorised kernel computation
         x = a[gen.choice(a.shape[0], m, replace=False)]
