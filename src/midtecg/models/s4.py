@@ -134,7 +134,8 @@ def _diagonal_init(variant: str, state_size: int) -> tuple[np.ndarray, np.ndarra
 # --------------------------------------------------------------------------------------------------------
 
 def _as_complex(x: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_complex(x.contiguous())
+    """(..., 2) real pairs -> complex (a new tensor; view_as_complex trips torch.compile on strided inputs)."""
+    return torch.complex(x[..., 0], x[..., 1])
 
 
 def _cauchy_basis(log_dt: torch.Tensor, lam: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +210,7 @@ def _vandermonde_kernel(c: torch.Tensor, log_dt: torch.Tensor, lam: torch.Tensor
     f64 = torch.float64
     with torch.no_grad():  # buffers only
         dt = torch.exp(log_dt.to(f64))[:, None]  # (H, 1)
-        lam64 = torch.view_as_complex(lam.to(f64).contiguous())
+        lam64 = _as_complex(lam.to(f64))
         dtlam = dt * lam64  # (H, n)
 
         def powers(step: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,7 +221,7 @@ def _vandermonde_kernel(c: torch.Tensor, log_dt: torch.Tensor, lam: torch.Tensor
             return mag * torch.cos(phase), mag * torch.sin(phase)
 
         (sr, si), (lr, li) = powers(1, m), powers(m, big)
-        b_bar = (torch.exp(dtlam) - 1) / lam64 * torch.view_as_complex(b.to(f64).contiguous())  # (H, n)
+        b_bar = (torch.exp(dtlam) - 1) / lam64 * _as_complex(b.to(f64))  # (H, n)
         bbr, bbi = b_bar.real.to(dtype)[..., None], b_bar.imag.to(dtype)[..., None]
         er, ei = sr * bbr - si * bbi, sr * bbi + si * bbr  # B_bar A^j, (H, n, m)
         right = torch.cat([lr, li], dim=1)  # (H, 2n, M)
@@ -384,8 +385,8 @@ class S4Layer(nn.Module):
         y = self.ssm_conv(u)
         with _no_autocast(u):
             y = F.gelu(y + self.D.to(y.dtype)[:, None] * u.to(y.dtype))
-        y = self.out(y.transpose(1, 2))  # (B, L, H), follows autocast
-        y = self.norm(y + u.transpose(1, 2).to(y.dtype))
+        y = self.out(y.transpose(1, 2).to(self.out.weight.dtype))  # (B, L, H), follows autocast
+        y = self.norm(u.transpose(1, 2) + y)  # the sum takes the wider dtype; LayerNorm is fp32 under autocast
         return y.transpose(1, 2)
 
     # ---- reference state-space matrices (tests, analysis) --------------------------------------------

@@ -301,11 +301,13 @@ class SSSDECG(nn.Module):
         cond = self.embed_conditions(conditions, drop, batch, x_t.device)
         step = self.step_mlp(step_embedding(t, cfg.step_embed_dim).to(self.step_mlp[0].weight.dtype))
 
-        h = F.relu(self.input_conv(x_t))
+        # The residual stream and the skip sum stay in (at least) float32 under bf16 autocast.
+        stream = torch.promote_types(x_t.dtype, torch.float32)
+        h = F.relu(self.input_conv(x_t)).to(stream)
         skip = None
         for block in self.blocks:
             h, s = block(h, step, cond)
-            skip = s if skip is None else skip + s
+            skip = s.to(stream) if skip is None else skip + s
         skip = skip * math.sqrt(1.0 / len(self.blocks))
         return self.out_conv(F.relu(self.skip_out(skip)))
 
