@@ -90,8 +90,6 @@ def real_ecgs(max_records: int = 32) -> np.ndarray:
 
 def real_ecgs_many(min_records: int) -> np.ndarray:
     """At least ``min_records`` real records (from the shared subset); skips when not available."""
-    import wfdb
-
     root = REAL_ROOTS[1] / "records100"
     heads = sorted(root.glob("*/*_lr.hea")) if root.is_dir() else []
     if len(heads) < min_records:
