@@ -205,3 +205,12 @@ def test_bad_arguments():
         S4Layer(4, 8, variant="s5")
     with pytest.raises(ValueError, match="even"):
         S4Layer(4, 8, state_size=7)
+
+
+def test_cpu_chunked_nplr_kernel_matches_unchunked():
+    from midtecg.models.s4 import _nplr_kernel
+
+    torch.manual_seed(10)
+    layer = S4Layer(150, 24, state_size=4, variant="s4")  # more features than one CPU chunk
+    whole = _nplr_kernel(layer.C, layer.log_dt, layer.lam, layer.P, layer.B, 24)
+    assert torch.allclose(layer.kernel(), whole, atol=1e-6)
