@@ -68,6 +68,58 @@ def _generate(args) -> None:
         print(f"  {kind}: {len(paths)} file(s), e.g. {paths[0]}")
 
 
+def _evaluate(args) -> None:
+    from midtecg.evaluation.suite import evaluate
+    from midtecg.evaluation.utility import ClassifierTrainConfig
+
+    real = Path(args.real)
+    if not (real / "manifest.json").is_file():
+        raise FileNotFoundError(f"--real {real}: not a prepared cache (no manifest.json); run `midtecg prepare` first")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    out = Path(args.out)
+    if args.model:
+        from midtecg.generate import generate, paired_conditions
+
+        conditions = paired_conditions(real, split=args.split, limit=args.limit)
+        synth = generate(
+            conditions, model=args.model, out_dir=out / "generated", formats=("npz",), sampler=args.sampler,
+            steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
+            device=args.device, progress=not args.quiet,
+        ).ecgs
+    else:
+        synth = Path(args.synth)
+        if not synth.exists():
+            raise FileNotFoundError(f"--synth {synth} does not exist")
+    device = None if args.device in (None, "auto") else args.device
+    classifier = ClassifierTrainConfig(model=args.classifier_model, epochs=args.classifier_epochs, device=device,
+                                       seed=args.seed)
+    utility = ClassifierTrainConfig(model=args.utility_model, epochs=args.utility_epochs, device=device, seed=args.seed)
+    result = evaluate(
+        (real, args.split), synth, train=(real, args.train_split), out_dir=out, utility=args.utility,
+        embeddings=not args.no_embeddings, clinical=not args.no_clinical, privacy=not args.no_privacy,
+        classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility, limit=args.limit,
+        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs,
+    )
+    summary = result["summary"]
+    print(f"evaluated {summary.get('n_synth')} synthetic vs {summary.get('n_real')} real ECGs "
+          f"({summary.get('pairing')}, {summary.get('n_pairs')} pairs) in {result['timings']['total']:.1f} s")
+    for key in ("snr_db", "interlead_error_mean", "frechet", "frechet_floor", "mmd2", "psd_distance_db",
+                "delineation_failure_synth", "privacy_gate"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    print(f"  {out / 'evaluation.json'}\n  {out / 'report.html'}")
+
+
+def _report(args) -> None:
+    from midtecg.evaluation.suite import write_report
+
+    source = Path(args.evaluation_json)
+    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / "report_rebuilt.html"
+    path = write_report(source, out)
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from midtecg import __version__
 
@@ -119,6 +171,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_generate)
+
+    p = sub.add_parser("evaluate", help="evaluate synthetic ECGs against a prepared cache: JSON + HTML report")
+    p.add_argument("--real", required=True, metavar="CACHE", help="prepared cache with the real records")
+    p.add_argument("--split", default="test", help="split of the real records to evaluate against (default test)")
+    p.add_argument("--train-split", default="train",
+                   help="split the generator was trained on: privacy, embedding classifier, utility (default train)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--synth", metavar="PATH", help="synthetic ECGs: a WFDB folder (+ conditions.csv), an .npz "
+                        "or a `midtecg generate` output folder")
+    source.add_argument("--model", metavar="MODEL_DIR", help="generate one ECG per real record of the split "
+                        "from its conditions with this checkpoint or run folder, then evaluate")
+    p.add_argument("--out", required=True, help="output folder for evaluation.json and report.html")
+    util = p.add_mutually_exclusive_group()
+    util.add_argument("--utility", dest="utility", action="store_true", help="also run the utility experiments")
+    util.add_argument("--no-utility", dest="utility", action="store_false", help="skip them (default)")
+    p.set_defaults(utility=False)
+    p.add_argument("--classifier-dir", help="cache of the embedding classifier (default OUT/classifier; share one "
+                   "folder between evaluations to train it once)")
+    p.add_argument("--classifier-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
+                   help="embedding classifier (default small)")
+    p.add_argument("--classifier-epochs", type=int, default=50, help="embedding classifier epochs (default 50)")
+    p.add_argument("--utility-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
+                   help="utility classifier (default small; the PTB-XL benchmark uses xresnet1d101)")
+    p.add_argument("--utility-epochs", type=int, default=50, help="utility classifier epochs (default 50)")
+    p.add_argument("--limit", type=int, help="only the first N real records of the split (and their synthetic partners)")
+    p.add_argument("--no-embeddings", action="store_true", help="skip the classifier, Frechet distance and KID")
+    p.add_argument("--no-clinical", action="store_true", help="skip delineation")
+    p.add_argument("--no-privacy", action="store_true", help="skip the privacy audit")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the delineation (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (generation and classifiers)")
+    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="with --model")
+    p.add_argument("--steps", type=int, help="with --model: sampler steps (ddim, dpm++2m)")
+    p.add_argument("--guidance", type=float, default=1.0, help="with --model: classifier-free guidance scale")
+    p.add_argument("--batch-size", type=int, default=32, help="with --model: generation batch size")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("report", help="rebuild the HTML report from a saved evaluation.json")
+    p.add_argument("evaluation_json", help="evaluation.json written by `midtecg evaluate` (or its folder)")
+    p.add_argument("--out", help="HTML file to write (default: report_rebuilt.html next to the JSON)")
+    p.set_defaults(run=_report)
     return parser
 
 
