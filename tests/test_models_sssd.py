@@ -254,3 +254,16 @@ def test_every_layer_is_s4():
     model = SSSDECG(small_config(s4_variant="s4d-lin"))
     assert {layer.variant for layer in model.s4_layers()} == {"s4d-lin"}
     assert all(isinstance(b.s4_1, S4Layer) for b in model.blocks)
+
+
+@pytest.mark.parametrize("variant", ["s4", "s4d"])
+def test_no_graph_breaks_under_dynamo(variant):
+    cfg = small_config(blocks=1, length=32, s4_variant=variant, null_conditions=True)
+    model = SSSDECG(cfg)
+    x, t, cond = inputs(cfg, batch=2)
+    drop = {"labels": torch.tensor([True, False])}
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(model)(x, t, cond, drop)
+    torch._dynamo.reset()
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
