@@ -1,0 +1,162 @@
+"""Generation for users: condition parsing, the generate API and CLI, files people can open."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+
+from midtecg.cli import main
+from midtecg.data.cache import prepare
+from midtecg.data.conditions import ConditionEncoder
+from midtecg.data.labels import SCP_CODES
+from midtecg.generate import (check_request, conditions_from_csv, conditions_from_request, generate,
+                              paired_conditions)
+from midtecg.sample import load_generator, sample
+from midtecg.training.config import load_config
+from midtecg.training.loop import train
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return prepare(FIXTURE, tmp_path_factory.mktemp("cache") / "c", progress=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(cache, tmp_path_factory) -> Path:
+    """A tiny numeric-demographics MIDT model with guidance, trained for a few steps (I/O tests only)."""
+    config = load_config(REPO / "configs" / "tiny.toml", [
+        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
+        "model.channels=8", "model.blocks=1", "conditions.mode='numeric'", "conditions.dropout=0.2",
+        "objective.kind='midt'", "train.steps=4", "train.batch_size=4", "train.device='cpu'", "train.threads=1",
+        "train.val_every=1000",
+    ])
+    return train(config, progress=False)
+
+
+def test_request_table_has_labels_and_demographics():
+    table = conditions_from_request(n=3, labels="NORM, sinus rhythm", age=65, sex="female", heart_rate=72)
+    assert len(table) == 3
+    assert table.loc[0, "labels"] == "NORM,SR"
+    assert table[["NORM", "SR"]].to_numpy().all() and table[list(SCP_CODES)].to_numpy().sum() == 6
+    assert (table["sex"] == 1).all() and table["height"].isna().all()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"labels": "NROM"}, "NORM"),  # suggests the close match
+    ({"age": -3}, "age"),
+    ({"age": 150}, "age"),
+    ({"height": 0}, "height"),
+    ({"heart_rate": 400}, "heart_rate"),
+    ({"sex": "yes"}, "sex"),
+    ({"n": 0}, "at least 1"),
+])
+def test_bad_requests_fail_with_clear_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        conditions_from_request(**kwargs)
+
+
+def test_conditions_csv(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("name,labels,age,sex\na,NORM,50,male\nb,\"IMI,SR\",,female\n")
+    table = conditions_from_csv(path)
+    assert list(table["name"]) == ["a", "b"] and table.loc[1, "labels"] == "IMI,SR"
+    assert np.isnan(table.loc[1, "age"]) and table.loc[1, "sex"] == 1
+    path.write_text("labels,age\nNORM,500\n")
+    with pytest.raises(ValueError, match="line 2"):
+        conditions_from_csv(path)
+    path.write_text("labels,colour\nNORM,red\n")
+    with pytest.raises(ValueError, match="colour"):
+        conditions_from_csv(path)
+
+
+def test_numeric_encoder_standardises_and_masks_missing():
+    records = pd.DataFrame({"age": [40.0, 60.0, np.nan], "sex": [0, 1, 1], "height": [170.0, np.nan, 180.0],
+                            "weight": [70.0, 80.0, np.nan], "heart_rate": [60.0, 80.0, 100.0]})
+    for code in SCP_CODES:
+        records[code] = 0
+    encoder = ConditionEncoder.fit(records, "numeric")
+    encoded = encoder.encode(records)["demographics"]
+    values, mask = encoded[:, :6], encoded[:, 6:]
+    assert mask[2, 0] == 0 and values[2, 0] == 0  # missing age: masked, not a fake value
+    assert np.isclose(values[0, 0], -1.0) and np.isclose(values[1, 0], 1.0)  # z-scored with train stats
+    assert mask[1, 4] == 0  # BMI needs height
+    assert ConditionEncoder.from_dict(json.loads(json.dumps(encoder.to_dict()))).encode(records)["demographics"].tolist() == encoded.tolist()
+
+
+def test_paper_mode_groups():
+    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="age").groups] == [("labels", 71, 96), ("age", 6, 32)]
+    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="sex").groups] == [("labels", 71, 96), ("sex", 2, 32)]
+    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="labels").groups] == [("labels", 71, 128)]
+
+
+def test_sampling_is_seeded_and_shaped(model_dir):
+    generator = load_generator(model_dir, device="cpu")
+    request = conditions_from_request(n=2, labels="NORM", age=50, sex="male")
+    a = sample(generator, request, sampler="ddim", steps=5, seed=3, progress=False)
+    b = sample(generator, request, sampler="ddim", steps=5, seed=3, progress=False)
+    c = sample(generator, request, sampler="ddim", steps=5, seed=4, progress=False)
+    assert a.signals.shape == (2, 12, 1000) and a.signals.dtype == np.float32
+    assert np.array_equal(a.signals, b.signals) and not np.array_equal(a.signals, c.signals)
+    # Limb leads follow exactly from I and aVF.
+    lead_i, lead_ii, avf = a.signals[:, 0], a.signals[:, 1], a.signals[:, 5]
+    assert np.allclose(lead_ii, avf + lead_i / 2, atol=1e-6)
+    guided = sample(generator, request, sampler="dpm++2m", steps=4, guidance=2.0, seed=3, progress=False)
+    assert np.isfinite(guided.signals).all()
+
+
+def test_generate_writes_wfdb_plots_npz_csv(model_dir, tmp_path):
+    request = conditions_from_request(n=2, labels="NORM", age=61, sex="female", heart_rate=70)
+    result = generate(request, model=model_dir, out_dir=tmp_path, formats=("wfdb", "npz", "csv", "png", "pdf"),
+                      sampler="ddim", steps=3, seed=1, progress=False)
+    signal, fields = wfdb.rdsamp(str(result.files["wfdb"][0]))
+    assert signal.shape == (1000, 12) and fields["fs"] == 100 and fields["units"] == ["mV"] * 12
+    assert np.allclose(signal.T, result.ecgs.signals[0], atol=0.0006)
+    assert any(c.startswith("labels: NORM") for c in fields["comments"])
+    assert any(c.startswith("sex: female") for c in fields["comments"])
+    for kind in ("png", "pdf"):
+        assert len(result.files[kind]) == 2 and all(p.stat().st_size > 10_000 for p in result.files[kind])
+    assert result.files["png"][0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.files["pdf"][0].read_bytes()[:5] == b"%PDF-"
+    assert np.load(result.files["npz"][0])["signals"].shape == (2, 12, 1000)
+    index = pd.read_csv(tmp_path / "conditions.csv")
+    assert list(index["name"]) == ["synth_00001", "synth_00002"] and (index["age"] == 61).all()
+
+
+def test_generate_500_hz(model_dir, tmp_path):
+    result = generate(conditions_from_request(n=1, labels="NORM"), model=model_dir, out_dir=tmp_path, fs=500,
+                      formats=("wfdb",), sampler="ddim", steps=2, progress=False)
+    signal, fields = wfdb.rdsamp(str(result.files["wfdb"][0]))
+    assert signal.shape == (5000, 12) and fields["fs"] == 500
+
+
+def test_demographics_the_model_cannot_use_are_refused(model_dir, cache, tmp_path):
+    generator = load_generator(model_dir, device="cpu")
+    generator.encoder = ConditionEncoder(mode="labels")
+    with pytest.raises(ValueError, match="cannot use age"):
+        check_request(generator, conditions_from_request(n=1, labels="NORM", age=40))
+
+
+def test_paired_conditions_copy_real_records(cache):
+    table = paired_conditions(cache, split="test")
+    assert len(table) > 0 and "ecg_id" in table.columns
+    assert table["labels"].str.len().gt(0).all()
+
+
+def test_cli_generate_and_errors(model_dir, tmp_path, capsys):
+    out = tmp_path / "cli"
+    code = main(["generate", "-n", "2", "--labels", "NORM", "--age", "65", "--sex", "female", "--model", str(model_dir),
+                 "--out", str(out), "--sampler", "ddim", "--steps", "2", "--quiet"])
+    assert code == 0
+    assert len(list((out / "wfdb").glob("*.hea"))) == 2 and len(list((out / "plots").glob("*.png"))) == 2
+    assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(out)]) == 2
+    assert "NOTACODE" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert main(["generate", "--conditions", "x.csv", "--age", "3", "--out", str(out)]) == 2
