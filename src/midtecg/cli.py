@@ -99,7 +99,7 @@ def _evaluate(args) -> None:
         (real, args.split), synth, train=(real, args.train_split), out_dir=out, utility=args.utility,
         embeddings=not args.no_embeddings, clinical=not args.no_clinical, privacy=not args.no_privacy,
         classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility, limit=args.limit,
-        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs,
+        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs, threads=args.threads,
     )
     summary = result["summary"]
     print(f"evaluated {summary.get('n_synth')} synthetic vs {summary.get('n_real')} real ECGs "
@@ -195,11 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--utility-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
                    help="utility classifier (default small; the PTB-XL benchmark uses xresnet1d101)")
     p.add_argument("--utility-epochs", type=int, default=50, help="utility classifier epochs (default 50)")
-    p.add_argument("--limit", type=int, help="only the first N real records of the split (and their synthetic partners)")
+    p.add_argument("--limit", type=int,
+                   help="only the first N real records of the split (and their synthetic partners)")
     p.add_argument("--no-embeddings", action="store_true", help="skip the classifier, Frechet distance and KID")
     p.add_argument("--no-clinical", action="store_true", help="skip delineation")
     p.add_argument("--no-privacy", action="store_true", help="skip the privacy audit")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the delineation (default 1)")
+    p.add_argument("--threads", type=int, help="torch and BLAS threads (default: unchanged; 1 is much faster on "
+                   "cores shared with other work)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (generation and classifiers)")
     p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="with --model")
