@@ -22,7 +22,7 @@ from midtecg.evaluation.utility import ClassifierTrainConfig
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ptbxl"
 TINY = ClassifierTrainConfig(epochs=1, seed=0)  # what `--classifier-epochs 1` builds: one cache entry
-FAST = dict(n_examples=1, progress=False, on_error="raise", classifier_config=TINY)
+FAST = dict(n_examples=1, progress=False, on_error="raise", classifier_config=TINY, threads=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -314,7 +314,7 @@ def test_cli_end_to_end(cache, loaded, classifier_dir, tmp_path, capsys):
     out = tmp_path / "eval"
     rc = main(["evaluate", "--real", str(cache), "--synth", str(tmp_path / "synth"), "--out", str(out),
                "--no-utility", "--classifier-dir", str(classifier_dir), "--classifier-epochs", "1", "--quiet",
-               "--limit", "8"])
+               "--limit", "8", "--examples", "1", "--threads", "1"])
     assert rc == 0, capsys.readouterr().err
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["summary"]["n_real"] == saved["summary"]["n_pairs"] == 8
@@ -329,3 +329,26 @@ def test_cli_end_to_end(cache, loaded, classifier_dir, tmp_path, capsys):
     assert main(["evaluate", "--real", str(cache), "--synth", str(tmp_path / "nothing"), "--out", str(out),
                  "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_generates_with_a_model_then_evaluates(cache, tmp_path, capsys):
+    if cache is None:
+        pytest.skip("midtecg.data.cache is not available yet")
+    from midtecg.cli import main
+    from midtecg.training.config import load_config
+    from midtecg.training.loop import train
+
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.toml", [
+        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path / 'run'))}",
+        "model.channels=8", "model.blocks=1", "conditions.mode='numeric'", "train.steps=2", "train.batch_size=4",
+        "train.device='cpu'", "train.threads=1", "train.val_every=1000",
+    ])
+    model = train(config, progress=False)
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--real", str(cache), "--model", str(model), "--out", str(out), "--limit", "4",
+               "--sampler", "ddim", "--steps", "2", "--no-embeddings", "--no-clinical", "--examples", "1",
+               "--threads", "1", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["pairing"]["method"] == "ecg_id" and saved["summary"]["n_pairs"] == 4
+    assert (out / "generated" / "ecgs.npz").is_file() and (out / "report.html").is_file()

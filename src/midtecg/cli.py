@@ -99,7 +99,7 @@ def _evaluate(args) -> None:
         (real, args.split), synth, train=(real, args.train_split), out_dir=out, utility=args.utility,
         embeddings=not args.no_embeddings, clinical=not args.no_clinical, privacy=not args.no_privacy,
         classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility, limit=args.limit,
-        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs, threads=args.threads,
+        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs, threads=args.threads, n_examples=args.examples,
     )
     summary = result["summary"]
     print(f"evaluated {summary.get('n_synth')} synthetic vs {summary.get('n_real')} real ECGs "
@@ -197,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--utility-epochs", type=int, default=50, help="utility classifier epochs (default 50)")
     p.add_argument("--limit", type=int,
                    help="only the first N real records of the split (and their synthetic partners)")
+    p.add_argument("--examples", type=int, default=4, help="paired 12-lead example plots in the report (default 4)")
     p.add_argument("--no-embeddings", action="store_true", help="skip the classifier, Frechet distance and KID")
     p.add_argument("--no-clinical", action="store_true", help="skip delineation")
     p.add_argument("--no-privacy", action="store_true", help="skip the privacy audit")

@@ -477,7 +477,6 @@ class _Stages:
                 raise
             message = f"{type(exc).__name__}: {exc}"
             self.errors[name] = message + "\n" + "".join(traceback.format_exc(limit=6))
-            self.notes.append(f"stage {name} failed: {message}")
             self.log(f"{name} FAILED after {seconds:.1f} s: {message}")
         else:
             seconds = time.perf_counter() - start
@@ -946,7 +945,8 @@ def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, u
                     emb["train"] = embed_signals(model, train_set.signals)
                     emb["holdout"] = (emb["real"] if holdout_set is real_set
                                       else embed_signals(model, holdout_set.signals))
-                result["distributional"]["embedding"] = _embedding_distances(emb["real"], emb["synth"], seed)
+                result.setdefault("distributional", {})["embedding"] = _embedding_distances(
+                    emb["real"], emb["synth"], seed)
     else:
         notes.append("embedding metrics switched off (embeddings=False)")
 
