@@ -16,9 +16,9 @@ def _prepare(args) -> None:
         on_missing="skip" if args.skip_missing else "error", progress=not args.quiet,
     )
     manifest = json.loads((Path(out) / "manifest.json").read_text())
-    print(f"prepared {manifest.get('count', manifest.get('counts'))} records at {manifest['rate']} Hz "
-          f"x {manifest['length']} samples in {out}")
-    print(json.dumps({k: manifest[k] for k in manifest if k in ("counts", "folds", "superclasses")}, indent=1))
+    folds = ", ".join(f"{fold}: {count}" for fold, count in manifest["folds"].items())
+    print(f"prepared {manifest['count']} records at {manifest['rate']} Hz x {manifest['length']} samples in {out}")
+    print(f"  records per fold: {folds}; heart rate not measurable: {manifest['heart_rate_missing']}")
 
 
 def _train(args) -> None:
