@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -153,10 +154,13 @@ def test_two_process_gloo_training_stays_in_sync(fixture_cache, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     (tmp_path / "worker.py").write_text(DDP_WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with socket.socket() as probe:  # a free port, so concurrent test runs do not meet in one rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
          str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path / "result")],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):  # a deliberate divergence is detected on every rank
