@@ -121,7 +121,10 @@ def save_checkpoint(
 
 
 def _fsync_dir(folder: Path) -> None:
+    umask = os.umask(0)
+    os.umask(umask)
     for path in folder.iterdir():
+        os.chmod(path, 0o666 & ~umask)  # safetensors writes 0600; checkpoints are meant to be shared
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
 
