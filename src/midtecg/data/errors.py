@@ -30,3 +30,7 @@ class DataError(ValueError):
 
 class DataWarning(UserWarning):
     """A data problem that was handled (value set to missing, flat lead kept, record skipped)."""
+
+
+class MissingRecordError(DataError):
+    """A record's files (header or signal file) do not exist; ``prepare(on_missing="skip")`` skips these."""

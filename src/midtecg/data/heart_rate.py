@@ -8,7 +8,9 @@ Detector (Pan-Tompkins style, all 12 leads combined; the same at any sampling ra
    robust amplitude (the 99th percentile of its absolute band-passed value) so that one lead with a huge or
    noisy signal does not decide alone, then smoothed with a centred 100 ms moving average (the envelope).
 3. Peaks of the envelope above ``0.3 x`` its 98th percentile, at least 250 ms apart (refractory period,
-   up to 240 bpm), are QRS candidates. Where two consecutive beats are more than 1.6 median RR intervals
+   up to 240 bpm), are QRS candidates. A candidate less than 360 ms after the previous one with less than
+   half its envelope height is taken for a T wave and dropped (and conversely a P wave is replaced by the
+   following QRS twice its height), as in Pan-Tompkins. Where two consecutive beats are more than 1.6 median RR intervals
    apart, the gap is searched again with half the threshold (search-back for a missed beat).
 4. Each R peak is placed at the maximum of the lead-summed absolute band-passed signal within 50 ms of the
    envelope peak.
@@ -32,6 +34,8 @@ BAND_HZ = (5.0, 15.0)
 ENVELOPE_S = 0.10
 REFRACTORY_S = 0.25
 THRESHOLD = 0.3
+T_WAVE_S = 0.36
+T_WAVE_RATIO = 0.5
 SEARCHBACK_RR = 1.6
 RATE_RANGE_BPM = (20.0, 300.0)
 _CHUNK = 256
@@ -67,12 +71,29 @@ def _envelopes(x: np.ndarray, fs: float) -> tuple[np.ndarray, np.ndarray, np.nda
     return envelope, np.abs(bp).sum(axis=1), valid
 
 
+def _reject_t_waves(peaks: np.ndarray, envelope: np.ndarray, fs: float) -> np.ndarray:
+    """Drop a candidate closer than ``T_WAVE_S`` to the previous beat with less than half its energy (a T
+    wave); when the later one has more than twice the energy, the earlier one (a P wave) is dropped."""
+    window = T_WAVE_S * fs
+    kept: list[int] = []
+    for p in peaks:
+        if kept and p - kept[-1] < window:
+            if envelope[p] < T_WAVE_RATIO * envelope[kept[-1]]:
+                continue
+            if envelope[kept[-1]] < T_WAVE_RATIO * envelope[p]:
+                kept[-1] = p
+                continue
+        kept.append(int(p))
+    return np.asarray(kept, dtype=np.int64)
+
+
 def _peaks_one(envelope: np.ndarray, summed: np.ndarray, fs: float) -> np.ndarray:
     distance = max(1, int(round(REFRACTORY_S * fs)))
     level = np.percentile(envelope, 98)
     if not level > 0:
         return np.zeros(0, dtype=np.int64)
     peaks, _ = find_peaks(envelope, height=THRESHOLD * level, distance=distance)
+    peaks = _reject_t_waves(peaks, envelope, fs)
     if len(peaks) >= 3:  # search-back in long gaps with half the threshold
         rr = np.median(np.diff(peaks))
         extra = []
