@@ -1,0 +1,42 @@
+"""PTB-XL and generic WFDB data: leads, labels, demographics, heart rate, readers and the prepared cache.
+
+Public API (imported lazily, so ``import midtecg.data.errors`` stays cheap):
+
+- ``leads``: ``WFDB_LEADS``, ``MODEL_LEADS``, ``to_model_leads``, ``to_twelve_leads``
+- ``errors``: ``DataError``, ``DataWarning``, ``MissingRecordError``
+- ``labels``: ``SCP_CODES``, ``LABEL_SETS``, ``labels_to_vector``, ``resolve_label``, ``aggregate_labels`` ...
+- ``demographics``: ``clean_demographics``, ``age_bin_onehot``, ``sex_onehot`` ...
+- ``heart_rate``: ``detect_r_peaks``, ``heart_rate_bpm``
+- ``ptbxl``: ``load_ptbxl_metadata``, ``read_ptbxl_record``, ``DEFAULT_SPLITS``, ``resolve_folds``
+- ``wfdb_folder``: ``load_folder_metadata``, ``read_folder_record``
+- ``cache``: ``prepare``, ``load_prepared``, ``PreparedData``
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "leads": ("WFDB_LEADS", "MODEL_LEADS", "to_model_leads", "to_twelve_leads", "canonical_lead_name"),
+    "errors": ("DataError", "DataWarning", "MissingRecordError"),
+    "labels": ("SCP_CODES", "NUM_LABELS", "LABEL_SETS", "SUPERCLASSES", "labels_to_vector", "vector_to_labels",
+               "resolve_label", "code_to_index", "index_to_code", "code_to_description", "label_set_codes",
+               "aggregate_labels", "parse_scp_codes"),
+    "demographics": ("clean_demographics", "demographics_mask", "age_bin_onehot", "sex_onehot"),
+    "heart_rate": ("detect_r_peaks", "heart_rate_bpm"),
+    "ptbxl": ("DEFAULT_SPLITS", "load_ptbxl_metadata", "read_ptbxl_record", "resolve_folds"),
+    "wfdb_folder": ("load_folder_metadata", "read_folder_record"),
+    "cache": ("prepare", "load_prepared", "PreparedData"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
