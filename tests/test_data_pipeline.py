@@ -27,7 +27,6 @@ from midtecg.data.ptbxl import load_ptbxl_metadata, read_ptbxl_record, resolve_f
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
-SHARED = REPO.parent / "shared" / "data" / "ptbxl"
 # ecg_id 162 has limb leads that do not satisfy Einthoven's law in the source files (error 3.8 mV).
 INCONSISTENT_LIMB_LEADS = {162}
 
@@ -127,8 +126,8 @@ def test_heart_rate_detector_on_simulated_ecgs(bpm):
     assert abs(heart_rate_bpm(np.tile(simulate(100, 0.01), (12, 1)), 100) - true_bpm) <= 1.5
 
 
-def test_heart_rate_on_real_records_is_plausible():
-    data = load_prepared(prepare(FIXTURE, FIXTURE.parent.parent.parent / ".pytest_cache" / "hr-cache", progress=False))
+def test_heart_rate_on_real_records_is_plausible(tmp_path):
+    data = load_prepared(prepare(FIXTURE, tmp_path / "hr-cache", progress=False))
     rates = data.records["heart_rate"].to_numpy()
     assert np.isfinite(rates).mean() > 0.9 and np.nanmin(rates) > 30 and np.nanmax(rates) < 200
     assert heart_rate_bpm(np.zeros((12, 1000), np.float32), 100) != heart_rate_bpm(np.asarray(data.signals[0]), 100)
@@ -333,9 +332,10 @@ def test_cli_prepare(tmp_path, capsys):
     assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "c")]) == 2
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/ptbxl is not present")
-def test_prepare_the_shared_subset(tmp_path):
-    out = prepare(SHARED, tmp_path / "shared", progress=False)
+@pytest.mark.shared
+@pytest.mark.slow
+def test_prepare_the_shared_subset(tmp_path, shared_ptbxl):
+    out = prepare(shared_ptbxl, tmp_path / "shared", progress=False)
     data = load_prepared(out)
     assert data.signals.shape == (1500, 12, 1000)
     assert len(load_prepared(out, "train")) == 1153 and len(load_prepared(out, "test")) == 166
