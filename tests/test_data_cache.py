@@ -165,6 +165,8 @@ def test_shared_subset_cache_agrees_with_its_manifest(shared_ptbxl, tmp_path):
     manifest_csv = pd.read_csv(shared_ptbxl / "MANIFEST.csv", index_col=0)
     assert data.signals.shape == (1500, 12, 1000) and second < 2.0 < first
     assert data.manifest["splits"] == {"train": 1153, "val": 181, "test": 166}
+    assert len(load_prepared(out, "train")) == 1153 and len(load_prepared(out, "test")) == 166
+    assert np.isfinite(np.asarray(data.signals)).all()
     # superclasses match the provenance table of the shared folder
     expected = manifest_csv.loc[data.records["ecg_id"], "diagnostic_superclasses"].fillna("")
     sup = data.labels("superdiagnostic")

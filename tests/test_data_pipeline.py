@@ -330,13 +330,3 @@ def test_cli_prepare(tmp_path, capsys):
     assert main(["prepare", str(FIXTURE), str(tmp_path / "c"), "--quiet"]) == 0
     assert "prepared 40 records at 100 Hz" in capsys.readouterr().out
     assert main(["prepare", str(tmp_path / "nowhere"), str(tmp_path / "c")]) == 2
-
-
-@pytest.mark.shared
-@pytest.mark.slow
-def test_prepare_the_shared_subset(tmp_path, shared_ptbxl):
-    out = prepare(shared_ptbxl, tmp_path / "shared", progress=False)
-    data = load_prepared(out)
-    assert data.signals.shape == (1500, 12, 1000)
-    assert len(load_prepared(out, "train")) == 1153 and len(load_prepared(out, "test")) == 166
-    assert np.isfinite(np.asarray(data.signals[:50])).all()
