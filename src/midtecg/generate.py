@@ -137,20 +137,24 @@ def paired_conditions(cache: str | Path, split="test", limit: int | None = None)
     return table
 
 
+def usable_demographics(encoder) -> set[str]:
+    """The request columns a model's condition encoder reads."""
+    if encoder.mode in ("age", "sex"):
+        return {encoder.mode}
+    if encoder.mode == "numeric":
+        fields = set(encoder.numeric_fields)
+        return (fields | ({"height", "weight"} if "bmi" in fields else set())) & set(DEMOGRAPHICS)
+    return set()
+
+
 def check_request(generator: ECGGenerator, conditions: pd.DataFrame) -> None:
     """Refuse demographics the model cannot use instead of silently ignoring them."""
-    mode = generator.encoder.mode
-    usable = {"labels": set(), "age": {"age"}, "sex": {"sex"},
-              "numeric": {"age", "sex", "height", "weight", "heart_rate"} & (set(generator.encoder.numeric_fields) | (
-                  {"height", "weight"} if "bmi" in generator.encoder.numeric_fields else set()))}[mode]
     given = {c for c in DEMOGRAPHICS if c in conditions.columns and conditions[c].notna().any()}
-    ignored = sorted(given - usable)
+    ignored = sorted(given - usable_demographics(generator.encoder))
     if ignored:
-        raise ValueError(
-            f"the model {generator.source} is conditioned on {mode}"
-            f"{' (' + ', '.join(generator.encoder.numeric_fields) + ')' if mode == 'numeric' else ''}; "
-            f"it cannot use {', '.join(ignored)}"
-        )
+        mode = generator.encoder.mode
+        detail = f" ({', '.join(generator.encoder.numeric_fields)})" if mode == "numeric" else ""
+        raise ValueError(f"the model {generator.source} is conditioned on {mode}{detail}; it cannot use {', '.join(ignored)}")
 
 
 @dataclass
@@ -231,7 +235,8 @@ def write_outputs(ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGener
         if kind in formats:
             files[kind] = _plots(ecgs, names, out_dir / "plots", kind)
     index = table.drop(columns=list(SCP_CODES))
-    index.insert(0, "name", names) if "name" not in index.columns else None
+    if "name" not in index.columns:
+        index.insert(0, "name", names)
     files["conditions"] = [write_conditions_csv(out_dir / "conditions.csv", index)]
     return files
 
