@@ -204,7 +204,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
             start_step = load_training_state(checkpoint, model, ema, optimizer, scheduler)["step"]
             if ddp.is_main:
                 print(f"resuming from {checkpoint} at step {start_step}")
-    elif ddp.is_main and latest_checkpoint(run_dir) is not None:
+    elif latest_checkpoint(run_dir) is not None:  # every rank stops, none waits for the others
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir")
 
     step_model = model
