@@ -28,9 +28,8 @@ from safetensors.torch import load_file, save_file
 from midtecg.evaluation.utility import (
     ClassifierTrainConfig,
     ECGClassifier,
-    _autocast,
     _check_signals,
-    _model_device,
+    map_windows,
     resolve_device,
     sliding_window_starts,
     train_classifier,
@@ -148,30 +147,13 @@ def embed_signals(model: ECGClassifier, signals, batch_size: int = 256, pool: st
     default half a window) as at prediction time and the window embeddings are averaged.
     """
     x = _check_signals(signals)
-    n, n_leads, length = x.shape
-    device = _model_device(model)
-    was_training = model.training
-    model.eval()
+    length = x.shape[-1]
     if crop_seconds is None:
         window, starts = length, np.zeros(1, dtype=np.int64)
     else:
         window = min(int(round(crop_seconds * model.fs)), length)
         stride_seconds = crop_seconds / 2 if stride_seconds is None else stride_seconds
         starts = sliding_window_starts(length, window, max(1, int(round(stride_seconds * model.fs))))
-    time_idx = (torch.from_numpy(starts)[:, None] + torch.arange(window)).to(device)
-    n_windows = len(starts)
-    per_chunk = max(1, batch_size // n_windows)
-    out = []
-    try:
-        for i in range(0, n, per_chunk):
-            xb = torch.from_numpy(x[i:i + per_chunk]).to(device)
-            m = xb.shape[0]
-            if n_windows > 1:
-                xb = xb[:, :, time_idx].permute(0, 2, 1, 3).reshape(m * n_windows, n_leads, window)
-            with _autocast(device, amp):
-                z = model.embed(xb, pool=pool)
-            out.append(z.float().reshape(m, n_windows, -1).mean(dim=1).cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy()
+    per_window = map_windows(model, x, window, starts, batch_size, amp, lambda w: model.embed(w, pool=pool))
+    return per_window.mean(dim=1).numpy()
 

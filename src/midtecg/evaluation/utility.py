@@ -394,33 +394,39 @@ def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: fl
     if stride_seconds is None:
         stride_seconds = crop_seconds / 2
     x = _check_signals(signals)
-    n, n_leads, length = x.shape
+    length = x.shape[-1]
     window = min(int(round(crop_seconds * fs)), length)
     stride = max(1, int(round(stride_seconds * fs)))
     starts = torch.from_numpy(sliding_window_starts(length, window, stride))
-    n_windows = len(starts)
-    time_idx = starts[:, None] + torch.arange(window)  # (W, window)
+    per_window = map_windows(model, x, window, starts.numpy(), batch_size, amp,
+                             lambda windows: torch.sigmoid(model(windows).float()))
+    return (per_window.amax(dim=1) if aggregate == "max" else per_window.mean(dim=1)).numpy()
 
+
+@torch.no_grad()
+def map_windows(model: nn.Module, x: np.ndarray, window: int, starts: np.ndarray, batch_size: int, amp: bool,
+                fn) -> torch.Tensor:
+    """``fn`` on the windows ``x[:, :, s:s + window]`` (s in ``starts``) of every record, in eval mode and
+    batches of about ``batch_size`` windows; returns (N, n_windows, ...) float32 on the CPU."""
+    n, n_leads, _ = x.shape
     device = _model_device(model)
-    time_idx = time_idx.to(device)
+    time_idx = (torch.from_numpy(np.asarray(starts))[:, None] + torch.arange(window)).to(device)  # (W, window)
+    n_windows = len(starts)
+    per_chunk = max(1, batch_size // n_windows)
     was_training = model.training
     model.eval()
-    per_chunk = max(1, batch_size // n_windows)
     out = []
     try:
         for i in range(0, n, per_chunk):
             xb = torch.from_numpy(x[i:i + per_chunk]).to(device)
             m = xb.shape[0]
-            windows = xb[:, :, time_idx]  # (m, C, W, window)
-            windows = windows.permute(0, 2, 1, 3).reshape(m * n_windows, n_leads, window)
+            windows = xb[:, :, time_idx].permute(0, 2, 1, 3).reshape(m * n_windows, n_leads, window)
             with _autocast(device, amp):
-                logits = model(windows)
-            probs = torch.sigmoid(logits.float()).reshape(m, n_windows, -1)
-            agg = probs.amax(dim=1) if aggregate == "max" else probs.mean(dim=1)
-            out.append(agg.cpu())
+                result = fn(windows)
+            out.append(result.float().reshape(m, n_windows, *result.shape[1:]).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(out).numpy()
+    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ up; float64 inputs are computed in float64, e.g. for gradcheck), and is differen
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
