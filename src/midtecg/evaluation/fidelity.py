@@ -27,7 +27,7 @@ correlation matrices (records averaged element-wise), which also works for unpai
 
 All functions validate their inputs (shape, NaN / inf) and raise :class:`midtecg.data.errors.DataError`
 (a ``ValueError``) with a message that names the argument and the first bad record. Outputs are plain
-Python floats / ints, dicts and NumPy arrays; :func:`to_jsonable` turns any of them into strict JSON.
+Python floats / ints, dicts and NumPy arrays; :func:`midtecg.evaluation.report.to_jsonable` (re-exported here) turns any of them into strict JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import numpy as np
 
 from midtecg.data.errors import DataError
 from midtecg.data.leads import WFDB_LEADS
+from midtecg.evaluation.report import to_jsonable  # noqa: F401  (re-exported: one JSON conversion for the suite)
 
 __all__ = [
     "FLAT_RMS_MV",
@@ -446,37 +447,3 @@ def breakdown(values, labels, *, class_names: Sequence[str] | None = None, min_c
         else:
             out[group] = {"n": count, **{k: _nanstats(a[mask]) for k, a in arrays.items()}}
     return out
-
-
-# ------------------------------------------------------------------------------------------------- JSON
-def to_jsonable(obj, *, nonfinite: str = "null"):
-    """Recursively convert NumPy arrays / scalars, tuples and dicts to plain JSON types.
-
-    ``nonfinite``: what NaN / +-inf become: ``"null"`` (default, strict JSON), ``"string"`` (``"NaN"``,
-    ``"inf"``, ``"-inf"``) or ``"keep"`` (Python floats; ``json.dumps`` then writes ``NaN`` / ``Infinity``).
-    """
-    if nonfinite not in ("null", "string", "keep"):
-        raise ValueError(f"nonfinite must be 'null', 'string' or 'keep', got {nonfinite!r}")
-
-    def conv(o):
-        if isinstance(o, Mapping):
-            return {str(k): conv(v) for k, v in o.items()}
-        if isinstance(o, np.ndarray):
-            return [conv(v) for v in o.tolist()] if o.ndim else conv(o.item())
-        if isinstance(o, (list, tuple)):
-            return [conv(v) for v in o]
-        if isinstance(o, np.generic):
-            return conv(o.item())
-        if isinstance(o, float) and not math.isfinite(o):
-            if nonfinite == "null":
-                return None
-            if nonfinite == "string":
-                return "NaN" if math.isnan(o) else ("inf" if o > 0 else "-inf")
-            return o
-        if isinstance(o, (bool, int, float, str)) or o is None:
-            return o
-        if callable(o):
-            return getattr(o, "__name__", repr(o))
-        return str(o)
-
-    return conv(obj)

@@ -397,8 +397,8 @@ def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: fl
     length = x.shape[-1]
     window = min(int(round(crop_seconds * fs)), length)
     stride = max(1, int(round(stride_seconds * fs)))
-    starts = torch.from_numpy(sliding_window_starts(length, window, stride))
-    per_window = map_windows(model, x, window, starts.numpy(), batch_size, amp,
+    starts = sliding_window_starts(length, window, stride)
+    per_window = map_windows(model, x, window, starts, batch_size, amp,
                              lambda windows: torch.sigmoid(model(windows).float()))
     return (per_window.amax(dim=1) if aggregate == "max" else per_window.mean(dim=1)).numpy()
 
