@@ -43,6 +43,7 @@ from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
 from midtecg.data.labels import SCP_CODES, aggregate_labels, parse_scp_codes
 from midtecg.data.leads import WFDB_LEADS
+from midtecg.io.arrays import atomic_write_text
 from midtecg.data.ptbxl import DEFAULT_SPLITS, load_ptbxl_metadata, read_ptbxl_record, record_path, resolve_folds
 from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record
 
@@ -276,7 +277,7 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
         return out
     source_hash = _content_hash(inputs, source, table.drop(columns=["scp_codes"]), settings)
     if old is not None and old.get("source_hash") == source_hash:
-        _write_json_atomically(out / "manifest.json", {**old, "input_fingerprint": fingerprint})
+        atomic_write_text(out / "manifest.json", json.dumps({**old, "input_fingerprint": fingerprint}, indent=2))
         return out
 
     records = _records_table(table, ptbxl, strict)
@@ -315,12 +316,6 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _write_json_atomically(path: Path, value: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value, indent=2))
-    os.replace(tmp, path)
 
 
 def _manifest(source: Path, ptbxl: bool, records: pd.DataFrame, settings: dict, source_hash: str, fingerprint: str,

@@ -19,19 +19,14 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from midtecg.io.arrays import atomic_write_text
+
 FORMAT_VERSION = 1
 LATEST = "latest.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -115,7 +110,7 @@ def save_checkpoint(
     _fsync_dir(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    write_json_atomic(run_dir / LATEST, {"step": step, "path": final.name})
+    atomic_write_text(run_dir / LATEST, json.dumps({"step": step, "path": final.name}, indent=2))
     _prune(run_dir, keep)
     return final
 
