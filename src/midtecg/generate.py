@@ -200,10 +200,9 @@ def generate(
 
 
 def upsample(ecgs: SampledECGs, fs: int) -> SampledECGs:
-    from scipy.signal import resample_poly
+    from midtecg.data.ptbxl import resample
 
-    signals = resample_poly(ecgs.signals, fs // ecgs.fs, 1, axis=-1).astype(np.float32)
-    return SampledECGs(signals, ecgs.conditions, fs, ecgs.lead_names)
+    return SampledECGs(resample(ecgs.signals, ecgs.fs, fs), ecgs.conditions, fs, ecgs.lead_names)
 
 
 def _comments(row: pd.Series, generator: ECGGenerator, seed: int) -> dict:
