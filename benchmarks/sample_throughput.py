@@ -28,6 +28,8 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--variant", default="s4", choices=["s4", "s4d"])
+    parser.add_argument("--channels", type=int, help="override the preset's channels")
+    parser.add_argument("--blocks", type=int, help="override the preset's residual blocks")
     parser.add_argument("--n", type=int, default=4, help="ECGs to generate")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: all at once)")
     parser.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm++2m"])
@@ -40,7 +42,8 @@ def main() -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    config = SSSDConfig(s4_variant=args.variant, **CONFIGS[args.config])
+    sizes = {k: v for k, v in (("channels", args.channels), ("blocks", args.blocks)) if v}
+    config = SSSDConfig(s4_variant=args.variant, **{**CONFIGS[args.config], **sizes})
     model = SSSDECG(config).to(device).eval().requires_grad_(False)
     sampler = make_sampler(args.sampler, NoiseSchedule(), steps=args.steps)
     batch = args.batch or args.n

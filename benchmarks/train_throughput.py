@@ -35,6 +35,8 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="tiny")
     parser.add_argument("--variant", default="s4", choices=["s4", "s4d"])
+    parser.add_argument("--channels", type=int, help="override the preset's channels")
+    parser.add_argument("--blocks", type=int, help="override the preset's residual blocks")
     parser.add_argument("--objective", default="eps", choices=["eps", "midt"])
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 warm-up steps)")
@@ -47,7 +49,8 @@ def main() -> dict:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     torch.manual_seed(0)
-    config = SSSDConfig(s4_variant=args.variant, **CONFIGS[args.config])
+    sizes = {k: v for k, v in (("channels", args.channels), ("blocks", args.blocks)) if v}
+    config = SSSDConfig(s4_variant=args.variant, **{**CONFIGS[args.config], **sizes})
     model = SSSDECG(config).to(device)
     ema = SSSDECG(config).to(device).requires_grad_(False)
     step_model = torch.compile(model) if args.compile else model

@@ -300,6 +300,27 @@ def test_utility_curves(loaded, tmp_path):
     assert "Low-data utility curves (superdiagnostic)" in html and len(_images(html)) >= 3
 
 
+def test_utility_trains_on_a_separate_synthetic_set(loaded, tmp_path):
+    """utility_synth: the classifiers add those records (e.g. generated from the training conditions)."""
+    test_set, train_set = loaded
+    rng = np.random.default_rng(6)
+    paired = test_set.signals + rng.normal(0, 0.05, test_set.signals.shape).astype(np.float32)
+    extra = train_set.signals[:7] + rng.normal(0, 0.05, train_set.signals[:7].shape).astype(np.float32)
+    r = evaluate(_as_input(test_set), _as_input(test_set, paired), train=_as_input(train_set),
+                 utility_synth=_as_input(train_set.subset(np.arange(7)), extra), embeddings=False, clinical=False,
+                 privacy=False, utility=True, utility_config=TINY, utility_fractions=(1.0,),
+                 utility_label_sets=("superdiagnostic",), n_examples=0, progress=False, on_error="raise")
+    experiments = r["utility"]["superdiagnostic"]["experiments"]
+    assert experiments["TSTR"]["n_synth"] == experiments["TSTR"]["n_train"] == 7
+    assert experiments["TRTR+synth"]["n_train"] == len(train_set) + 7
+    assert r["inputs"]["utility_synth"]["n"] == 7
+    assert r["summary"]["n_synth"] == len(test_set)  # the paired set is still the one evaluated
+    with pytest.raises(DataError, match="utility synth"):
+        evaluate(_as_input(test_set), _as_input(test_set, paired), train=_as_input(train_set),
+                 utility_synth=extra[..., :500], utility=True, embeddings=False, clinical=False, privacy=False,
+                 progress=False)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 def test_cli_end_to_end(cache, loaded, classifier_dir, tmp_path, capsys):
     if cache is None:

@@ -95,10 +95,13 @@ def _evaluate(args) -> None:
     classifier = ClassifierTrainConfig(model=args.classifier_model, epochs=args.classifier_epochs, device=device,
                                        seed=args.seed)
     utility = ClassifierTrainConfig(model=args.utility_model, epochs=args.utility_epochs, device=device, seed=args.seed)
+    if args.utility_synth and not Path(args.utility_synth).exists():
+        raise FileNotFoundError(f"--utility-synth {args.utility_synth} does not exist")
     result = evaluate(
         (real, args.split), synth, train=(real, args.train_split), out_dir=out, utility=args.utility,
         embeddings=not args.no_embeddings, clinical=not args.no_clinical, privacy=not args.no_privacy,
-        classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility, limit=args.limit,
+        classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility,
+        utility_synth=args.utility_synth, limit=args.limit,
         seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs, threads=args.threads, n_examples=args.examples,
     )
     summary = result["summary"]
@@ -195,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--utility-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
                    help="utility classifier (default small; the PTB-XL benchmark uses xresnet1d101)")
     p.add_argument("--utility-epochs", type=int, default=50, help="utility classifier epochs (default 50)")
+    p.add_argument("--utility-synth", metavar="PATH", help="synthetic training records for the utility classifiers, "
+                   "e.g. generated from the training records' conditions (default: --synth)")
     p.add_argument("--limit", type=int,
                    help="only the first N real records of the split (and their synthetic partners)")
     p.add_argument("--examples", type=int, default=4, help="paired 12-lead example plots in the report (default 4)")

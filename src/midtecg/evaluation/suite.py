@@ -53,7 +53,9 @@ Stages (each timed; ``result["timings"]`` in seconds, progress lines on stderr):
     :func:`~midtecg.evaluation.privacy.privacy_gate` over both.
 ``utility`` (optional)
     :func:`~midtecg.evaluation.utility.run_utility` for the ``"all"`` and ``"superdiagnostic"`` label sets
-    (TRTR, TSTR, real+synthetic, low-data curves; CUDA when available).
+    (TRTR, TSTR, real+synthetic, low-data curves; CUDA when available). The synthetic training records are
+    ``synth`` unless ``utility_synth`` names another set: paired synthetic ECGs copy the test records'
+    label sets, so for augmentation experiments generate from the training records' conditions instead.
 
 Outputs: ``out_dir/evaluation.json`` (every number; NaN written as ``null``) and ``out_dir/report.html``
 (one self-contained page). :func:`write_report` rebuilds the page from the JSON alone; only the example
@@ -775,6 +777,7 @@ def evaluate(
     classifier_dir: str | os.PathLike | None = None,
     classifier_config=None,
     utility_config=None,
+    utility_synth=None,
     utility_fractions: Sequence[float] = DEFAULT_FRACTIONS,
     utility_label_sets: Sequence[str] = DEFAULT_LABEL_SETS,
     limit: int | None = None,
@@ -801,6 +804,8 @@ def evaluate(
         (default: the small XResNet, 50 epochs; use fewer epochs for quick checks).
     utility_config, utility_fractions, utility_label_sets : passed to ``run_utility`` (default config:
         ``ClassifierTrainConfig()``; CUDA when available).
+    utility_synth : the synthetic records the utility classifiers train on (any form ``synth`` takes, with
+        SCP labels); default ``synth``.
     limit : evaluate only the first ``limit`` real records (and their synthetic partners).
     n_examples : paired real-vs-synthetic 12-lead plots in the report.
     seed : every random choice (floors' halves, subsets, attacks' splits).
@@ -822,7 +827,8 @@ def evaluate(
         return _evaluate(
             real, synth, train=train, holdout=holdout, out_dir=out_dir, fs=fs, paired=paired, embeddings=embeddings,
             utility=utility, clinical=clinical, privacy=privacy, classifier_dir=classifier_dir,
-            classifier_config=classifier_config, utility_config=utility_config, utility_fractions=utility_fractions,
+            classifier_config=classifier_config, utility_config=utility_config, utility_synth=utility_synth,
+            utility_fractions=utility_fractions,
             utility_label_sets=utility_label_sets, limit=limit, n_examples=n_examples, seed=seed, progress=progress,
             n_jobs=n_jobs, threads=threads, title=title, on_error=on_error)
 
@@ -845,7 +851,7 @@ def _thread_limits(threads: int | None):
 
 
 def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, utility, clinical, privacy,
-              classifier_dir, classifier_config, utility_config, utility_fractions, utility_label_sets, limit,
+              classifier_dir, classifier_config, utility_config, utility_synth, utility_fractions, utility_label_sets, limit,
               n_examples, seed, progress, n_jobs, threads, title, on_error) -> dict:
     started = _dt.datetime.now().astimezone().replace(microsecond=0)
     notes: list[str] = []
@@ -885,6 +891,11 @@ def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, u
             holdout_set = load_ecg_set(holdout, role="holdout", notes=notes)
             holdout_set.fs = holdout_set.fs or rate
             _check_compatible(real_set, holdout_set, "holdout")
+        utility_set = synth_set
+        if utility and utility_synth is not None:
+            utility_set = load_ecg_set(utility_synth, role="utility synth", notes=notes)
+            utility_set.fs = utility_set.fs or rate
+            _check_compatible(real_set, utility_set, "utility synth")
         pairing = pair_records(real_set, synth_set)
         if limit is not None:
             if limit < 1:
@@ -911,7 +922,8 @@ def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, u
         notes.append("paired metrics skipped: synthetic records could not be matched to real ones")
     result["inputs"] = {"real": real_set.describe(), "synth": synth_set.describe(),
                         "train": train_set.describe() if train_set is not None else None,
-                        "holdout": holdout_set.describe() if holdout is not None else "real"}
+                        "holdout": holdout_set.describe() if holdout is not None else "real",
+                        "utility_synth": utility_set.describe() if utility_synth is not None else "synth"}
     result["pairing"] = {"method": pairing["method"], "n_pairs": pairing["n_pairs"], "reason": pairing["reason"],
                          "synth_index": pairing["synth_index"], "real_index": pairing["real_index"]}
     result["settings"] = {"fs": fs, "paired": paired, "embeddings": embeddings, "utility": utility,
@@ -987,7 +999,7 @@ def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, u
 
     # ------------------------------------------------------------------ utility
     if utility:
-        missing = [name for name, s in (("train", train_set), ("synth", synth_set), ("real", real_set))
+        missing = [name for name, s in (("train", train_set), ("synth", utility_set), ("real", real_set))
                    if s is None or s.labels71() is None]
         if missing:
             reason = f"no SCP labels for: {', '.join(missing)}"
@@ -995,7 +1007,7 @@ def _evaluate(real, synth, *, train, holdout, out_dir, fs, paired, embeddings, u
             result["utility"] = {"skipped": reason}
         else:
             with stages("utility"):
-                result["utility"] = _utility_stage(train_set, synth_set, real_set, utility_config,
+                result["utility"] = _utility_stage(train_set, utility_set, real_set, utility_config,
                                                    utility_fractions, utility_label_sets, progress)
 
     # ------------------------------------------------------------------ outputs
