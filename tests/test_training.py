@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -167,3 +168,11 @@ def test_two_process_gloo_training_stays_in_sync(fixture_cache, tmp_path):
         assert json.loads((tmp_path / f"result.{rank}").read_text())["detected"]
     assert (tmp_path / "ddp" / "step-00000006" / "model.safetensors").is_file()
     assert not list(tmp_path.glob("ddp-*")), "only rank 0 writes"
+
+
+def test_training_without_validation_folds(fixture_cache, tmp_path):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1, checkpoint_every=2)
+    config.data.val_folds = ()
+    checkpoint = train(config, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert checkpoint.name.endswith("2") and [r["val_loss"] for r in rows] == ["", ""]

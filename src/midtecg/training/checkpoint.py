@@ -166,8 +166,8 @@ def load_training_state(
 def read_model_files(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """The config and sampling weights of a checkpoint folder or exported model folder."""
     path = Path(path)
-    if path.is_dir() and (path / LATEST).is_file():  # a run folder: take its newest checkpoint
-        path = latest_checkpoint(path) or path
+    if path.is_dir() and (path / LATEST).is_file():  # a run folder: its newest checkpoint (only the model files
+        path = path / json.loads((path / LATEST).read_text())["path"]  # are needed, not the training state)
     config_path, weights_path = path / "config.json", path / "model.safetensors"
     for required in (config_path, weights_path):
         if not required.is_file():

@@ -62,6 +62,8 @@ def pick_device(name: str, ddp: Distributed) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("train.device asks for CUDA but no GPU is available")
+        if device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
     return device
 
@@ -164,7 +166,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     if not config.data.cache:
         raise ValueError("config [data] cache is empty: point it at a folder written by `midtecg prepare`")
     train_data = load_prepared(config.data.cache, split=list(config.data.train_folds))
-    val_data = load_prepared(config.data.cache, split=list(config.data.val_folds))
+    val_data = load_prepared(config.data.cache, split=list(config.data.val_folds)) if config.data.val_folds else None
     if len(train_data.records) == 0:
         raise ValueError(f"{config.data.cache}: no records in training folds {config.data.train_folds}")
     encoder = ConditionEncoder.fit(train_data.records, config.conditions.mode, config.conditions.numeric_fields)
@@ -173,7 +175,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     if device.type == "cuda":
         x_train = x_train.pin_memory()
         cond_train = {k: v.pin_memory() for k, v in cond_train.items()}
-    x_val = _model_inputs(val_data.signals) if len(val_data.records) else None
+    x_val = _model_inputs(val_data.signals) if val_data is not None and len(val_data.records) else None
     cond_val = {k: torch.from_numpy(v) for k, v in encoder.encode(val_data.records).items()} if x_val is not None else None
 
     # Model, EMA, optimiser, schedule.
