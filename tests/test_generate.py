@@ -144,6 +144,30 @@ def test_demographics_the_model_cannot_use_are_refused(model_dir, cache, tmp_pat
         check_request(generator, conditions_from_request(n=1, labels="NORM", age=40))
 
 
+@pytest.fixture(scope="module")
+def labels_model_dir(cache, tmp_path_factory) -> Path:
+    """A tiny model conditioned on the labels alone, trained for two steps."""
+    config = load_config(REPO / "configs" / "tiny.toml", [
+        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
+        "model.channels=8", "model.blocks=1", "train.steps=2", "train.batch_size=4", "train.device='cpu'",
+        "train.threads=1", "train.val_every=1000",
+    ])
+    return train(config, progress=False)
+
+
+def test_paired_generation_drops_the_demographics_a_labels_model_cannot_use(labels_model_dir, cache, tmp_path):
+    conditions = paired_conditions(cache, split="test", limit=3)
+    assert conditions["age"].notna().any()
+    with pytest.raises(ValueError, match="cannot use"):
+        generate(conditions, labels_model_dir, sampler="ddim", steps=2, progress=False)
+    result = generate(conditions, labels_model_dir, sampler="ddim", steps=2, progress=False, strict=False)
+    assert result.ecgs.signals.shape == (3, 12, 1000)
+    out = tmp_path / "paired"
+    assert main(["generate", "--paired", str(cache), "-n", "2", "--model", str(labels_model_dir), "--out", str(out),
+                 "--format", "npz", "--sampler", "ddim", "--steps", "2", "--quiet"]) == 0
+    assert (out / "ecgs.npz").is_file()
+
+
 def test_paired_conditions_copy_real_records(cache):
     table = paired_conditions(cache, split="test")
     assert len(table) > 0 and "ecg_id" in table.columns

@@ -133,7 +133,7 @@ def _step(checkpoint: Path) -> int:
 
 
 def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device: str, seed: int) -> str:
-    from midtecg.generate import DEMOGRAPHICS, generate, paired_conditions, usable_demographics
+    from midtecg.generate import generate, paired_conditions
     from midtecg.sample import load_generator
 
     settings = experiment["generate"]
@@ -150,8 +150,7 @@ def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device
         conditions = paired_conditions(cache, split=split)
         if name == "train" and 0 < settings.get("utility_n", 0) < len(conditions):  # the same records for every run
             conditions = conditions.sample(settings["utility_n"], random_state=0).sort_index()
-        unused = [c for c in DEMOGRAPHICS if c in conditions.columns and c not in usable_demographics(generator.encoder)]
-        generate(conditions.drop(columns=unused), generator, out / name, formats=("npz",), sampler=sampler,
+        generate(conditions, generator, out / name, formats=("npz",), sampler=sampler, strict=False,
                  steps=steps or None, seed=seed * 1000 + (name == "train"), batch_size=settings["batch_size"],
                  progress=False)
     return f"{run_dir.name}: generated {', '.join(t[0] for t in todo)} in {time.perf_counter() - started:.0f} s"

@@ -61,7 +61,7 @@ def _generate(args) -> None:
     result = generate(
         conditions, model=args.model, out_dir=args.out, formats=formats, fs=args.fs, sampler=args.sampler,
         steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet,
+        device=args.device, progress=not args.quiet, strict=not args.paired,
     )
     print(f"generated {len(result.ecgs.signals)} ECGs at {result.ecgs.fs} Hz in {result.out_dir}")
     for kind, paths in result.files.items():
@@ -85,7 +85,7 @@ def _evaluate(args) -> None:
         synth = generate(
             conditions, model=args.model, out_dir=out / "generated", formats=("npz",), sampler=args.sampler,
             steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
-            device=args.device, progress=not args.quiet,
+            device=args.device, progress=not args.quiet, strict=False,
         ).ecgs
     else:
         synth = Path(args.synth)

@@ -178,8 +178,13 @@ def generate(
     batch_size: int = 32,
     device: str | None = None,
     progress: bool = True,
+    strict: bool = True,
 ) -> GenerationResult:
-    """Sample one ECG per row of ``conditions`` and, when ``out_dir`` is given, write ``formats`` there."""
+    """Sample one ECG per row of ``conditions`` and, when ``out_dir`` is given, write ``formats`` there.
+
+    ``strict``: refuse demographics the model cannot use (a user asked for them); ``False`` drops them instead,
+    for conditions copied from real records (``paired_conditions``), which carry every field.
+    """
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
     if unknown:
@@ -187,6 +192,9 @@ def generate(
     generator = model if isinstance(model, ECGGenerator) else load_generator(model or DEFAULT_MODEL, device)
     if fs is not None and fs % generator.fs:
         raise ValueError(f"output rate must be a multiple of the model's {generator.fs} Hz, got {fs}")
+    if not strict:
+        usable = usable_demographics(generator.encoder)
+        conditions = conditions.drop(columns=[c for c in DEMOGRAPHICS if c in conditions.columns and c not in usable])
     check_request(generator, conditions)
     ecgs = sample(generator, conditions, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
                   batch_size=batch_size, progress=progress)
