@@ -146,12 +146,12 @@ def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device
     generator = load_generator(run_dir, device=None if device == "auto" else device)
     started = time.perf_counter()
     for name, split, sampler, steps in todo:
-        # a different seed per set, so the two sets never share noise
         conditions = paired_conditions(cache, split=split)
         if name == "train" and 0 < settings.get("utility_n", 0) < len(conditions):  # the same records for every run
             conditions = conditions.sample(settings["utility_n"], random_state=0).sort_index()
         generate(conditions, generator, out / name, formats=("npz",), sampler=sampler, strict=False,
-                 steps=steps or None, seed=seed * 1000 + (name == "train"), batch_size=settings["batch_size"],
+                 steps=steps or None, seed=seed * 1000 + (name == "train"),  # the two sets never share noise
+                 batch_size=settings["batch_size"],
                  progress=False)
     return f"{run_dir.name}: generated {', '.join(t[0] for t in todo)} in {time.perf_counter() - started:.0f} s"
 
@@ -177,6 +177,8 @@ def train_embedding_classifier(out: Path, cache: Path, experiment: dict, device:
 
 
 def evaluate_run(name: str, out: Path, cache: Path, experiment: dict, device: str) -> str:
+    import torch
+
     from midtecg.evaluation import evaluate
 
     target = out / "eval" / name
@@ -191,7 +193,7 @@ def evaluate_run(name: str, out: Path, cache: Path, experiment: dict, device: st
              classifier_config=classifier_config(experiment, "classifier_epochs", device),
              utility_config=classifier_config(experiment, "utility_epochs", device),
              utility_fractions=settings["utility_fractions"], utility_label_sets=settings["utility_label_sets"],
-             progress=False, title=f"claims experiment: {name}")
+             progress=False, title=f"claims experiment: {name}", threads=torch.get_num_threads())  # BLAS too
     return f"{name}: evaluated in {time.perf_counter() - started:.0f} s"
 
 
@@ -352,13 +354,23 @@ def collect(out: Path, experiment: dict) -> dict:
     return results
 
 
-def summary_table(results: dict, experiment: dict) -> list[dict]:
+def final_training_mse(out: Path, name: str) -> float:
+    """The epsilon MSE of the last logged training window (comparable across objectives: MIDT logs it too)."""
+    import csv
+
+    log = out / "runs" / name / "log.csv"
+    rows = list(csv.DictReader(log.open())) if log.is_file() else []
+    return float(rows[-1]["mse_loss"] or rows[-1]["loss"]) if rows else math.nan
+
+
+def summary_table(results: dict, experiment: dict, out: Path) -> list[dict]:
     label_set = experiment["evaluate"]["utility_label_sets"][0]
     fractions = [f for f in experiment["evaluate"]["utility_fractions"] if f < 1]
     utility = [("TRTR", "AUC all real"), ("TSTR", "AUC synthetic only"), ("TRTR+synth", "AUC all real + synth")]
     utility += [(f"real_{f:g}", f"AUC {f:.0%} real") for f in fractions]
     utility += [(f"real_{f:g}+synth", f"AUC {f:.0%} real + synth") for f in fractions]
-    rows = []
+    rows = [{"metric": "training epsilon MSE, last steps", "better": "lower",
+             **{m: mean_ci([final_training_mse(out, run_name(m, seed)) for seed in results[m]]) for m in results}}]
     for key, label, better in METRICS:
         rows.append({"metric": label, "better": better if better != "half" else "near 0.5",
                      **{m: mean_ci([metric(r, key) for r in results[m].values()]) for m in results}})
@@ -389,14 +401,17 @@ def summarize(out: Path, experiment: dict, compute: dict) -> dict:
     results = collect(out, experiment)
     if not results:
         raise FileNotFoundError(f"no evaluation.json under {out / 'eval'}: run the evaluate stage first")
-    rows = summary_table(results, experiment)
+    rows = summary_table(results, experiment, out)
     claims = judge_claims(results, experiment)
     runs = {m: sorted(r) for m, r in results.items()}
     header = (f"# Claims experiment: {', '.join(results)}\n\nSeeds evaluated: "
               + "; ".join(f"{m} {s}" for m, s in runs.items()))
     text = markdown(rows, claims, results, header)
     (out / "summary.md").write_text(text)
-    summary = {"experiment": experiment, "runs": runs, "compute": compute, "table": rows, "claims": claims}
+    per_run = {run_name(m, seed): {key: metric(r, key) for key, _, _ in METRICS} | r.get("summary", {})
+               for m, by_seed in results.items() for seed, r in by_seed.items()}
+    summary = {"experiment": experiment, "runs": runs, "compute": compute, "table": rows, "claims": claims,
+               "per_run": per_run}
     write_json(out / "summary.json", summary)
 
     report = Report("midtecg claims experiment", "SSSD-ECG against MIDT-ECG at equal budget, tested on PTB-XL fold 10")
