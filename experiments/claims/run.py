@@ -242,7 +242,7 @@ def mean_ci(values) -> dict:
     if len(v) == 0:
         return {"mean": math.nan, "ci": math.nan, "n": 0}
     half = T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
-    return {"mean": float(v.mean()), "ci": float(half), "n": int(len(v))}
+    return {"mean": float(v.mean()), "ci": float(half), "n": len(v)}
 
 
 def badness(value: float, better: str) -> float:
@@ -260,7 +260,10 @@ def _excludes_zero(stat: dict) -> int:
 def judge_claims(results: dict, experiment: dict) -> list[dict]:
     """The paper's four claims against the per-seed results ``results[model][seed] -> evaluation dict``."""
     seeds = sorted(set.intersection(*(set(r) for r in results.values()))) if results else []
-    per = lambda model, f: [f(results[model][s]) for s in seeds if model in results]  # noqa: E731
+
+    def per(model: str, f) -> list[float]:
+        return [f(results[model][s]) for s in seeds] if model in results else []
+
     claims = []
 
     # 1. inter-lead correlation error, MIDT against SSSD, paired by seed
@@ -280,8 +283,8 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
     rows, signs = {}, []
     for key in PRIVACY:
         better = next(b for k, _, b in METRICS if k == key)
-        b = np.array(per("sssd-ecg", lambda r: badness(metric(r, key), better)))
-        m = np.array(per("midt-ecg", lambda r: badness(metric(r, key), better)))
+        b = np.array(per("sssd-ecg", lambda r, key=key, better=better: badness(metric(r, key), better)))
+        m = np.array(per("midt-ecg", lambda r, key=key, better=better: badness(metric(r, key), better)))
         gain = mean_ci(100 * (b - m) / np.maximum(np.abs(b), 1e-12)) if len(b) and len(m) else mean_ci([])
         rows[key] = gain
         signs.append(_excludes_zero(gain))
@@ -380,14 +383,17 @@ def summary_table(results: dict, experiment: dict, out: Path) -> list[dict]:
     return rows
 
 
+def _digits(stat: dict) -> int:
+    return 1 if abs(stat["mean"]) >= 10 else 3 if abs(stat["mean"]) >= 0.1 else 4
+
+
 def markdown(rows: list[dict], claims: list[dict], results: dict, header: str) -> str:
     models = list(results)
     seeds = {m: len(results[m]) for m in models}
-    digits = lambda stat: 1 if abs(stat["mean"]) >= 10 else 3 if abs(stat["mean"]) >= 0.1 else 4  # noqa: E731
     lines = [header, "", "| metric | better | " + " | ".join(f"{m} (n={seeds[m]})" for m in models) + " |",
              "|---|---|" + "---|" * len(models)]
     for row in rows:
-        cells = [_pm(row[m], digits(row[m])) if np.isfinite(row[m]["mean"]) else "n/a" for m in models]
+        cells = [_pm(row[m], _digits(row[m])) if np.isfinite(row[m]["mean"]) else "n/a" for m in models]
         lines.append(f"| {row['metric']} | {row['better']} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± half-width of the 95 % t interval over seeds.", "", "| claim | measured | verdict |",
               "|---|---|---|"]
