@@ -16,7 +16,7 @@ from midtecg.data.errors import DataError, DataWarning
 def test_fixture_demographics(ptbxl_fixture):
     meta = pd.read_csv(ptbxl_fixture / "ptbxl_database.csv", index_col=0)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the real rows are clean
+        warnings.simplefilter("error", DataWarning)  # the real rows are clean
         clean = clean_demographics(meta, what="PTB-XL ecg_id")
     assert clean.loc[6488, "age"] == 90.0 and clean.loc[10563, "age"] == 90.0  # stored as 300
     assert np.isnan(clean.loc[108, "age"])  # blank in the official file

@@ -135,7 +135,7 @@ def test_flat_lead_policies(copy):
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", DataWarning)
         read_ptbxl_record(copy, 2, on_flat="ignore")
 
 

@@ -233,8 +233,8 @@ def _normalize_table(table, n: int, where: str, notes: list[str]) -> pd.DataFram
     t.columns = [str(c) for c in t.columns]
     for name in DEMOGRAPHICS:
         if name in t.columns:
-            t[name] = t[name].map(_parse_sex) if name == "sex" and t[name].dtype == object else \
-                pd.to_numeric(t[name], errors="coerce")
+            text = not pd.api.types.is_numeric_dtype(t[name])  # object before pandas 3, str from pandas 3 on
+            t[name] = t[name].map(_parse_sex) if name == "sex" and text else pd.to_numeric(t[name], errors="coerce")
     if "ecg_id" not in t.columns and "name" in t.columns:
         ids = []
         for name in t["name"].astype(str):
