@@ -122,7 +122,7 @@ def sample(
     with generator.model.cached_kernels(), torch.autocast(device.type, torch.bfloat16, enabled=use_bf16):
         for number, start in enumerate(tqdm(batches, desc="batches", disable=not progress or len(batches) < 2)):
             stop = min(start + batch_size, n)
-            cond = {k: torch.from_numpy(v[start:stop]).to(device) for k, v in encoded.items()}
+            cond = {k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()}  # copies: v may be read-only
             rng = torch.Generator(device=device).manual_seed(seed * 1_000_003 + number)
             x8 = solver.sample(guided_eps_fn(generator.model, cond, guidance), (stop - start, *shape_tail),
                                generator=rng, device=device, progress=progress and len(batches) < 2)
