@@ -43,21 +43,21 @@ SHARED_TABLES = ("data", "model", "diffusion", "train")
 
 # ----------------------------------------------------------------------------------------------- configs
 def load_experiment(path: Path = EXPERIMENT, overrides: list[str] = ()) -> dict:
-    """The experiment file, with ``table.key=value`` overrides (values parsed as TOML)."""
+    """The experiment file, with ``key=value`` or ``table.key=value`` overrides (values parsed as TOML)."""
     with open(path, "rb") as handle:
         experiment = tomllib.load(handle)
     for override in overrides:
         key, sep, raw = override.partition("=")
-        if not sep or "." not in key:
-            raise ValueError(f"override {override!r} must look like table.key=value")
+        if not sep or not key.strip():
+            raise ValueError(f"override {override!r} must look like key=value or table.key=value")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
-            value = raw
-        table, leaf = key.strip().rsplit(".", 1)
+            value = raw  # a bare string
+        *tables, leaf = key.strip().split(".")
         node = experiment
-        for part in table.split("."):
-            node = node.setdefault(part, {})
+        for table in tables:
+            node = node.setdefault(table, {})
         node[leaf] = value
     return experiment
 
@@ -472,19 +472,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", required=True, help="a 100 Hz cache written by `midtecg prepare` (PTB-XL folds)")
     parser.add_argument("--out", default="runs/claims", help="experiment folder (default runs/claims)")
     parser.add_argument("--experiment", default=str(EXPERIMENT), help="experiment file (default: the one beside run.py)")
-    parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
+    parser.add_argument("--set", action="append", default=[], metavar="[TABLE.]KEY=VALUE",
                         help="override an experiment value, e.g. train.steps=200 or seeds=[0]")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = parser.parse_args(argv)
 
-    overrides = [s for s in args.set if not s.split("=", 1)[0].strip() in ("seeds", "models")]
-    experiment = load_experiment(Path(args.experiment), overrides)
-    for s in args.set:
-        key, _, raw = s.partition("=")
-        if key.strip() in ("seeds", "models"):
-            experiment[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+    experiment = load_experiment(Path(args.experiment), args.set)
     cache, out = Path(args.cache), Path(args.out)
     manifest = json.loads((cache / "manifest.json").read_text()) if (cache / "manifest.json").is_file() else None
     if manifest is None:
