@@ -37,7 +37,7 @@ def _read_direct(root: Path) -> tuple[np.ndarray, pd.DataFrame]:
     """PTB-XL at 100 Hz without the cache module: (signals (N, 12, 1000), records with SCP columns)."""
     from scipy.signal import resample_poly
 
-    from midtecg.data.labels import SCP_CODES, parse_scp_codes
+    from midtecg.data.labels import SCP_CODES, labels_to_vector, parse_scp_codes
     from midtecg.io import read_wfdb_record
 
     db = pd.read_csv(root / "ptbxl_database.csv")
@@ -53,10 +53,7 @@ def _read_direct(root: Path) -> tuple[np.ndarray, pd.DataFrame]:
             signals.append(x)
             keep.append(i)
     db = db.iloc[keep].reset_index(drop=True)
-    labels = np.zeros((len(db), len(SCP_CODES)), np.float32)
-    for i, text in enumerate(db.scp_codes):
-        for code in parse_scp_codes(text):
-            labels[i, SCP_CODES.index(code)] = 1.0
+    labels = np.stack([labels_to_vector(parse_scp_codes(text)) for text in db.scp_codes])
     table = pd.concat([db[["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight"]],
                        pd.DataFrame(labels, columns=list(SCP_CODES))], axis=1)
     return np.stack(signals).astype(np.float32), table

@@ -26,15 +26,6 @@ def cache100(ptbxl_fixture, tmp_path_factory):
     return prepare(ptbxl_fixture, tmp_path_factory.mktemp("cache") / "c100", progress=False)
 
 
-@pytest.fixture
-def copy(ptbxl_fixture, tmp_path):
-    target = tmp_path / "ptbxl"
-    shutil.copytree(ptbxl_fixture, target)
-    for path in target.rglob("*"):
-        path.chmod(0o644 if path.is_file() else 0o755)
-    return target
-
-
 def test_cache_rows_match_direct_reads(cache100, ptbxl_fixture):
     data = load_prepared(cache100)
     meta = load_ptbxl_metadata(ptbxl_fixture)

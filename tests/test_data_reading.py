@@ -3,8 +3,6 @@ test_data_pipeline.py (checksums, lengths, units, reordered leads, skipping)."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import wfdb
@@ -12,17 +10,15 @@ from scipy.signal import resample_poly
 
 from midtecg.data.errors import DataError, DataWarning, MissingRecordError
 from midtecg.data.leads import WFDB_LEADS, to_model_leads, to_twelve_leads
-from midtecg.data.ptbxl import (DEFAULT_SPLITS, load_ptbxl_metadata, read_ptbxl_record, read_wfdb_signal, record_path,
-                                resample, select_folds)
-
-
-@pytest.fixture
-def copy(ptbxl_fixture, tmp_path):
-    target = tmp_path / "ptbxl"
-    shutil.copytree(ptbxl_fixture, target)
-    for path in target.rglob("*"):
-        path.chmod(0o644 if path.is_file() else 0o755)
-    return target
+from midtecg.data.ptbxl import (
+    DEFAULT_SPLITS,
+    load_ptbxl_metadata,
+    read_ptbxl_record,
+    read_wfdb_signal,
+    record_path,
+    resample,
+    select_folds,
+)
 
 
 def _rewrite(base, signal, names=None, units="mV", scale=1.0, fs=500):

@@ -38,7 +38,7 @@ def _manual_sets():
     """(test, train) as (signals, table, fs) built from the fixture without the cache (fallback)."""
     from scipy.signal import resample_poly
 
-    from midtecg.data.labels import SCP_CODES, parse_scp_codes
+    from midtecg.data.labels import SCP_CODES, labels_to_vector, parse_scp_codes
     from midtecg.io import read_wfdb_record
 
     db = pd.read_csv(FIXTURE / "ptbxl_database.csv")
@@ -49,10 +49,7 @@ def _manual_sets():
         return resample_poly(read_wfdb_record(FIXTURE / hr)[0], 1, 5, axis=-1).astype(np.float32)
 
     signals = np.stack([read(a, b) for a, b in zip(db.filename_lr, db.filename_hr)]).astype(np.float32)
-    labels = np.zeros((len(db), len(SCP_CODES)), np.float32)
-    for i, text in enumerate(db.scp_codes):
-        for code in parse_scp_codes(text):
-            labels[i, SCP_CODES.index(code)] = 1.0
+    labels = np.stack([labels_to_vector(parse_scp_codes(text)) for text in db.scp_codes])
     table = pd.concat([db[["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight"]],
                        pd.DataFrame(labels, columns=list(SCP_CODES))], axis=1)
 

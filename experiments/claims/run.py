@@ -33,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = Path(__file__).with_name("experiment.toml")
@@ -219,7 +220,6 @@ METRICS = [
     ("privacy.embedding.mia_distance_auc", "MIA AUC, distance (embedding)", "half"),
 ]
 PRIVACY = [key for key, _, _ in METRICS if key.startswith("privacy.")]
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
 def metric(result: dict, key: str) -> float:
@@ -241,7 +241,7 @@ def mean_ci(values) -> dict:
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
     if len(v) == 0:
         return {"mean": math.nan, "ci": math.nan, "n": 0}
-    half = T_975.get(len(v) - 1, 1.96) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
     return {"mean": float(v.mean()), "ci": float(half), "n": len(v)}
 
 
