@@ -27,7 +27,7 @@ def ptbxl_fixture() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_ptbxl() -> Path:
-    """The 1,500-record PTB-XL subset in ../shared/data/ptbxl; skips the test when it is not there."""
+    """The PTB-XL subset in ../shared/data/ptbxl; skips the test when it is not there."""
     if not (SHARED_PTBXL / "ptbxl_database.csv").is_file():
         pytest.skip(f"{SHARED_PTBXL} is not present")
     return SHARED_PTBXL
