@@ -68,15 +68,37 @@ def _generate(args) -> None:
         print(f"  {kind}: {len(paths)} file(s), e.g. {paths[0]}")
 
 
+def _split_arg(text: str):
+    """A split name (train, val, test) or comma-separated fold numbers ("9", "9,10") as a list of ints."""
+    parts = [p.strip() for p in text.split(",")]
+    return [int(p) for p in parts] if all(p.isdigit() for p in parts) else text
+
+
 def _evaluate(args) -> None:
+    from midtecg.evaluation.config import EvaluationConfig
     from midtecg.evaluation.suite import evaluate
     from midtecg.evaluation.utility import ClassifierTrainConfig
 
     real = Path(args.real)
     if not (real / "manifest.json").is_file():
         raise FileNotFoundError(f"--real {real}: not a prepared cache (no manifest.json); run `midtecg prepare` first")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}")
+    device = None if args.device in (None, "auto") else args.device
+    config = EvaluationConfig(
+        paired=not args.no_paired, embeddings=not args.no_embeddings, rhythm=not args.no_rhythm,
+        clinical=not args.no_clinical, privacy=not args.no_privacy, utility=args.utility,
+        classifier=ClassifierTrainConfig(model=args.classifier_model, epochs=args.classifier_epochs, device=device,
+                                         seed=args.seed),
+        classifier_dir=args.classifier_dir,
+        utility_classifier=ClassifierTrainConfig(model=args.utility_model, epochs=args.utility_epochs, device=device,
+                                                 seed=args.seed),
+        limit=args.limit, n_examples=args.examples, seed=args.seed, n_jobs=args.n_jobs, threads=args.threads,
+        progress=not args.quiet, measure_cache=not args.no_cache)
+    for flag, path in (("--synth", args.synth), ("--utility-synth", args.utility_synth)):
+        if path and not Path(path).exists():
+            raise FileNotFoundError(f"{flag} {path} does not exist")
+    holdout = None
+    if args.holdout:
+        holdout = Path(args.holdout) if Path(args.holdout).exists() else (real, _split_arg(args.holdout))
     out = Path(args.out)
     if args.model:
         from midtecg.generate import generate, paired_conditions
@@ -89,28 +111,14 @@ def _evaluate(args) -> None:
         ).ecgs
     else:
         synth = Path(args.synth)
-        if not synth.exists():
-            raise FileNotFoundError(f"--synth {synth} does not exist")
-    device = None if args.device in (None, "auto") else args.device
-    classifier = ClassifierTrainConfig(model=args.classifier_model, epochs=args.classifier_epochs, device=device,
-                                       seed=args.seed)
-    utility = ClassifierTrainConfig(model=args.utility_model, epochs=args.utility_epochs, device=device, seed=args.seed)
-    if args.utility_synth and not Path(args.utility_synth).exists():
-        raise FileNotFoundError(f"--utility-synth {args.utility_synth} does not exist")
-    result = evaluate(
-        (real, args.split), synth, train=(real, args.train_split), out_dir=out, utility=args.utility,
-        embeddings=not args.no_embeddings, clinical=not args.no_clinical, privacy=not args.no_privacy,
-        classifier_dir=args.classifier_dir, classifier_config=classifier, utility_config=utility,
-        utility_synth=args.utility_synth, limit=args.limit,
-        seed=args.seed, progress=not args.quiet, n_jobs=args.n_jobs, threads=args.threads, n_examples=args.examples,
-    )
-    summary = result["summary"]
-    print(f"evaluated {summary.get('n_synth')} synthetic vs {summary.get('n_real')} real ECGs "
-          f"({summary.get('pairing')}, {summary.get('n_pairs')} pairs) in {result['timings']['total']:.1f} s")
-    for key in ("snr_db", "interlead_error_mean", "frechet", "frechet_floor", "mmd2", "psd_distance_db",
-                "delineation_failure_synth", "privacy_gate"):
-        if key in summary:
-            print(f"  {key}: {summary[key]}")
+    result = evaluate((real, _split_arg(args.split)), synth, train=(real, _split_arg(args.train_split)), holdout=holdout,
+                      utility_synth=args.utility_synth, out_dir=out, config=config)
+    real_n, synth_n = result["inputs"]["real"]["n"], result["inputs"]["synth"]["n"]
+    pairs = result["pairing"]["n_pairs"]
+    print(f"evaluated {synth_n} synthetic vs {real_n} real ECGs ({pairs} pairs by ecg_id) in "
+          f"{result['timings']['total']:.1f} s")
+    for axis, verdict in result["verdicts"].items():
+        print(f"  {axis:9s} {verdict['verdict']:16s} {verdict.get('reason', '')}")
     print(f"  {out / 'evaluation.json'}\n  {out / 'report.html'}")
 
 
@@ -119,7 +127,7 @@ def _report(args) -> None:
 
     source = Path(args.evaluation_json)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / "report_rebuilt.html"
-    path = write_report(source, out)
+    path = write_report(source, out, overwrite=args.overwrite)
     print(f"report: {path}")
 
 
@@ -203,10 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int,
                    help="only the first N real records of the split (and their synthetic partners)")
     p.add_argument("--examples", type=int, default=4, help="paired 12-lead example plots in the report (default 4)")
-    p.add_argument("--no-embeddings", action="store_true", help="skip the classifier, Frechet distance and KID")
+    p.add_argument("--holdout", metavar="SPLIT_OR_PATH", help="real records the generator never saw, for the privacy "
+                   "audit: a split of --real (e.g. val or 9) or any ECG set (default: the --split records)")
+    p.add_argument("--no-paired", action="store_true", help="skip the paired metrics even when records pair by ecg_id")
+    p.add_argument("--no-embeddings", action="store_true",
+                   help="skip the classifier: Frechet distance, KID, precision / recall and label adherence")
+    p.add_argument("--no-rhythm", action="store_true", help="skip the rhythm measures")
+    p.add_argument("--no-cache", action="store_true", help="do not cache the real records' measurements")
     p.add_argument("--no-clinical", action="store_true", help="skip delineation")
     p.add_argument("--no-privacy", action="store_true", help="skip the privacy audit")
-    p.add_argument("--n-jobs", type=int, default=1, help="worker processes for the delineation (default 1)")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes for delineation and rhythm (default 1)")
     p.add_argument("--threads", type=int, help="torch and BLAS threads (default: unchanged; 1 is much faster on "
                    "cores shared with other work)")
     p.add_argument("--seed", type=int, default=0)
@@ -221,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild the HTML report from a saved evaluation.json")
     p.add_argument("evaluation_json", help="evaluation.json written by `midtecg evaluate` (or its folder)")
     p.add_argument("--out", help="HTML file to write (default: report_rebuilt.html next to the JSON)")
+    p.add_argument("--overwrite", action="store_true", help="replace the HTML file if it exists")
     p.set_defaults(run=_report)
     return parser
 

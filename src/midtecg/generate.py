@@ -15,26 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from midtecg.data.demographics import parse_sex
 from midtecg.data.labels import SCP_CODES, resolve_label
 from midtecg.sample import ECGGenerator, SampledECGs, load_generator, sample
 
 DEMOGRAPHICS = ("age", "sex", "height", "weight", "heart_rate")
 # Plausible ranges for requested values; outside them a request is refused, not clipped.
 RANGES = {"age": (0.0, 120.0), "height": (40.0, 250.0), "weight": (2.0, 300.0), "heart_rate": (20.0, 300.0)}
-SEX_NAMES = {"male": 0, "m": 0, "0": 0, "female": 1, "f": 1, "1": 1}
 OUTPUT_FORMATS = ("wfdb", "npz", "csv", "png", "pdf")
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model"
-
-
-def parse_sex(value) -> float:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return math.nan
-    key = str(value).strip().lower()
-    if key.endswith(".0"):
-        key = key[:-2]
-    if key not in SEX_NAMES:
-        raise ValueError(f"sex must be male or female (or 0/1), got {value!r}")
-    return float(SEX_NAMES[key])
 
 
 def _check_range(name: str, value: float, where: str = "") -> float:
@@ -102,7 +91,7 @@ def conditions_from_csv(path: str | Path) -> pd.DataFrame:
             codes.append(parse_labels(row.get("labels") if isinstance(row.get("labels"), str) else None))
             rows.append({
                 "age": _check_range("age", _number(row.get("age")), where),
-                "sex": parse_sex(row.get("sex") if isinstance(row.get("sex"), str) else None),
+                "sex": parse_sex(row.get("sex")),
                 **{k: _check_range(k, _number(row.get(k)), where) for k in ("height", "weight", "heart_rate")},
             })
         except ValueError as error:

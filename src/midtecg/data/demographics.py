@@ -45,6 +45,8 @@ __all__ = [
     "bin_onehot",
     "age_bin_onehot",
     "sex_onehot",
+    "SEX_WORDS",
+    "parse_sex",
 ]
 
 DEMOGRAPHIC_COLUMNS: tuple[str, ...] = ("age", "sex", "height", "weight")
@@ -56,6 +58,9 @@ WEIGHT_RANGE_KG = (1.0, 350.0)
 AGE_BIN_THRESHOLDS: tuple[float, ...] = (12.0, 17.0, 34.0, 54.0, 74.0)
 AGE_BIN_NAMES: tuple[str, ...] = ("<12", "12-16", "17-33", "34-53", "54-73", ">=74")
 SEX_NAMES: tuple[str, ...] = ("male", "female")
+# Every spelling of sex that midtecg accepts, in CSVs, WFDB header comments and on the command line.
+SEX_WORDS: dict[str, float] = {"0": 0.0, "m": 0.0, "male": 0.0, "man": 0.0,
+                               "1": 1.0, "f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0}
 
 _MAX_NAMED = 10
 
@@ -78,6 +83,26 @@ def _numeric(values, column: str, ids, strict: bool, what: str) -> np.ndarray:
     bad = out.isna() & series.notna() & (series.astype(str).str.strip() != "")
     _report(column, "is not a number", list(series.index[bad]), strict, what)
     return out.to_numpy(dtype=np.float64)
+
+
+def parse_sex(value, *, strict: bool = True) -> float:
+    """Sex as a PTB-XL code: 0.0 male, 1.0 female, NaN when missing (None, NaN or blank).
+
+    Accepts the codes 0 / 1 (also ``"0.0"``, ``"1.0"``) and the words of :data:`SEX_WORDS`, in any case. Any
+    other value raises ``ValueError`` (``strict=True``) or gives NaN (``strict=False``).
+    """
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return float("nan")
+    key = str(value).strip().lower()
+    if key == "" or key == "nan":
+        return float("nan")
+    if key.endswith(".0"):
+        key = key[:-2]
+    if key in SEX_WORDS:
+        return SEX_WORDS[key]
+    if strict:
+        raise ValueError(f"sex must be male or female (or 0/1), got {value!r}")
+    return float("nan")
 
 
 def clean_demographics(table: pd.DataFrame, *, strict: bool = False, what: str = "record") -> pd.DataFrame:

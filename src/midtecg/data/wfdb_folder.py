@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from midtecg.data.demographics import parse_sex
 from midtecg.data.errors import DataError
 from midtecg.data.labels import parse_scp_codes, resolve_label
 from midtecg.data.ptbxl import read_wfdb_signal, resample
@@ -42,7 +43,6 @@ __all__ = ["DURATION_S", "RECORD_COLUMNS", "stable_fold", "find_conditions_csv",
 DURATION_S = 10
 RECORD_COLUMNS = ("record", "record_name", "filename", "file", "path")
 _SUFFIXES = (".hea", ".dat", ".mat")
-_SEX = {"0": 0.0, "m": 0.0, "male": 0.0, "man": 0.0, "1": 1.0, "f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0}
 
 
 def stable_fold(patient_id) -> int:
@@ -83,9 +83,10 @@ def _labels(text, record: str) -> dict[str, float]:
 
 
 def _sex(value):
+    """A sex word as its code; an unknown word is kept as it is, so that cleaning reports it."""
     if isinstance(value, str):
-        key = value.strip().lower()
-        return _SEX.get(key, np.nan if not key else value)
+        code = parse_sex(value, strict=False)
+        return value if np.isnan(code) and value.strip() else code
     return value
 
 

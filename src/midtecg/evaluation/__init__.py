@@ -1,28 +1,36 @@
 """Evaluation of synthetic 12-lead ECGs (``method.md`` section 6).
 
-Metric modules (import them directly; this package does not import them eagerly):
-:mod:`~midtecg.evaluation.fidelity` (paired SNR / RMSE / PRD / |r|, inter-lead correlation error),
-:mod:`~midtecg.evaluation.distributional` (Frechet distance, KID, MMD, Welch PSD distance, real floors),
+The suite, :func:`evaluate` (configured by :class:`EvaluationConfig`), runs every stage and gives one verdict per
+axis; :func:`write_report` rebuilds the HTML from a saved ``evaluation.json``. They are re-exported here lazily.
+
+How the suite is cut: :mod:`~midtecg.evaluation.inputs` (reading ECG sets, pairing),
+:mod:`~midtecg.evaluation.config` (the configuration), :mod:`~midtecg.evaluation.stages` (one function per
+stage), :mod:`~midtecg.evaluation.verdicts` (verdicts from floors), :mod:`~midtecg.evaluation.sections` (the
+page) and :mod:`~midtecg.evaluation.report` (a generic HTML / JSON report builder).
+
+Metric modules: :mod:`~midtecg.evaluation.fidelity` (paired SNR / RMSE / PRD / |r|, inter-lead correlation
+error), :mod:`~midtecg.evaluation.distributional` (Frechet distance, KID, precision / recall, MMD, Welch PSD
+distance, real floors), :mod:`~midtecg.evaluation.rhythm` (RR regularity, beat consistency, P waves),
 :mod:`~midtecg.evaluation.clinical` (delineation, intervals, heart-rate error),
 :mod:`~midtecg.evaluation.privacy` (DCR, NNDR, NNAA, membership inference, the gate),
-:mod:`~midtecg.evaluation.utility` (classifiers, TRTR / TSTR, low-data curves),
-:mod:`~midtecg.evaluation.embeddings` (the embedding classifier) and
-:mod:`~midtecg.evaluation.report` (the HTML / JSON report builder).
-
-The suite that runs them all, :func:`evaluate`, and :func:`write_report` (rebuild the HTML from a saved
-``evaluation.json``) live in :mod:`~midtecg.evaluation.suite` and are re-exported here lazily.
+:mod:`~midtecg.evaluation.utility` (classifiers, TRTR / TSTR, low-data curves) and
+:mod:`~midtecg.evaluation.embeddings` (the embedding classifier).
 """
 
 from __future__ import annotations
 
-__all__ = ["evaluate", "write_report", "build_report", "load_ecg_set", "pair_records", "ECGSet"]
+__all__ = ["evaluate", "write_report", "read_evaluation", "EvaluationConfig", "load_ecg_set", "pair_records",
+           "ECGSet"]
+
+_HOMES = {"evaluate": "suite", "write_report": "suite", "read_evaluation": "suite", "EvaluationConfig": "config",
+          "load_ecg_set": "inputs", "pair_records": "inputs", "ECGSet": "inputs"}
 
 
 def __getattr__(name: str):
-    if name in __all__:
-        from midtecg.evaluation import suite
+    if name in _HOMES:
+        import importlib
 
-        return getattr(suite, name)
+        return getattr(importlib.import_module(f"midtecg.evaluation.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'midtecg.evaluation' has no attribute {name!r}")
 
 
