@@ -13,8 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from midtecg.cli import main
-from midtecg.convert import (REFERENCE_MODEL_LEADS, ReferenceConfig, convert_state_dict, import_sssd_ecg,
-                             infer_reference_config, load_reference_checkpoint)
+from midtecg.convert import (
+    REFERENCE_MODEL_LEADS,
+    ReferenceConfig,
+    convert_state_dict,
+    import_sssd_ecg,
+    infer_reference_config,
+    load_reference_checkpoint,
+)
 from midtecg.data.errors import DataError
 from midtecg.data.leads import MODEL_LEADS
 from midtecg.generate import conditions_from_request
@@ -22,10 +28,10 @@ from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.sample import load_generator, sample
 
 # The reference's wavenet_config keys; PUBLISHED is its config_SSSD_ECG.json, SMALL a tiny one.
-PUBLISHED = dict(in_channels=8, out_channels=8, num_res_layers=36, res_channels=256, skip_channels=256,
-                 diffusion_step_embed_dim_in=128, diffusion_step_embed_dim_mid=512, diffusion_step_embed_dim_out=512,
-                 s4_lmax=1000, s4_d_state=64, s4_dropout=0.0, s4_bidirectional=1, s4_layernorm=1,
-                 label_embed_dim=128, label_embed_classes=71)
+PUBLISHED = {"in_channels": 8, "out_channels": 8, "num_res_layers": 36, "res_channels": 256, "skip_channels": 256,
+             "diffusion_step_embed_dim_in": 128, "diffusion_step_embed_dim_mid": 512,
+             "diffusion_step_embed_dim_out": 512, "s4_lmax": 1000, "s4_d_state": 64, "s4_dropout": 0.0,
+             "s4_bidirectional": 1, "s4_layernorm": 1, "label_embed_dim": 128, "label_embed_classes": 71}
 SMALL = dict(PUBLISHED, num_res_layers=2, res_channels=4, skip_channels=4, diffusion_step_embed_dim_in=16,
              diffusion_step_embed_dim_mid=24, diffusion_step_embed_dim_out=24, s4_lmax=32, s4_d_state=8,
              label_embed_dim=12)
@@ -108,8 +114,8 @@ def random_kernel(rng: np.random.Generator):
         w, p, b = legs_nplr(2 * modes, rng)
         pairs = lambda x, shape: torch.view_as_real(torch.tensor(x, dtype=torch.complex64).expand(shape)).contiguous()
         omega, z = fft_nodes(length)
-        c = torch.view_as_real(torch.tensor(rng.normal(size=(directions, h, modes, 2)) @ [1, 1j], dtype=torch.complex64))
-        return {"C": c.contiguous(), "omega": omega, "z": z,
+        c = torch.tensor(rng.normal(size=(directions, h, modes, 2)), dtype=torch.float32)  # C~, complex normal
+        return {"C": c, "omega": omega, "z": z,
                 "log_dt": torch.tensor(rng.uniform(math.log(1e-3), math.log(1e-1), h), dtype=torch.float32),
                 "B": pairs(b, (1, h, modes)), "P": pairs(p, (1, h, modes)), "w": pairs(w, (h, modes)),
                 "Q": pairs(p.conj(), (1, h, modes))}
@@ -305,7 +311,7 @@ def test_published_configuration_maps_every_tensor_one_to_one(tmp_path):
 
 
 def test_run_config_json_with_the_references_trailing_commas(small_checkpoint, tmp_path):
-    state, checkpoint = small_checkpoint
+    _, checkpoint = small_checkpoint
     run = {"diffusion_config": {"T": 50, "beta_0": 0.0002, "beta_T": 0.03}, "wavenet_config": SMALL,
            "train_config": {"batch_size": 8}, "trainset_config": {"segment_length": 24, "sampling_rate": 100}}
     text = json.dumps(run, indent=1).replace('"batch_size": 8', '"batch_size": 8,')  # as config_SSSD_ECG.json
@@ -329,6 +335,12 @@ def test_run_config_json_with_the_references_trailing_commas(small_checkpoint, t
     with pytest.raises(DataError, match="lacks 's4_lmax'"):
         import_sssd_ecg(checkpoint, tmp_path / "wrong",
                         config={"wavenet_config": {k: v for k, v in SMALL.items() if k != "s4_lmax"}})
+    with pytest.raises(DataError, match="segment_length 40 exceeds s4_lmax 32"):
+        import_sssd_ecg(checkpoint, tmp_path / "wrong", config=dict(run, trainset_config={"segment_length": 40}))
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="list.json: has no 'wavenet_config'"):
+        import_sssd_ecg(checkpoint, tmp_path / "wrong", config=tmp_path / "list.json")
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_cli_import_then_generate(small_checkpoint, tmp_path, capsys):

@@ -52,8 +52,9 @@ from midtecg.io.arrays import atomic_path, atomic_write_text
 from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig
 
 __all__ = [
-    "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "ReferenceConfig", "RunConfig", "load_reference_checkpoint",
-    "read_run_config", "infer_reference_config", "reference_layout", "is_reference_buffer", "convert_state_dict", "import_sssd_ecg",
+    "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "ReferenceConfig", "RunConfig", "convert_state_dict",
+    "import_sssd_ecg", "infer_reference_config", "is_reference_buffer", "load_reference_checkpoint",
+    "read_run_config", "reference_layout",
 ]
 
 REFERENCE_ARRAY_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6", "III", "aVR", "aVL", "aVF")
@@ -63,6 +64,7 @@ REFERENCE_MODEL_LEADS = tuple(REFERENCE_ARRAY_LEADS[i] for i in REFERENCE_MODEL_
 _BLOCKS = "residual_layer.residual_blocks."
 _KERNEL = "s4_layer.kernel.kernel."
 _KERNEL_BUFFERS = ("omega", "z", "log_dt", "B", "P", "w", "Q")  # registered as buffers: not trained
+_CONSTRUCTOR_DEFAULTS = {"label_embed_classes": 0, "label_embed_dim": 128}  # SSSD_ECG's keyword defaults
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,9 @@ class ReferenceConfig:
         keys (``s4_dropout``, which only matters in training) are ignored."""
         values = {}
         for f in fields(cls):
-            if f.name not in data:
-                if f.name in ("label_embed_classes", "label_embed_dim"):  # defaults of the constructor
-                    continue
+            value = data.get(f.name, _CONSTRUCTOR_DEFAULTS.get(f.name))
+            if value is None:
                 raise DataError(where, f"lacks {f.name!r}")
-            value = data[f.name]
             if f.type == "bool":
                 if value not in (0, 1, True, False):
                     raise DataError(where, f"{f.name} must be 0 or 1, got {value!r}")
@@ -102,7 +102,6 @@ class ReferenceConfig:
             elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise DataError(where, f"{f.name} must be a non-negative integer, got {value!r}")
             values[f.name] = value
-        values.setdefault("label_embed_classes", 0)
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -118,9 +117,9 @@ class RunConfig:
     S4 length ``s4_lmax`` (1000)."""
 
     model: ReferenceConfig | None = None
-    T: int = 200  # noqa: N815 - the reference's key
+    T: int = 200  # the reference's key names
     beta_0: float = 1e-4
-    beta_T: float = 0.02  # noqa: N815
+    beta_T: float = 0.02
     fs: int = 100
     length: int | None = None
     source: str = "defaults (the reference's published diffusion_config, 100 Hz)"
@@ -142,10 +141,10 @@ def load_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         if found:
             raise DataError(path, f"refused: the checkpoint holds a {found.group(1)} object; only tensors and plain "
                                   "containers are read (torch.load weights_only=True), nothing is executed") from None
-        reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:\n\n|$)", str(error), re.S)
+        reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:\n\n|$)", str(error), re.DOTALL)
         raise DataError(path, "could not be read as a PyTorch checkpoint (safe unpickler: "
                               f"{reason.group(1) if reason else type(error).__name__})") from None
-    except Exception as error:  # corrupt or truncated files raise RuntimeError, EOFError, zipfile errors...
+    except Exception as error:  # noqa: BLE001 - corrupt files raise RuntimeError, EOFError, zip errors...
         raise DataError(path, f"could not be read as a PyTorch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(obj, Mapping):
         raise DataError(path, f"expected a dict with 'model_state_dict' (as the reference's train.py writes), "
@@ -180,7 +179,7 @@ def read_run_config(config: str | Path | Mapping) -> RunConfig:
                 config = json.loads(re.sub(r",(\s*[}\]])", r"\1", text))
             except json.JSONDecodeError:
                 raise DataError(where, f"is not valid JSON: {error}") from None
-    if not isinstance(config.get("wavenet_config"), Mapping):
+    if not isinstance(config, Mapping) or not isinstance(config.get("wavenet_config"), Mapping):
         raise DataError(where, "has no 'wavenet_config' section (the reference's model settings)")
     model = ReferenceConfig.from_dict(config["wavenet_config"], f"{where}: wavenet_config")
     values: dict = {"model": model, "source": where}
@@ -214,7 +213,8 @@ def reference_layout(cfg: ReferenceConfig) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {}
 
     def wn_conv(prefix: str, c_out: int, c_in: int, k: int = 1) -> None:
-        out.update({prefix + "bias": (c_out,), prefix + "weight_g": (c_out, 1, 1), prefix + "weight_v": (c_out, c_in, k)})
+        out.update({prefix + "bias": (c_out,), prefix + "weight_g": (c_out, 1, 1),
+                    prefix + "weight_v": (c_out, c_in, k)})
 
     def linear(prefix: str, d_out: int, d_in: int) -> None:
         out.update({prefix + "weight": (d_out, d_in), prefix + "bias": (d_out,)})
@@ -329,8 +329,8 @@ def _midtecg_config(cfg: ReferenceConfig, source: str) -> SSSDConfig:
         ("skip_channels", cfg.skip_channels == cfg.res_channels, f"res_channels ({cfg.res_channels})"),
         ("diffusion_step_embed_dim_mid", cfg.diffusion_step_embed_dim_mid == cfg.diffusion_step_embed_dim_out,
          f"diffusion_step_embed_dim_out ({cfg.diffusion_step_embed_dim_out})"),
-        ("diffusion_step_embed_dim_in", cfg.diffusion_step_embed_dim_in % 2 == 0 and cfg.diffusion_step_embed_dim_in >= 4,
-         "an even number >= 4"),
+        ("diffusion_step_embed_dim_in", cfg.diffusion_step_embed_dim_in % 2 == 0
+         and cfg.diffusion_step_embed_dim_in >= 4, "an even number >= 4"),
         ("s4_bidirectional", cfg.s4_bidirectional, "1"),
         ("s4_layernorm", cfg.s4_layernorm, "1"),
         ("s4_lmax", cfg.s4_lmax % 2 == 0 and cfg.s4_lmax > 0, "a positive even length"),
@@ -404,12 +404,10 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], cfg: ReferenceConfig,
         used.add(key)
         return state[key].to(torch.float32)
 
-    def wn_conv(target: str, prefix: str, in_order=None, out_order=None) -> None:
+    def wn_conv(target: str, prefix: str, in_order: torch.Tensor | None = None) -> None:
         g, v, b = take(prefix + "weight_g"), take(prefix + "weight_v"), take(prefix + "bias")
         if in_order is not None:
-            v = v.index_select(1, in_order)  # weight norm is over (in, k) per output: unchanged
-        if out_order is not None:
-            g, v, b = g.index_select(0, out_order), v.index_select(0, out_order), b.index_select(0, out_order)
+            v = v.index_select(1, in_order)  # the norm is over (in, k) per output channel: unchanged
         out.update({target + "parametrizations.weight.original0": g, target + "parametrizations.weight.original1": v,
                     target + "bias": b})
 
@@ -487,6 +485,9 @@ def import_sssd_ecg(checkpoint: str | Path, out_dir: str | Path, config: str | P
     published one (T 200, betas 1e-4 to 0.02), at 100 Hz. Conditions are the 71 SCP labels. Returns
     ``out_dir``, holding ``config.json`` and ``model.safetensors``; an existing model there is not replaced."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    existing = [name for name in ("config.json", "model.safetensors") if (out_dir / name).exists()]
+    if existing:
+        raise FileExistsError(f"{out_dir} already holds {existing[0]}; choose another folder or remove it")
     run = RunConfig() if config is None else read_run_config(config)
     state = load_reference_checkpoint(checkpoint)
     if run.model is None:
@@ -496,7 +497,7 @@ def import_sssd_ecg(checkpoint: str | Path, out_dir: str | Path, config: str | P
     model_config, weights = convert_state_dict(state, reference, source=str(checkpoint), origin=origin)
     length = reference.s4_lmax if run.length is None else run.length
     if length > reference.s4_lmax:
-        raise DataError(run.source, f"trainset_config.segment_length {length} is longer than s4_lmax {reference.s4_lmax}")
+        raise DataError(run.source, f"trainset_config.segment_length {length} exceeds s4_lmax {reference.s4_lmax}")
     schedule = NoiseSchedule(num_steps=run.T, kind="linear", beta_start=run.beta_0, beta_end=run.beta_T)
     saved = {
         "midtecg_version": midtecg.__version__,
@@ -513,9 +514,6 @@ def import_sssd_ecg(checkpoint: str | Path, out_dir: str | Path, config: str | P
             "diffusion_config": {"T": run.T, "beta_0": run.beta_0, "beta_T": run.beta_T},
         },
     }
-    existing = [name for name in ("config.json", "model.safetensors") if (out_dir / name).exists()]
-    if existing:
-        raise FileExistsError(f"{out_dir} already holds {existing[0]}; choose another folder or remove it")
     with atomic_path(out_dir / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
     atomic_write_text(out_dir / "config.json", json.dumps(saved, indent=2, sort_keys=True))  # last: marks it complete
