@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 import midtecg
 from midtecg.data.conditions import ConditionEncoder
@@ -48,7 +48,7 @@ from midtecg.data.errors import DataError
 from midtecg.data.labels import NUM_LABELS
 from midtecg.data.leads import MODEL_LEADS
 from midtecg.diffusion import NoiseSchedule
-from midtecg.io.arrays import atomic_path, atomic_write_text
+from midtecg.io.arrays import atomic_write_bytes, atomic_write_text
 from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig
 
 __all__ = [
@@ -514,7 +514,6 @@ def import_sssd_ecg(checkpoint: str | Path, out_dir: str | Path, config: str | P
             "diffusion_config": {"T": run.T, "beta_0": run.beta_0, "beta_T": run.beta_T},
         },
     }
-    with atomic_path(out_dir / "model.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
+    atomic_write_bytes(out_dir / "model.safetensors", save({k: v.contiguous() for k, v in weights.items()}))
     atomic_write_text(out_dir / "config.json", json.dumps(saved, indent=2, sort_keys=True))  # last: marks it complete
     return out_dir
