@@ -128,14 +128,14 @@ def small_state(seed: int = 0, **changes) -> dict[str, torch.Tensor]:
     return reference_state(dict(SMALL, **changes), param, random_kernel(rng))
 
 
-def save_reference_checkpoint(state: dict, path: Path, **extra) -> Path:
+def save_reference_checkpoint(state: dict, path: Path) -> Path:
     """As the reference's train.py: model and Adam state (after one step), torch.save."""
     params = [torch.nn.Parameter(v.clone()) for k, v in state.items() if k.rpartition(".")[2] not in KERNEL_BUFFERS]
     optimizer = torch.optim.Adam(params, lr=2e-4)
     for p in params:
         p.grad = torch.ones_like(p)
     optimizer.step()
-    torch.save({"model_state_dict": state, "optimizer_state_dict": optimizer.state_dict(), **extra}, path)
+    torch.save({"model_state_dict": state, "optimizer_state_dict": optimizer.state_dict()}, path)
     return path
 
 

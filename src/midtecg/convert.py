@@ -26,6 +26,10 @@ How the reference's tensors map (``midtecg.models.sssd`` / ``midtecg.models.s4``
   (0, 2, 3, 4, 5, 6, 7, 11) of them, i.e. I, V1-V6, aVF, the order of ``MODEL_LEADS``; the input and output
   convs are permuted if the two orders ever differ.
 - labels: the 71 SCP statements in alphabetical order, as ``midtecg.data.labels.SCP_CODES`` (method.md 1).
+
+midtecg computes the S4 kernel the reference computes with pykeops or its CUDA Cauchy extension (every mode
+and its conjugate). The reference's pure-PyTorch fallback (``cauchy_slow``, used when neither is installed)
+sums the stored modes only, which is a different function: compare against the reference on those paths.
 """
 
 from __future__ import annotations
