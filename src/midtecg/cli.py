@@ -1,4 +1,4 @@
-"""The `midtecg` command: one sub-command per job (prepare, train, generate, evaluate, report)."""
+"""The `midtecg` command: one sub-command per job (prepare, train, generate, evaluate, report, import-sssd-ecg)."""
 
 from __future__ import annotations
 
@@ -131,6 +131,18 @@ def _report(args) -> None:
     print(f"report: {path}")
 
 
+def _import_sssd_ecg(args) -> None:
+    from midtecg.convert import import_sssd_ecg
+
+    out = import_sssd_ecg(args.checkpoint, args.out, config=args.config)
+    saved = json.loads((out / "config.json").read_text())
+    model, schedule = saved["model"], saved["schedule"]
+    print(f"imported SSSD-ECG ({model['blocks']} blocks x {model['channels']} channels, S4 state {model['state_size']}, "
+          f"{saved['signal']['length']} samples at {saved['signal']['fs']} Hz, T = {schedule['num_steps']}; "
+          f"configuration {saved['imported']['config']}) into {out}")
+    print(f"  try: midtecg generate --model {out} -n 4 --labels NORM --sampler dpm++2m --steps 20")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from midtecg import __version__
 
@@ -237,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="HTML file to write (default: report_rebuilt.html next to the JSON)")
     p.add_argument("--overwrite", action="store_true", help="replace the HTML file if it exists")
     p.set_defaults(run=_report)
+
+    p = sub.add_parser("import-sssd-ecg", help="convert a checkpoint of the reference SSSD-ECG code (ITER.pkl, e.g. "
+                       "the published PTB-XL model) into a midtecg model folder")
+    p.add_argument("checkpoint", help="the reference's checkpoint, a torch.save dict with model_state_dict")
+    p.add_argument("--config", metavar="RUN_CONFIG.json", help="the run's JSON config (wavenet_config, "
+                   "diffusion_config); default: the model from the tensor shapes, the published schedule, 100 Hz")
+    p.add_argument("out", help="output model folder (config.json + model.safetensors) for --model")
+    p.set_defaults(run=_import_sssd_ecg)
     return parser
 
 
