@@ -1,7 +1,9 @@
-"""The evaluation suite (midtecg.evaluation.suite): evaluate(), write_report() and the CLI, on the PTB-XL fixture.
+"""The evaluation suite end to end (midtecg.evaluation.suite) on the PTB-XL fixture: the verdicts it must give on a
+battery of real, copied and garbage sets, the JSON and HTML it writes, and the CLI.
 
-Small and CPU-only: the embedding classifier is a one-epoch small XResNet trained once per session and cached
-(``classifier_dir``), the other evaluations reuse it; example plots are limited to one.
+The fixture has 40 real records: folds 1-8 (20) are the "training records", fold 10 (10) the real set to compare
+with and fold 9 (10) a set of unseen real records. The embedding classifier is a one-epoch small XResNet trained
+once per module and cached; the measurement cache lives in a temporary folder (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -9,20 +11,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from midtecg.data.errors import DataError
-from midtecg.evaluation import evaluate, load_ecg_set, pair_records, write_report
+from midtecg.evaluation import EvaluationConfig, evaluate, load_ecg_set, write_report
 from midtecg.evaluation.utility import ClassifierTrainConfig
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "ptbxl"
 TINY = ClassifierTrainConfig(epochs=1, seed=0)  # what `--classifier-epochs 1` builds: one cache entry
-FAST = dict(n_examples=1, progress=False, on_error="raise", classifier_config=TINY, threads=1)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,127 +30,81 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-# ----------------------------------------------------------------------------------------------- data
-def _manual_sets():
-    """(test, train) as (signals, table, fs) built from the fixture without the cache (fallback)."""
-    from scipy.signal import resample_poly
-
-    from midtecg.data.labels import SCP_CODES, labels_to_vector, parse_scp_codes
-    from midtecg.io import read_wfdb_record
-
-    db = pd.read_csv(FIXTURE / "ptbxl_database.csv")
-
-    def read(lr, hr):
-        if (FIXTURE / f"{lr}.hea").is_file():
-            return read_wfdb_record(FIXTURE / lr)[0]
-        return resample_poly(read_wfdb_record(FIXTURE / hr)[0], 1, 5, axis=-1).astype(np.float32)
-
-    signals = np.stack([read(a, b) for a, b in zip(db.filename_lr, db.filename_hr)]).astype(np.float32)
-    labels = np.stack([labels_to_vector(parse_scp_codes(text)) for text in db.scp_codes])
-    table = pd.concat([db[["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight"]],
-                       pd.DataFrame(labels, columns=list(SCP_CODES))], axis=1)
-
-    def split(mask):
-        mask = np.asarray(mask)
-        return signals[mask], table[mask].reset_index(drop=True), 100.0
-
-    return split(db.strat_fold == 10), split(db.strat_fold <= 8)
+@pytest.fixture(scope="module")
+def fast(tmp_path_factory):
+    return EvaluationConfig(n_examples=1, progress=False, on_error="raise", classifier=TINY, threads=1,
+                            classifier_dir=str(tmp_path_factory.mktemp("classifier")))
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """The fixture prepared as a cache at 100 Hz, or None while midtecg.data.cache is not available."""
-    try:
-        from midtecg.data.cache import prepare
-    except ImportError:
-        return None
-    out = tmp_path_factory.mktemp("cache") / "ptbxl-100hz"
-    prepare(FIXTURE, out, progress=False)
-    return out
+def sets(fixture_cache):
+    return {name: load_ecg_set((fixture_cache, split), role=name)
+            for name, split in (("test", "test"), ("train", "train"), ("unseen", [9]))}
+
+
+def _like(s, signals, keep_ids: bool = False):
+    """``signals`` with the conditions of set ``s`` (without its ecg_ids unless asked: no pairing)."""
+    table = s.table.copy() if keep_ids else s.table.drop(columns=["ecg_id"])
+    return (np.ascontiguousarray(signals, dtype=np.float32), table, s.fs)
+
+
+def _verdicts(result) -> dict:
+    return {axis: v["verdict"] for axis, v in result["verdicts"].items()}
 
 
 @pytest.fixture(scope="module")
-def sets(cache):
-    """Real test and train records: cache inputs when the cache exists, else arrays + tables."""
-    if cache is not None:
-        return (cache, "test"), (cache, "train")
-    return _manual_sets()
+def battery(fixture_cache, sets, fast):
+    """Each case of the battery evaluated once against fold 10, with folds 1-8 as the training records."""
+    test, train, unseen = sets["test"], sets["train"], sets["unseen"]
+    rng = np.random.default_rng(0)
+    n, shape = len(unseen), unseen.signals.shape
+    t = np.arange(shape[-1]) / test.fs
+    copies = train.subset(np.arange(n))
+    cases = {
+        "unseen real": _like(unseen, unseen.signals),
+        "exact copies": _like(copies, copies.signals),
+        "noisy copies": _like(copies, copies.signals + rng.normal(0, 0.01, shape)),
+        "white noise": _like(unseen, rng.normal(0, float(test.signals.std()), shape)),
+        "sines": _like(unseen, np.broadcast_to(0.5 * np.sin(2 * np.pi * 1.2 * t), shape)),
+        "flat lines": _like(unseen, np.zeros(shape)),
+    }
+    real, train_source = (fixture_cache, "test"), (fixture_cache, "train")
+    return {name: evaluate(real, synth, train=train_source, config=fast) for name, synth in cases.items()}
 
 
-@pytest.fixture(scope="module")
-def loaded(sets):
-    test, train = sets
-    return load_ecg_set(test, role="real"), load_ecg_set(train, role="train")
+def test_unseen_real_records_are_close_and_pass(battery):
+    v = _verdicts(battery["unseen real"])
+    assert v["privacy"] == "pass", battery["unseen real"]["verdicts"]["privacy"]
+    for axis in ("fidelity", "rhythm", "clinical"):
+        assert v[axis] == "close", (axis, battery["unseen real"]["verdicts"][axis]["reason"])
 
 
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("classifier")
+@pytest.mark.parametrize("case", ["exact copies", "noisy copies"])
+def test_copies_of_training_records_fail_privacy(battery, case):
+    assert _verdicts(battery[case])["privacy"] == "fail", battery[case]["verdicts"]["privacy"]
 
 
-def _as_input(ecg_set, signals=None):
-    return (ecg_set.signals if signals is None else signals, ecg_set.table.copy(), ecg_set.fs)
+@pytest.mark.parametrize("case", ["white noise", "sines", "flat lines"])
+def test_garbage_is_far_and_privacy_not_informative(battery, case):
+    v = _verdicts(battery[case])
+    assert v["fidelity"] == "far", battery[case]["verdicts"]["fidelity"]
+    assert v["privacy"] == "not_informative", battery[case]["verdicts"]["privacy"]
+    assert v["rhythm"] in ("far", "not_informative") and v["rhythm"] != "close"
+    assert v["clinical"] != "close"
 
 
-# ---------------------------------------------------------------------------------------- near copy
-@pytest.fixture(scope="module")
-def near_copy(sets, loaded, classifier_dir, tmp_path_factory):
-    """A generator that reproduces its training records up to small noise: evaluated against those records
-    (real = train split) with the test split as the privacy holdout."""
-    test, train = sets
-    _, train_set = loaded
-    rng = np.random.default_rng(1)
-    noisy = train_set.signals + rng.normal(0.0, 0.01, train_set.signals.shape).astype(np.float32)
-    out = tmp_path_factory.mktemp("near_copy")
-    result = evaluate(train, _as_input(train_set, noisy), train=train, holdout=test, out_dir=out,
-                      classifier_dir=classifier_dir, **FAST)
-    return result, out
+def test_shifted_and_scaled_copies_fail_in_signal_space_alone(fixture_cache, sets, fast):
+    import dataclasses
 
-
-@pytest.fixture(scope="module")
-def white_noise(sets, loaded, classifier_dir, tmp_path_factory):
-    test, train = sets
-    test_set, _ = loaded
-    rng = np.random.default_rng(2)
-    noise = rng.normal(0.0, float(test_set.signals.std()), test_set.signals.shape).astype(np.float32)
-    result = evaluate(test, _as_input(test_set, noise), train=train, classifier_dir=classifier_dir,
-                      **{**FAST, "n_examples": 0})  # no out_dir: nothing written, the dict is the same
-    return result, None
-
-
-def test_near_copy_scores_high_fidelity_and_fails_privacy(near_copy):
-    result, _ = near_copy
-    s = result["summary"]
-    assert result["pairing"]["method"] == "ecg_id"
-    assert s["n_pairs"] == s["n_real"] == s["n_synth"]
-    assert s["snr_db"] > 25.0
-    assert s["abs_r"] > 0.99
-    assert s["interlead_error_mean"] < 0.05
-    gate = result["privacy"]["gate"]
-    assert gate["passed"] is False
-    # the copies sit closer to their training records than unseen records do
-    assert "signal.near_copy_excess" in gate["failed"] or "signal.dcr_p_value" in gate["failed"]
-    assert result["privacy"]["signal"]["dcr_ratio_median"] < 0.5
-    assert result["privacy"]["holdout"] == "holdout"
-
-
-def test_white_noise_scores_badly(white_noise, near_copy):
-    noise, _ = white_noise
-    copy, _ = near_copy
-    n, c = noise["summary"], copy["summary"]
-    assert n["snr_db"] < 0.0 < 25.0 < c["snr_db"]
-    assert n["abs_r"] < 0.2
-    assert n["interlead_error_mean"] > 0.2
-    assert n["psd_distance_db"] > 3 * max(n["psd_distance_floor_db"], 0.5)
-    assert n["mmd2"] > n["mmd2_floor"] + 0.02
-    assert n["corr_matrix_error"] > 5 * n["corr_matrix_error_floor"] or n["corr_matrix_error"] > 0.2
-    assert n["frechet_at_floor_n"] > n["frechet_floor"]
-    assert n["frechet"] > c["frechet"]
-    clin = noise["clinical"]["comparison"]
-    worse_qrs = (clin["intervals"]["qrs_ms"]["wasserstein"] or 0) > 20
-    assert clin["failure_rate_synth"] > clin["failure_rate_real"] or worse_qrs
-    # garbage does not look like a copy
-    assert noise["privacy"]["signal"]["near_copy_count"] == 0
+    train = sets["train"]
+    copies = train.subset(np.arange(10))
+    config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False)
+    for name, signals in (("shifted", np.roll(copies.signals, 57, axis=-1)),
+                          ("scaled", 1.25 * copies.signals),
+                          ("shifted and scaled", 0.8 * np.roll(copies.signals, -213, axis=-1))):
+        result = evaluate((fixture_cache, "test"), _like(copies, signals), train=(fixture_cache, "train"),
+                          config=config)
+        assert result["verdicts"]["privacy"]["verdict"] == "fail", (name, result["verdicts"]["privacy"])
 
 
 def _walk_numbers(obj, path=""):
@@ -167,206 +118,143 @@ def _walk_numbers(obj, path=""):
         yield path, obj
 
 
-def test_json_has_every_section_and_finite_numbers(near_copy, white_noise):
-    for result, out in (near_copy, white_noise):
-        saved = json.loads((out / "evaluation.json").read_text()) if out is not None else result
-        json.dumps(saved, allow_nan=False)
-        assert saved["format"] == "midtecg-evaluation"
-        for key in ("inputs", "settings", "pairing", "fidelity", "distributional", "clinical", "privacy",
-                    "summary", "timings", "notes", "errors"):
-            assert key in saved, key
-        assert saved["errors"] == {}
-        assert saved["summary"] == result["summary"]
-        for key, value in saved["summary"].items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                assert math.isfinite(value), key
-            else:
-                assert isinstance(value, str), (key, value)
-        for key in ("snr_db", "rmse", "prd", "abs_r", "interlead_error_mean", "frechet", "frechet_floor", "kid",
-                    "kid_floor", "mmd2", "mmd2_floor", "psd_distance_db", "delineation_failure_synth",
-                    "privacy_gate", "mia_distance_auc"):
-            assert key in saved["summary"], key
-        for _, value in _walk_numbers(saved):
+def test_every_axis_has_a_verdict_with_reason_and_numbers(battery):
+    for name, result in battery.items():
+        json.dumps(result, allow_nan=False)
+        v = result["verdicts"]
+        assert set(v) == {"fidelity", "rhythm", "clinical", "labels", "privacy"}, name
+        for axis, entry in v.items():
+            allowed = ({"pass", "fail", "not_informative", "not_measured"} if axis == "privacy" else
+                       {"close", "far", "not_informative", "not_measured"})
+            assert entry["verdict"] in allowed and entry["reason"], (name, axis, entry)
+        for check in v["fidelity"]["checks"]:
+            assert {"value", "floor_mean", "floor_std", "threshold"} <= set(check)
+        for _, value in _walk_numbers(result):
             assert math.isfinite(value)
-        fd = saved["distributional"]["embedding"]["frechet"]
-        assert fd["n_real"] == saved["inputs"]["real"]["n"] and fd["n_floor"] == fd["n_real"] // 2
-        assert set(saved["fidelity"]["per_lead"]["snr_db"]) >= {"I", "II", "V1", "V6"}
-        assert set(saved["fidelity"]["breakdown"]) <= {"CD", "HYP", "MI", "NORM", "STTC"}
-        assert len(saved["distributional"]["welch_psd"]["per_lead"]) == 12
-        assert "10 ms" in saved["clinical"]["precision_note"]
-        assert {"signal", "embedding", "gate"} <= set(saved["privacy"])
-        stages = saved["timings"]
-        for stage in ("load", "fidelity", "distributional", "classifier", "embeddings", "clinical", "privacy",
-                      "total") + (("report",) if out is not None else ()):
-            assert stages[stage] >= 0.0, stage
+        assert result["errors"] == {}
+        assert "fidelity" not in result  # no ecg_ids: never paired by order
 
 
-def _images(html: str) -> list[str]:
-    return re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, sets, fast, tmp_path):
+    test = sets["test"]
+    rng = np.random.default_rng(1)
+    synth = _like(test, test.signals + rng.normal(0, 0.02, test.signals.shape), keep_ids=True)
+    result = evaluate((fixture_cache, "test"), synth, train=(fixture_cache, "train"), out_dir=tmp_path / "eval",
+                      config=fast)
+    fid = result["fidelity"]
+    assert result["pairing"]["method"] == "ecg_id" and fid["n_records"] == len(test)
+    assert fid["summary"]["snr_db"] > 20 > fid["floor"]["snr_db"]  # near copies beat another patient by far
+    import dataclasses
 
+    unpaired = evaluate((fixture_cache, "test"), synth, train=(fixture_cache, "train"),
+                        config=dataclasses.replace(fast, paired=False, embeddings=False, rhythm=False, clinical=False))
+    assert "fidelity" not in unpaired and any("switched off" in n for n in unpaired["notes"])
 
-def test_html_report_is_self_contained_with_figures(near_copy, tmp_path):
-    _, out = near_copy
-    html = (out / "report.html").read_text()
-    images = _images(html)
-    # 1 example + PSD + heatmaps + intervals + 2 privacy histograms
-    assert len(images) >= 6
-    assert "<script" not in html.lower()
+    html = (tmp_path / "eval" / "report.html").read_text()
+    images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) >= 3 and "<script" not in html.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    for title in ("Fidelity (paired)", "Distributional", "Clinical coherence", "Privacy", "Timings"):
+    summary_table = html[html.index("<h2>Summary</h2>"):].split("</table>")[0]
+    for words in ("Overall", "fidelity: Do the synthetic ECGs", "privacy: Are the ECGs free of copies"):
+        assert words in summary_table
+    assert "How to read the verdicts" in html and "real-vs-real floor" in html
+    for title in ("Fidelity (distributions)", "Fidelity (paired)", "Rhythm", "Clinical coherence",
+                  "Label adherence", "Privacy", "Timings"):
         assert title in html
-    assert "Privacy gate: FAIL" in html
-    # rebuilt from the JSON alone: same sections, no example plots, and it says so
-    rebuilt = write_report(out / "evaluation.json", tmp_path / "again.html")
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert saved["verdicts"] == json.loads(json.dumps(result["verdicts"]))
+
+    # rebuilt from the JSON alone: same verdicts, no example plots, and it says so; never over another file
+    rebuilt = write_report(tmp_path / "eval", tmp_path / "again.html")
     text = rebuilt.read_text()
-    assert len(_images(text)) == len(images) - 1
-    assert "omitted" in text and "Privacy gate: FAIL" in text
+    assert "omitted" in text and summary_table.split("<tr>")[2] in text
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_report(tmp_path / "eval", tmp_path / "eval" / "report.html")
 
 
-# -------------------------------------------------------------------------------------------- inputs
-def test_wfdb_folder_pairs_by_ecg_id_and_reads_conditions(loaded, tmp_path):
-    from midtecg.io import save_npz, write_conditions_csv, write_wfdb
-
-    test_set, _ = loaded
-    ids = test_set.ids()
-    rng = np.random.default_rng(3)
-    synth = test_set.signals + rng.normal(0, 0.02, test_set.signals.shape).astype(np.float32)
-    order = rng.permutation(len(ids))  # written shuffled: pairing must use the ids, not the order
-    names = [f"synth_ecg{int(i):05d}" for i in ids[order]]
-    comments = [{"labels": "NORM", "age": 60, "sex": "female", "heart_rate": 70.0} for _ in order]
-    folder = tmp_path / "gen" / "wfdb"
-    write_wfdb(synth[order], folder, fs=100, names=names, comments=comments)
-    real_input = _as_input(test_set)
-
-    # header comments only
-    got = load_ecg_set(folder, role="synth")
-    assert got.fs == 100.0 and list(got.ids()) == sorted(ids)  # records are read in name order
-    assert set(got.table["sex"]) == {1.0} and got.labels71() is not None
-    r = evaluate(real_input, folder, embeddings=False, clinical=False, privacy=False, n_examples=0,
-                 progress=False, on_error="raise")
-    assert r["pairing"]["method"] == "ecg_id" and r["pairing"]["n_pairs"] == len(ids)
-    assert r["summary"]["snr_db"] > 15.0
-    direct = evaluate(real_input, (synth, test_set.table), embeddings=False, clinical=False, privacy=False,
-                      progress=False, on_error="raise")
-    assert abs(direct["summary"]["snr_db"] - r["summary"]["snr_db"]) < 0.01  # 1 uV quantisation only
-
-    # conditions.csv next to the wfdb folder (the `midtecg generate` layout) wins over the comments
-    write_conditions_csv(tmp_path / "gen" / "conditions.csv",
-                         pd.DataFrame({"name": names, "labels": ["IMI"] * len(names), "heart_rate": 80.0}))
-    got = load_ecg_set(tmp_path / "gen", role="synth")
-    assert np.allclose(got.column("heart_rate"), 80.0)
-    assert any("conditions read from" in note for note in got.notes)
-
-    # .npz input
-    path = save_npz(tmp_path / "ecgs.npz", synth, pd.DataFrame({"ecg_id": ids}), fs=100)
-    assert list(load_ecg_set(path).ids()) == list(ids)
+def test_label_adherence_scores_requested_labels(fixture_cache, sets, fast):
+    test = sets["test"]
+    result = evaluate((fixture_cache, "test"), _like(test, test.signals), train=(fixture_cache, "train"),
+                      config=fast)
+    labels = result["labels"]
+    for name in ("superdiagnostic", "all"):
+        # the same signals with the same labels: TRTS equals the real AUC exactly
+        assert labels[name]["synth_auc"] == pytest.approx(labels[name]["real_auc"])
+    shuffled = test.table.drop(columns=["ecg_id"]).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    other = evaluate((fixture_cache, "test"), (test.signals, shuffled, test.fs), train=(fixture_cache, "train"),
+                     config=fast)
+    assert other["labels"]["all"]["synth_auc"] != pytest.approx(labels["all"]["synth_auc"])
+    unlabelled = evaluate((fixture_cache, "test"), test.signals, train=(fixture_cache, "train"), config=fast)
+    assert unlabelled["verdicts"]["labels"]["verdict"] == "not_measured"
+    assert "no requested labels" in unlabelled["verdicts"]["labels"]["reason"]
 
 
-def test_pairing_by_order_unpaired_and_mismatches(loaded):
-    test_set, _ = loaded
-    x = test_set.signals
-    real = load_ecg_set((x, None, 100))
-    assert pair_records(real, load_ecg_set((x + 0.01, None, 100)))["method"] == "order"
-    r = evaluate((x, None, 100), x[:-2] + 0.01, embeddings=False, clinical=False, privacy=False, progress=False,
-                 on_error="raise")
-    assert r["pairing"]["method"] is None and "fidelity" not in r
-    assert any("counts differ" in note for note in r["notes"])
-    assert "mmd" in r["distributional"]
-    with pytest.raises(DataError, match="samples"):
-        evaluate((x, None, 100), x[..., :500], progress=False)
-    with pytest.raises(DataError, match="Hz"):
-        evaluate((x, None, 100), (x, None, 500), progress=False)
-    with pytest.raises(DataError, match="12 leads"):
-        evaluate((x, None, 100), x[:, :8], progress=False)
-    with pytest.raises(FileNotFoundError):
-        evaluate((x, None, 100), "/nonexistent/synthetic", progress=False)
+def test_utility_and_a_separate_synthetic_training_set(fixture_cache, sets, fast):
+    import dataclasses
 
-
-def test_utility_curves(loaded, tmp_path):
-    test_set, train_set = loaded
-    rng = np.random.default_rng(4)
-    synth = test_set.signals + rng.normal(0, 0.05, test_set.signals.shape).astype(np.float32)
-    r = evaluate(_as_input(test_set), _as_input(test_set, synth), train=_as_input(train_set), out_dir=tmp_path,
-                 embeddings=False, clinical=False, privacy=False, utility=True, utility_config=TINY,
-                 utility_fractions=(0.5, 1.0), utility_label_sets=("superdiagnostic",), n_examples=0,
-                 progress=False, on_error="raise")
-    u = r["utility"]["superdiagnostic"]
-    assert {"TRTR", "TSTR", "TRTR+synth", "real_0.5", "real_0.5+synth"} <= set(u["experiments"])
-    assert "auc_superdiagnostic_TSTR" in r["summary"]
-    html = (tmp_path / "report.html").read_text()
-    assert "Low-data utility curves (superdiagnostic)" in html and len(_images(html)) >= 3
-
-
-def test_utility_trains_on_a_separate_synthetic_set(loaded, tmp_path):
-    """utility_synth: the classifiers add those records (e.g. generated from the training conditions)."""
-    test_set, train_set = loaded
+    test, train = sets["test"], sets["train"]
     rng = np.random.default_rng(6)
-    paired = test_set.signals + rng.normal(0, 0.05, test_set.signals.shape).astype(np.float32)
-    extra = train_set.signals[:7] + rng.normal(0, 0.05, train_set.signals[:7].shape).astype(np.float32)
-    r = evaluate(_as_input(test_set), _as_input(test_set, paired), train=_as_input(train_set),
-                 utility_synth=_as_input(train_set.subset(np.arange(7)), extra), embeddings=False, clinical=False,
-                 privacy=False, utility=True, utility_config=TINY, utility_fractions=(1.0,),
-                 utility_label_sets=("superdiagnostic",), n_examples=0, progress=False, on_error="raise")
+    paired = _like(test, test.signals + rng.normal(0, 0.05, test.signals.shape))
+    extra = _like(train.subset(np.arange(7)), train.signals[:7] + rng.normal(0, 0.05, train.signals[:7].shape))
+    config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False, privacy=False, utility=True,
+                                 utility_classifier=TINY, utility_fractions=(0.5, 1.0),
+                                 utility_label_sets=("superdiagnostic",))
+    r = evaluate((fixture_cache, "test"), paired, train=(fixture_cache, "train"), utility_synth=extra, config=config)
     experiments = r["utility"]["superdiagnostic"]["experiments"]
-    assert experiments["TSTR"]["n_synth"] == experiments["TSTR"]["n_train"] == 7
-    assert experiments["TRTR+synth"]["n_train"] == len(train_set) + 7
-    assert r["inputs"]["utility_synth"]["n"] == 7
-    assert r["summary"]["n_synth"] == len(test_set)  # the paired set is still the one evaluated
-    with pytest.raises(DataError, match="utility synth"):
-        evaluate(_as_input(test_set), _as_input(test_set, paired), train=_as_input(train_set),
-                 utility_synth=extra[..., :500], utility=True, embeddings=False, clinical=False, privacy=False,
-                 progress=False)
+    assert {"TRTR", "TSTR", "TRTR+synth", "real_0.5", "real_0.5+synth"} <= set(experiments)
+    assert experiments["TSTR"]["n_train"] == 7 and experiments["TRTR+synth"]["n_train"] == len(train) + 7
+    assert r["verdicts"]["utility"]["verdict"] in ("close", "far", "not_informative")
 
 
-# ------------------------------------------------------------------------------------------------ CLI
-def test_cli_end_to_end(cache, loaded, classifier_dir, tmp_path, capsys):
-    if cache is None:
-        pytest.skip("midtecg.data.cache is not available yet")
+def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
     from midtecg.cli import main
     from midtecg.io import write_wfdb
 
-    test_set, _ = loaded
+    test = sets["test"]
     rng = np.random.default_rng(5)
-    synth = test_set.signals + rng.normal(0, 0.02, test_set.signals.shape).astype(np.float32)
-    write_wfdb(synth, tmp_path / "synth", fs=100, names=[f"synth_ecg{int(i):05d}" for i in test_set.ids()])
+    synth = test.signals + rng.normal(0, 0.02, test.signals.shape).astype(np.float32)
+    write_wfdb(synth, tmp_path / "synth", fs=100, names=[f"synth_ecg{int(i):05d}" for i in test.ids()])
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--real", str(cache), "--synth", str(tmp_path / "synth"), "--out", str(out),
-               "--no-utility", "--classifier-dir", str(classifier_dir), "--classifier-epochs", "1", "--quiet",
-               "--limit", "8", "--examples", "1", "--threads", "1"])
-    assert rc == 0, capsys.readouterr().err
+    rc = main(["evaluate", "--real", str(fixture_cache), "--synth", str(tmp_path / "synth"), "--out", str(out),
+               "--classifier-dir", fast.classifier_dir, "--classifier-epochs", "1", "--quiet", "--limit", "8",
+               "--examples", "1", "--threads", "1", "--holdout", "9", "--no-rhythm"])
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    assert "fidelity" in printed.out and "privacy" in printed.out
     saved = json.loads((out / "evaluation.json").read_text())
-    assert saved["summary"]["n_real"] == saved["summary"]["n_pairs"] == 8
-    assert "privacy_gate" in saved["summary"] and saved["errors"] == {}
-    assert _images((out / "report.html").read_text())
+    assert saved["inputs"]["real"]["n"] == saved["pairing"]["n_pairs"] == 8
+    assert saved["inputs"]["holdout"]["n"] == 10 and saved["privacy"]["holdout"] == "holdout"
+    assert saved["verdicts"]["rhythm"]["verdict"] == "not_measured"
     assert main(["report", str(out / "evaluation.json"), "--out", str(tmp_path / "r.html")]) == 0
-    assert (tmp_path / "r.html").is_file()
-    capsys.readouterr()
+    assert main(["report", str(out), "--out", str(out / "report.html")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["report", str(out), "--out", str(out / "report.html"), "--overwrite"]) == 0
     assert main(["evaluate", "--real", str(tmp_path / "missing"), "--synth", str(tmp_path / "synth"),
                  "--out", str(out), "--quiet"]) == 2
     assert "prepared cache" in capsys.readouterr().err
-    assert main(["evaluate", "--real", str(cache), "--synth", str(tmp_path / "nothing"), "--out", str(out),
+    assert main(["evaluate", "--real", str(fixture_cache), "--synth", str(tmp_path / "nothing"), "--out", str(out),
                  "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_cli_generates_with_a_model_then_evaluates(cache, tmp_path, capsys):
-    if cache is None:
-        pytest.skip("midtecg.data.cache is not available yet")
+def test_cli_generates_with_a_model_then_evaluates(fixture_cache, tmp_path, capsys):
+    from pathlib import Path
+
     from midtecg.cli import main
     from midtecg.training.config import load_config
     from midtecg.training.loop import train
 
     config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.toml", [
-        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path / 'run'))}",
+        f"data.cache={json.dumps(str(fixture_cache))}", f"out_dir={json.dumps(str(tmp_path / 'run'))}",
         "model.channels=8", "model.blocks=1", "conditions.mode='numeric'", "train.steps=2", "train.batch_size=4",
         "train.device='cpu'", "train.threads=1", "train.val_every=1000",
     ])
     model = train(config, progress=False)
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--real", str(cache), "--model", str(model), "--out", str(out), "--limit", "4",
-               "--sampler", "ddim", "--steps", "2", "--no-embeddings", "--no-clinical", "--examples", "1",
-               "--threads", "1", "--quiet"])
+    rc = main(["evaluate", "--real", str(fixture_cache), "--model", str(model), "--out", str(out), "--limit", "4",
+               "--sampler", "ddim", "--steps", "2", "--no-embeddings", "--no-clinical", "--no-rhythm",
+               "--examples", "1", "--threads", "1", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     saved = json.loads((out / "evaluation.json").read_text())
-    assert saved["pairing"]["method"] == "ecg_id" and saved["summary"]["n_pairs"] == 4
+    assert saved["pairing"]["method"] == "ecg_id" and saved["pairing"]["n_pairs"] == 4
     assert (out / "generated" / "ecgs.npz").is_file() and (out / "report.html").is_file()
