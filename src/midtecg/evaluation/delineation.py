@@ -5,7 +5,7 @@ Works on the :class:`~midtecg.evaluation.beats.Beats` of one record (conditioned
 intervals from the earliest onset to the latest offset over the leads). Sample positions are in the
 median-beat window (R at index ``pre``).
 
-- **QRS onset / offset**: the spatial velocity ``v(t) = sqrt(sum_leads (dx/dt)^2)``, smoothed over 20 ms,
+- **QRS onset / offset**: the spatial velocity ``v(t) = sqrt(sum_leads (dx/dt)^2)``, smoothed over 10 ms,
   exceeds ``v_iso + 5 % (v_max - v_iso)`` (``v_max``: its peak within +-60 ms of R; ``v_iso``: its
   minimum 40-250 ms before R, the PR segment) on one run around the peak, sub-threshold gaps up to 12 ms
   bridged (between Q, R and S). No boundary within +-150 ms of R, or a velocity peak that is not at least
@@ -43,7 +43,7 @@ from .beats import MEASURE_FS, Beats, ms_to_samples
 
 __all__ = ["Fiducials", "delineate_beats", "QRS_THRESHOLD", "P_MIN_SNR"]
 
-VELOCITY_SMOOTH_MS = 20.0
+VELOCITY_SMOOTH_MS = 10.0
 QRS_PEAK_HALF_MS = 60.0
 QRS_SEARCH_MS = 150.0
 ISO_WINDOW_MS = (250.0, 40.0)  # before R
