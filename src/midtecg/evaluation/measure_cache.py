@@ -72,7 +72,7 @@ def _read(path: Path, key: str) -> dict[str, np.ndarray] | None:
             if meta.get("key") != key:
                 raise ValueError(f"key {str(meta.get('key'))[:12]}... is not {key[:12]}...")
             return {k: z[k] for k in z.files if k != _META}
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not cached (yet)
         return None
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, it is not trusted
         warnings.warn(f"measurement cache {path} is unusable ({type(exc).__name__}: {exc}); recomputing",
