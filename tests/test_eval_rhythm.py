@@ -96,7 +96,8 @@ def test_rhythm_measures_of_known_beats():
     m = rhythm_measures(x, 100.0, cache_dir=False)
     assert set(m) == set(RHYTHM_MEASURES) and m["n_beats"].dtype.kind == "i"
     np.testing.assert_allclose(m["rr_cv"], [r.std() / r.mean() for r in tpl.rr], atol=0.006)
-    assert (m["beat_corr"] > 0.99).all() and (m["r_amp_cv"] < 0.01).all() and (m["p_wave_fraction"] == 1).all()
+    assert (m["beat_corr"] > 0.99).all() and (m["r_amp_cv"] < 0.01).all()
+    assert (m["p_wave_fraction"] >= 0.9).all()  # a beat after a short RR may have its P wave in the T wave
 
 
 def test_bad_input_is_refused(fixture_sets):

@@ -9,11 +9,11 @@ of one ECG give the same numbers:
    carry the same band after conditioning.
 2. **R peaks**: :func:`midtecg.data.heart_rate.detect_r_peaks` (all leads combined) at the record's rate.
 3. **Beats** (:func:`record_beats`): windows around the R peaks at 500 Hz, realigned by cross-correlating
-   each beat's QRS (+-60 ms, all leads) with the first median beat over shifts of up to one input sample
-   (+-2 ms steps), which removes the 10 ms quantisation of R peaks found at 100 Hz. The window is
-   ``min(400 ms, 0.6 RR)`` before R and ``min(750 ms, RR - 100 ms)`` after (RR: the median RR interval), so
-   it holds the P wave and the T wave but little of the neighbouring beats; beats whose window leaves the
-   record are dropped. The **median beat** is the sample-wise median over beats (robust to an ectopic beat
+   each beat's QRS (+-60 ms, all leads) with the median QRS: two passes over +-50 ms (a notched QRS can
+   put R on either of its peaks), then one over +-1 input sample (2 ms steps), which removes the 10 ms
+   quantisation of R peaks found at 100 Hz. The window is ``min(400 ms, 0.6 RR)`` before R and
+   ``min(750 ms, RR - 100 ms)`` after (RR: the median RR interval), so it holds the P wave and the T wave
+   but little of the neighbouring beats; beats whose window leaves the record are dropped. The **median beat** is the sample-wise median over beats (robust to an ectopic beat
    or an artefact in one beat).
 
 Beat-level regularity (:func:`regularity`), on the 8 independent leads (I, II, V1-V6):
@@ -129,7 +129,7 @@ def record_beats(x: np.ndarray, peaks: np.ndarray, fs: float, *, min_beats: int 
     """Aligned beats and median beat of one conditioned record ``x`` (leads, L at ``MEASURE_FS``) from its R
     peaks found at ``fs``; None with fewer than ``min_beats`` complete beats.
 
-    Alignment: ``ALIGN_PASSES`` passes of cross-correlation with the current median beat over +-50 ms
+    Alignment: ``ALIGN_PASSES`` passes of cross-correlation with the current median QRS over +-50 ms
     (the R-peak detector may place R on either of two similar peaks of a notched QRS, and a median over two
     misaligned groups of beats is no beat at all), then one pass over +-1 input sample."""
     peaks = np.asarray(peaks, dtype=np.int64)
@@ -140,17 +140,26 @@ def record_beats(x: np.ndarray, peaks: np.ndarray, fs: float, *, min_beats: int 
     post = ms_to_samples(1000.0 * min(WINDOW_POST_S[0], rr_s - WINDOW_POST_S[1]))
     if post <= ms_to_samples(ALIGN_HALF_MS):
         return None
+    half = ms_to_samples(ALIGN_HALF_MS)
     wide = ms_to_samples(ALIGN_WIDE_MS)
     fine = int(math.ceil(MEASURE_FS / fs)) + 1
-    drift = ALIGN_PASSES * wide + fine
-    margin = max(pre, ms_to_samples(ALIGN_HALF_MS)) + drift
+    # each pass moves a beat by at most twice its shift range (its own shift minus the median one); zero
+    # padding keeps every window of the passes inside the array, and only beats whose final window lies in
+    # the record are kept
+    pad = 2 * (ALIGN_PASSES * wide + fine) + max(pre, post, half)
+    length = x.shape[-1]
     r = np.round(peaks * (MEASURE_FS / fs)).astype(np.int64)
-    r = r[(r - margin >= 0) & (r + max(post, ms_to_samples(ALIGN_HALF_MS)) + drift < x.shape[-1])]
+    r = r[(r - max(pre, half) >= 0) & (r + max(post, half) < length)] + pad
     if r.size < min_beats:
         return None
+    xp = np.pad(x, ((0, 0), (pad, pad)))
     for max_shift in (wide,) * ALIGN_PASSES + (fine,):
-        r = _align(x, r, max_shift)
-    beats = beat_windows(x, r, -pre, post)
+        r = _align(xp, r, max_shift)
+    r = r[(r - pre >= pad) & (r + post <= pad + length)]
+    if r.size < min_beats:
+        return None
+    beats = beat_windows(xp, r, -pre, post)
+    r = r - pad
     return Beats(beats=beats, median=beat_median(beats), r=r, pre=pre, rr_s=rr_s)
 
 
