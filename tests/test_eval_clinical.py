@@ -42,7 +42,7 @@ def noise_table():
 
 
 def test_simulated_ecgs_measured_heart_rate_and_intervals(simulated):
-    x, rates, d = simulated
+    _, rates, d = simulated
     assert d["heart_rate"].shape == (12,) and d["failed"].dtype == bool
     assert d["failure_rate"] <= 1 / 12
     err = heart_rate_error(rates, d)

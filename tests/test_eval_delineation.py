@@ -33,7 +33,7 @@ def _intervals(fs: float, **template) -> tuple[dict, object]:
             "qt": f.interval_ms("qrs_on", "t_end"), "p_fraction": f.p_fraction, "error": f.error}, tpl
 
 
-CASES = [dict(), dict(pr_ms=200.0, qrs_ms=120.0, qt_ms=440.0), dict(pr_ms=130.0, qrs_ms=80.0, qt_ms=340.0, rr_s=0.6)]
+CASES = [{}, {"pr_ms": 200.0, "qrs_ms": 120.0, "qt_ms": 440.0}, {"pr_ms": 130.0, "qrs_ms": 80.0, "qt_ms": 340.0, "rr_s": 0.6}]
 
 
 @pytest.mark.parametrize("fs", [100.0, 500.0])

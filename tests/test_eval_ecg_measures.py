@@ -83,7 +83,7 @@ def test_measurements_are_cached(tmp_path, monkeypatch):
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(DataError, match="N, leads, L"):
+    with pytest.raises(DataError, match="3-D"):
         measure_ecgs(np.zeros((12, 1000)), 100.0, cache_dir=False)
     with pytest.raises(DataError, match="50 Hz"):
         measure_ecgs(np.zeros((1, 12, 1000)), 40.0, cache_dir=False)
@@ -91,6 +91,10 @@ def test_bad_input_is_refused():
         measure_ecgs(np.zeros((1, 12, 150)), 100.0, cache_dir=False)
     with pytest.raises(DataError, match="12 leads"):
         measure_ecgs(np.zeros((1, 8, 1000)), 100.0, cache_dir=False)
+    with pytest.raises(DataError, match="record 1"):
+        measure_ecgs(np.stack([np.zeros((12, 1000)), np.full((12, 1000), np.inf)]), 100.0, cache_dir=False)
+    with pytest.raises(DataError, match="WFDB lead indices"):
+        measure_ecgs(np.zeros((1, 12, 1000)), 100.0, leads=[12], cache_dir=False)
 
 
 @pytest.mark.slow

@@ -81,7 +81,7 @@ def template_ecgs(n: int, *, fs: float = 100.0, seconds: float = 10.0, rr_s: flo
     rng = np.random.default_rng(seed)
     tpl = Template(**template)
     fs_build = max(float(fs), _BUILD_FS)  # lower rates: built at 500 Hz, then decimated (anti-aliased)
-    length = int(round(seconds * fs_build))
+    length = round(seconds * fs_build)
     t = np.arange(length) / fs_build
     out = np.zeros((n, 8, length))
     for i in range(n):

@@ -34,7 +34,6 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import butter, resample_poly, sosfiltfilt
 
-from midtecg.data.heart_rate import detect_r_peaks
 from midtecg.data.leads import WFDB_LEADS
 
 __all__ = ["MEASURE_FS", "BAND_HZ", "INDEPENDENT_LEADS", "Beats", "condition", "record_beats", "beat_windows",
@@ -57,7 +56,7 @@ MIN_BEATS = 3
 
 
 def ms_to_samples(ms: float, fs: float = MEASURE_FS) -> int:
-    return int(round(ms * fs / 1000.0))
+    return round(ms * fs / 1000.0)
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def record_beats(x: np.ndarray, peaks: np.ndarray, fs: float, *, min_beats: int 
         return None
     half = ms_to_samples(ALIGN_HALF_MS)
     wide = ms_to_samples(ALIGN_WIDE_MS)
-    fine = int(math.ceil(MEASURE_FS / fs)) + 1
+    fine = math.ceil(MEASURE_FS / fs) + 1
     # each pass moves a beat by at most twice its shift range (its own shift minus the median one); zero
     # padding keeps every window of the passes inside the array, and only beats whose final window lies in
     # the record are kept

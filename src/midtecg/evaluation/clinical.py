@@ -53,7 +53,7 @@ from midtecg.data.leads import WFDB_LEADS, canonical_lead_name
 
 from .beats import INDEPENDENT_LEADS, MEASURE_FS
 from .ecg_measures import PLAUSIBLE_RANGES, measure_ecgs
-from .fidelity import _group_masks, _nanstats, check_signals
+from .fidelity import _group_masks, _nanstats
 from .floors import DISTANCE_NOTE, compare_values
 
 __all__ = [
@@ -112,17 +112,12 @@ def delineate(signals, fs: float = 100.0, *, lead: str | int = GLOBAL_LEAD, n_jo
     (list of N strings, "" when none), and ``failure_rate``, ``fs``, ``lead``, ``resolution_ms`` (2 ms, the
     grid of the boundaries), ``note`` (method, for reports).
     """
-    arr = check_signals(signals, "signals", ndim=3)
-    if arr.shape[1] != len(WFDB_LEADS):
-        raise DataError(f"signals: {arr.shape[1]} leads; delineation needs the 12 leads in WFDB order")
-    if not fs > 0:
-        raise DataError(f"fs must be > 0, got {fs}")
     leads, lead_name = _leads(lead)
-    m = measure_ecgs(arr, float(fs), leads=leads, n_jobs=n_jobs, cache_dir=cache_dir)
+    m = measure_ecgs(signals, float(fs), leads=leads, n_jobs=n_jobs, cache_dir=cache_dir)
     out: dict = {k: m[k] for k in ("heart_rate", "rr_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "n_beats",
                                    "failed")}
     out["errors"] = [str(e) for e in m["errors"]]
-    n = arr.shape[0]
+    n = out["failed"].size
     out["failure_rate"] = float(out["failed"].mean()) if n else math.nan
     out["fs"] = float(fs)
     out["lead"] = lead_name

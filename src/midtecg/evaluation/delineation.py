@@ -108,6 +108,8 @@ def _qrs(x: np.ndarray, pre: int) -> tuple[float, float, str]:
         return math.nan, math.nan, "flat median beat"
     lo, hi = max(0, pre - ms_to_samples(QRS_SEARCH_MS)), min(w - 1, pre + ms_to_samples(QRS_SEARCH_MS))
     above = v[lo:hi + 1] > v_iso + QRS_THRESHOLD * (v_max - v_iso)
+    if not above[peak - lo]:  # the velocity peak is no higher than the PR segment's
+        return math.nan, math.nan, "no distinct QRS complex"
     on, off = _run_around(above, peak - lo, ms_to_samples(QRS_GAP_MS))
     on, off = on + lo, off + lo
     if on <= lo or off >= hi:
@@ -206,6 +208,6 @@ def delineate_beats(b: Beats, leads: tuple[int, ...] | list[int]) -> Fiducials:
     g0, g1 = (ms_to_samples(v) for v in LEVEL_WINDOW_MS)
     level = x[:, max(0, int(on) - g0):max(1, int(on) - g1)].mean(axis=-1, keepdims=True)
     p_on, p_fraction = _p_wave(x, beats, on, b.rr_s)
-    stop = int(p_on) + int(round(b.rr_s * MEASURE_FS)) if math.isfinite(p_on) else x.shape[-1]
+    stop = int(p_on) + round(b.rr_s * MEASURE_FS) if math.isfinite(p_on) else x.shape[-1]
     t_end = _t_end(x, beats, level, off, stop)
     return Fiducials(qrs_on=on, qrs_off=off, t_end=t_end, p_on=p_on, p_fraction=p_fraction)

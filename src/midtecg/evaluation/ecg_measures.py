@@ -28,9 +28,11 @@ import numpy as np
 
 from midtecg.data.errors import DataError
 from midtecg.data.heart_rate import detect_r_peaks, rr_heart_rate
+from midtecg.data.leads import WFDB_LEADS
 
 from .beats import INDEPENDENT_LEADS, condition, record_beats, regularity
 from .delineation import delineate_beats
+from .fidelity import check_signals
 from .measure_cache import cached_measure
 
 __all__ = ["MEASURES_VERSION", "PLAUSIBLE_RANGES", "INTERVAL_KEYS", "RHYTHM_KEYS", "MIN_BEAT_CORR",
@@ -122,23 +124,24 @@ def _compute(x: np.ndarray, fs: float, leads: list[int], n_jobs: int) -> dict[st
 
 def measure_ecgs(signals: np.ndarray, fs: float, *, leads: tuple[int, ...] | list[int] = INDEPENDENT_LEADS,
                  n_jobs: int = 1, cache_dir=None) -> dict[str, np.ndarray]:
-    """Per-record measurements (module docstring) of ``signals`` (N, leads, L) mV at ``fs`` Hz.
+    """Per-record measurements (module docstring) of ``signals`` (N, 12, L) mV in WFDB lead order at ``fs`` Hz
+    (>= 50; at least 2 s). NaN / inf samples raise a :class:`DataError` naming the record.
 
     ``leads``: lead indices delineated together (R peaks and rhythm use all given leads / the 8
     independent ones). ``cache_dir``: see :func:`.measure_cache.cached_measure` (False: no cache).
     Returns (N,) arrays: the ``INTERVAL_KEYS`` and ``RHYTHM_KEYS`` (float, NaN where not measured),
     ``n_beats`` (int), ``failed`` (bool), ``errors`` (str, "" when none).
     """
-    x = np.asarray(signals)
-    if x.ndim != 3:
-        raise DataError(f"signals: expected (N, leads, L), got shape {x.shape}")
+    x = check_signals(signals, "signals", ndim=3)
+    if x.shape[1] != len(WFDB_LEADS):
+        raise DataError(f"signals: {x.shape[1]} leads; the 12 leads in WFDB order are needed")
     if not fs >= 50:
         raise DataError(f"fs must be >= 50 Hz to measure ECGs, got {fs}")
     if x.shape[-1] < 2 * fs:
         raise DataError(f"signals: {x.shape[-1]} samples at {fs} Hz is under 2 s; too short to delineate")
     leads = [int(i) for i in leads]
-    if x.shape[1] < max(INDEPENDENT_LEADS) + 1 or any(not 0 <= i < x.shape[1] for i in leads):
-        raise DataError(f"signals: {x.shape[1]} leads; 12 leads in WFDB order are needed (leads {leads})")
+    if not leads or any(not 0 <= i < len(WFDB_LEADS) for i in leads):
+        raise DataError(f"leads: {leads} are not WFDB lead indices 0-11")
     name = "ecg-measures-" + "-".join(str(i) for i in leads)
     return cached_measure(name, x, fs, lambda: _compute(x, float(fs), leads, max(1, int(n_jobs))),
                           cache_dir=cache_dir, version=MEASURES_VERSION)
