@@ -26,7 +26,7 @@ median-beat window (R at index ``pre``).
   median beat in that window, / sqrt(beats)) and at least 0.02 mV. A beat has that P wave when its
   window (same leads, detrending and smoothing) correlates with the median beat's at Pearson r >= 0.5;
   ``p_fraction`` is the fraction of such beats (0 when no lead carries a P wave). The P onset is
-  measured only when at least half of the beats have the P wave (not in atrial fibrillation, whose
+  measured only when at least 60 % of the beats have the P wave (not in atrial fibrillation, whose
   f-waves leave bumps in a median of a few beats that no single beat shares): it is where the tangent
   at the steepest ascent of the magnitude of the P-wave leads meets zero. Otherwise PR is NaN.
 """
@@ -61,7 +61,7 @@ P_EDGE_MS = 10.0
 P_SMOOTH_MS = 20.0
 P_MIN_SNR, P_MIN_MV = 4.0, 0.02
 P_MATCH_R = 0.5
-P_MIN_FRACTION = 0.5
+P_MIN_FRACTION = 0.6
 _MAD_TO_SD = 1.4826
 _MEDIAN_EFFICIENCY = 1.2533  # sd of a median of n normal values = 1.2533 sd / sqrt(n)
 
