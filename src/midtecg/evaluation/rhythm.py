@@ -60,7 +60,7 @@ def rhythm_groups(labels71) -> np.ndarray:
     return np.where(y[:, code_to_index("SR")] > 0.5, "SR", "other")
 
 
-def _group_masks(groups, n: int, name: str) -> dict[str, np.ndarray]:
+def _rhythm_masks(groups, n: int, name: str) -> dict[str, np.ndarray]:
     masks = {"all": np.ones(n, dtype=bool)}
     if groups is None:
         return masks
@@ -104,8 +104,8 @@ def compare_rhythm(real, synth, *, real_groups=None, synth_groups=None, n_splits
     s = _table(synth, "synth")
     n_r, n_s = r["rr_cv"].size, s["rr_cv"].size
     grouped = real_groups is not None and synth_groups is not None
-    mr = _group_masks(real_groups if grouped else None, n_r, "real_groups")
-    ms = _group_masks(synth_groups if grouped else None, n_s, "synth_groups")
+    mr = _rhythm_masks(real_groups if grouped else None, n_r, "real_groups")
+    ms = _rhythm_masks(synth_groups if grouped else None, n_s, "synth_groups")
     out: dict = {"groups": {}, "skipped_groups": {}, "measures": list(RHYTHM_MEASURES), "distance": DISTANCE_NOTE,
                  "note": _NOTE}
     if not grouped:
