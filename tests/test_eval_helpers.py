@@ -6,6 +6,8 @@
   shift, per-lead gains, baseline wander, noise).
 - :func:`real_ecgs`: real PTB-XL 100 Hz records from ``tests/fixtures/ptbxl`` or ``../shared/data/ptbxl``
   (``None`` when neither exists; tests then skip).
+- :func:`real_ecgs_both_rates`: the 32 fixture records from their 100 Hz and their 500 Hz files, with their
+  codes.
 """
 
 from __future__ import annotations
@@ -102,6 +104,32 @@ def _many(paths: tuple[str, ...]) -> np.ndarray:
     import wfdb
 
     return np.stack([wfdb.rdsamp(p)[0].T for p in paths]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _fixture_both_rates():
+    import ast
+
+    import pandas as pd
+    import wfdb
+
+    root = REAL_ROOTS[0]
+    if not (root / "ptbxl_database.csv").is_file():
+        return None
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db = db[[(root / f"{f}.hea").is_file() for f in db.filename_lr]]  # 32 of the 40 have a 100 Hz file
+    x100 = np.stack([wfdb.rdsamp(str(root / f))[0].T for f in db.filename_lr]).astype(np.float32)
+    x500 = np.stack([wfdb.rdsamp(str(root / f))[0].T for f in db.filename_hr]).astype(np.float32)
+    return x100, x500, tuple(tuple(ast.literal_eval(c)) for c in db.scp_codes)
+
+
+def real_ecgs_both_rates() -> tuple[np.ndarray, np.ndarray, tuple]:
+    """The 32 fixture records that have both files, from their 100 Hz and 500 Hz files: (x100 (32, 12, 1000),
+    x500 (32, 12, 5000), SCP codes per record); skips the calling test when the fixture is absent."""
+    data = _fixture_both_rates()
+    if data is None:
+        pytest.skip("tests/fixtures/ptbxl is not present")
+    return data
 
 
 # ------------------------------------------------------------------------------ checks of the test data
