@@ -1,8 +1,9 @@
 """The evaluation suite end to end (midtecg.evaluation.suite) on the PTB-XL fixture: the verdicts it must give on a
 battery of real, copied and garbage sets, the JSON and HTML it writes, and the CLI.
 
-The fixture has 40 real records: folds 1-8 (20) are the "training records", fold 10 (10) the real set to compare
-with and fold 9 (10) a set of unseen real records. The embedding classifier is a one-epoch small XResNet trained
+The fixture has 40 real records. Floors need at least 20 real records (two halves of 10), so here folds 1-8 (20)
+are the real set the synthetic ones are compared with (and the privacy holdout), fold 9 (10) plays the generator's
+training records and fold 10 (10) a set of unseen real records. The embedding classifier is a one-epoch small XResNet trained
 once per module and cached; the measurement cache lives in a temporary folder (tests/conftest.py).
 """
 
@@ -39,7 +40,10 @@ def fast(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sets(fixture_cache):
     return {name: load_ecg_set((fixture_cache, split), role=name)
-            for name, split in (("test", "test"), ("train", "train"), ("unseen", [9]))}
+            for name, split in (("real", "train"), ("train", [9]), ("unseen", [10]))}
+
+
+REAL, TRAIN = "train", [9]  # splits of the fixture cache: see the module docstring
 
 
 def _like(s, signals, keep_ids: bool = False):
@@ -54,22 +58,22 @@ def _verdicts(result) -> dict:
 
 @pytest.fixture(scope="module")
 def battery(fixture_cache, sets, fast):
-    """Each case of the battery evaluated once against fold 10, with folds 1-8 as the training records."""
-    test, train, unseen = sets["test"], sets["train"], sets["unseen"]
+    """Each case of the battery evaluated once against the real set, with fold 9 as the training records."""
+    real, train, unseen = sets["real"], sets["train"], sets["unseen"]
     rng = np.random.default_rng(0)
     n, shape = len(unseen), unseen.signals.shape
-    t = np.arange(shape[-1]) / test.fs
-    copies = train.subset(np.arange(n))
+    t = np.arange(shape[-1]) / real.fs
+    copies = train
     cases = {
         "unseen real": _like(unseen, unseen.signals),
         "exact copies": _like(copies, copies.signals),
         "noisy copies": _like(copies, copies.signals + rng.normal(0, 0.01, shape)),
-        "white noise": _like(unseen, rng.normal(0, float(test.signals.std()), shape)),
+        "white noise": _like(unseen, rng.normal(0, float(real.signals.std()), shape)),
         "sines": _like(unseen, np.broadcast_to(0.5 * np.sin(2 * np.pi * 1.2 * t), shape)),
         "flat lines": _like(unseen, np.zeros(shape)),
     }
-    real, train_source = (fixture_cache, "test"), (fixture_cache, "train")
-    return {name: evaluate(real, synth, train=train_source, config=fast) for name, synth in cases.items()}
+    return {name: evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), config=fast)
+            for name, synth in cases.items()}
 
 
 def test_unseen_real_records_are_close_and_pass(battery):
@@ -96,14 +100,12 @@ def test_garbage_is_far_and_privacy_not_informative(battery, case):
 def test_shifted_and_scaled_copies_fail_in_signal_space_alone(fixture_cache, sets, fast):
     import dataclasses
 
-    train = sets["train"]
-    copies = train.subset(np.arange(10))
+    copies = sets["train"]
     config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False)
     for name, signals in (("shifted", np.roll(copies.signals, 57, axis=-1)),
                           ("scaled", 1.25 * copies.signals),
                           ("shifted and scaled", 0.8 * np.roll(copies.signals, -213, axis=-1))):
-        result = evaluate((fixture_cache, "test"), _like(copies, signals), train=(fixture_cache, "train"),
-                          config=config)
+        result = evaluate((fixture_cache, REAL), _like(copies, signals), train=(fixture_cache, TRAIN), config=config)
         assert result["verdicts"]["privacy"]["verdict"] == "fail", (name, result["verdicts"]["privacy"])
 
 
@@ -136,17 +138,17 @@ def test_every_axis_has_a_verdict_with_reason_and_numbers(battery):
 
 
 def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, sets, fast, tmp_path):
-    test = sets["test"]
+    test = sets["real"]
     rng = np.random.default_rng(1)
     synth = _like(test, test.signals + rng.normal(0, 0.02, test.signals.shape), keep_ids=True)
-    result = evaluate((fixture_cache, "test"), synth, train=(fixture_cache, "train"), out_dir=tmp_path / "eval",
+    result = evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), out_dir=tmp_path / "eval",
                       config=fast)
     fid = result["fidelity"]
     assert result["pairing"]["method"] == "ecg_id" and fid["n_records"] == len(test)
     assert fid["summary"]["snr_db"] > 20 > fid["floor"]["snr_db"]  # near copies beat another patient by far
     import dataclasses
 
-    unpaired = evaluate((fixture_cache, "test"), synth, train=(fixture_cache, "train"),
+    unpaired = evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN),
                         config=dataclasses.replace(fast, paired=False, embeddings=False, rhythm=False, clinical=False))
     assert "fidelity" not in unpaired and any("switched off" in n for n in unpaired["notes"])
 
@@ -173,18 +175,18 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
 
 
 def test_label_adherence_scores_requested_labels(fixture_cache, sets, fast):
-    test = sets["test"]
-    result = evaluate((fixture_cache, "test"), _like(test, test.signals), train=(fixture_cache, "train"),
+    test = sets["real"]
+    result = evaluate((fixture_cache, REAL), _like(test, test.signals), train=(fixture_cache, TRAIN),
                       config=fast)
     labels = result["labels"]
     for name in ("superdiagnostic", "all"):
         # the same signals with the same labels: TRTS equals the real AUC exactly
         assert labels[name]["synth_auc"] == pytest.approx(labels[name]["real_auc"])
     shuffled = test.table.drop(columns=["ecg_id"]).sample(frac=1.0, random_state=3).reset_index(drop=True)
-    other = evaluate((fixture_cache, "test"), (test.signals, shuffled, test.fs), train=(fixture_cache, "train"),
+    other = evaluate((fixture_cache, REAL), (test.signals, shuffled, test.fs), train=(fixture_cache, TRAIN),
                      config=fast)
     assert other["labels"]["all"]["synth_auc"] != pytest.approx(labels["all"]["synth_auc"])
-    unlabelled = evaluate((fixture_cache, "test"), test.signals, train=(fixture_cache, "train"), config=fast)
+    unlabelled = evaluate((fixture_cache, REAL), test.signals, train=(fixture_cache, TRAIN), config=fast)
     assert unlabelled["verdicts"]["labels"]["verdict"] == "not_measured"
     assert "no requested labels" in unlabelled["verdicts"]["labels"]["reason"]
 
@@ -192,14 +194,14 @@ def test_label_adherence_scores_requested_labels(fixture_cache, sets, fast):
 def test_utility_and_a_separate_synthetic_training_set(fixture_cache, sets, fast):
     import dataclasses
 
-    test, train = sets["test"], sets["train"]
+    test, train = sets["real"], sets["train"]
     rng = np.random.default_rng(6)
     paired = _like(test, test.signals + rng.normal(0, 0.05, test.signals.shape))
     extra = _like(train.subset(np.arange(7)), train.signals[:7] + rng.normal(0, 0.05, train.signals[:7].shape))
     config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False, privacy=False, utility=True,
                                  utility_classifier=TINY, utility_fractions=(0.5, 1.0),
                                  utility_label_sets=("superdiagnostic",))
-    r = evaluate((fixture_cache, "test"), paired, train=(fixture_cache, "train"), utility_synth=extra, config=config)
+    r = evaluate((fixture_cache, REAL), paired, train=(fixture_cache, TRAIN), utility_synth=extra, config=config)
     experiments = r["utility"]["superdiagnostic"]["experiments"]
     assert {"TRTR", "TSTR", "TRTR+synth", "real_0.5", "real_0.5+synth"} <= set(experiments)
     assert experiments["TSTR"]["n_train"] == 7 and experiments["TRTR+synth"]["n_train"] == len(train) + 7
@@ -210,7 +212,7 @@ def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
     from midtecg.cli import main
     from midtecg.io import write_wfdb
 
-    test = sets["test"]
+    test = sets["real"]
     rng = np.random.default_rng(5)
     synth = test.signals + rng.normal(0, 0.02, test.signals.shape).astype(np.float32)
     write_wfdb(synth, tmp_path / "synth", fs=100, names=[f"synth_ecg{int(i):05d}" for i in test.ids()])

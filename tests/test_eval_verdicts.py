@@ -47,13 +47,24 @@ def _block(value, mean, std):
     return {"value": value * 2, "value_at_floor_n": value, "floor_mean": mean, "floor_std": std}
 
 
+def _ks(value, mean, std):
+    return {"ks": value, "ks_synth_mean": value, "ks_floor_mean": mean, "ks_floor_std": std}
+
+
+def test_bounded_metrics_with_a_too_wide_floor_are_not_informative():
+    wide = floor_check("ks", 1.0, 0.6, 0.2, bound=1.0)  # threshold 1.2: a KS statistic can never exceed it
+    assert wide["verdict"] == "not_informative" and "more records" in wide["why"]
+    assert floor_check("ks", 1.0, 0.2, 0.05, bound=1.0)["verdict"] == "far"
+    assert floor_check("precision", 0.0, 0.3, 0.2, higher_is_better=True, bound=0.0)["verdict"] == "not_informative"
+
+
 def test_verdicts_on_a_result():
     result = {
         "embedding": {"frechet": _block(12.0, 10.0, 1.0), "kid": _block(0.01, 0.0, 0.01),
                       "precision": _block(0.7, 0.72, 0.03), "recall": _block(0.2, 0.7, 0.03)},
         "distributional": {"mmd": _block(0.01, 0.01, 0.002)},
-        "rhythm": {"comparison": {"groups": {"all": {"rr_cv": _block(0.2, 0.01, 0.005),
-                                                     "beat_corr": _block(0.01, 0.01, 0.005)}}}},
+        "rhythm": {"comparison": {"groups": {"all": {"measures": {"rr_cv": _ks(0.9, 0.2, 0.05),
+                                                                  "beat_corr": _ks(0.25, 0.2, 0.05)}}}}},
         "labels": {"superdiagnostic": {"synth_auc": 0.55, "real_auc": 0.55, "real_auc_std": 0.02},
                    "all": {"synth_auc": 0.85, "real_auc": 0.9, "real_auc_std": 0.02}},
         "privacy": {"gate": {"verdict": "pass", "reason": "no copies", "margin": 0.1}},

@@ -14,7 +14,13 @@ A check on one number, :func:`floor_check`, says
   turn round-off into a verdict), in the metric's bad direction;
 * ``far`` when it is beyond that threshold;
 * ``not_informative`` when the number or its floor could not be computed (too few records, every measurement
-  failed on the real side, ...).
+  failed on the real side, ...), or when the threshold lies beyond the worst value a bounded metric can take
+  (a KS statistic above 1, a precision below 0): with so few records the check cannot fail.
+
+Set-level distances (Frechet distance, KID, precision / recall, MMD, spectra, inter-lead correlations) come from
+:mod:`midtecg.evaluation.floors`; per-record measures (rhythm, clinical intervals) are compared by their KS
+statistic with unmeasured records counted beyond every value, so a set whose measurement mostly fails is far
+(:func:`midtecg.evaluation.floors.compare_values`).
 
 An axis combines its checks (:func:`combine`): ``far`` if any check is far, else ``close`` if at least one is
 close, else ``not_informative``; ``not_measured`` when the axis did not run. The privacy axis takes the
@@ -59,8 +65,13 @@ def _fmt(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.3g}"
 
 
-def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bool = False) -> dict:
-    """Compare one synthetic number with its real-vs-real floor (see the module docstring)."""
+def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bool = False,
+                bound: float | None = None) -> dict:
+    """Compare one synthetic number with its real-vs-real floor (see the module docstring).
+
+    ``bound``: the worst value the metric can take (1 for a KS statistic, 0 for precision), when it has one. A
+    threshold at or beyond it cannot be crossed, so the check is not informative (too few records).
+    """
     v, m, s = _num(value), _num(floor_mean), _num(floor_std)
     s = 0.0 if math.isnan(s) and not math.isnan(m) else s
     out: dict[str, Any] = {"metric": name, "value": v, "floor_mean": m, "floor_std": s,
@@ -71,6 +82,10 @@ def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bo
                 "why": f"{name}: {missing} could not be computed"}
     margin = max(K_SPREAD * s, RELATIVE_MARGIN * abs(m))
     threshold = m - margin if higher_is_better else m + margin
+    if bound is not None and (threshold <= bound if higher_is_better else threshold >= bound):
+        return {**out, "threshold": threshold, "verdict": "not_informative",
+                "why": f"{name}: the real-vs-real spread is too wide to judge (threshold {_fmt(threshold)} is beyond "
+                       f"the worst possible value {_fmt(bound)}; more records are needed)"}
     within = v >= threshold if higher_is_better else v <= threshold
     side = "below" if higher_is_better else "above"
     why = (f"{name} {_fmt(v)} is within the real-vs-real range (floor {_fmt(m)} +- {_fmt(s)}, threshold "
@@ -99,12 +114,22 @@ def combine(checks: Iterable[dict], *, missing: str | None = None) -> dict:
     return {"verdict": verdict, "reason": reason, "checks": checks}
 
 
-def _block_check(name: str, block, *, higher_is_better: bool = False) -> dict | None:
-    """A check from a metric block with ``value_at_floor_n`` (or ``value``), ``floor_mean`` and ``floor_std``."""
+def _block_check(name: str, block, *, higher_is_better: bool = False, bound: float | None = None) -> dict | None:
+    """A check from a set-distance block: ``value_at_floor_n`` (or ``value``), ``floor_mean``, ``floor_std``."""
     if not isinstance(block, dict):
         return None
     value = block.get("value_at_floor_n", block.get("value"))
-    return floor_check(name, value, block.get("floor_mean"), block.get("floor_std"), higher_is_better=higher_is_better)
+    return floor_check(name, value, block.get("floor_mean"), block.get("floor_std"), higher_is_better=higher_is_better,
+                       bound=bound)
+
+
+def _ks_check(name: str, block) -> dict | None:
+    """A check from a per-record measure's comparison (:func:`midtecg.evaluation.floors.compare_values`): the
+    KS distance (unmeasured records counted beyond every value) at the floor's n, against its floor."""
+    if not isinstance(block, dict):
+        return None
+    return floor_check(name, block.get("ks_synth_mean"), block.get("ks_floor_mean"), block.get("ks_floor_std"),
+                       bound=1.0)
 
 
 def _fidelity(result: dict) -> dict:
@@ -112,18 +137,18 @@ def _fidelity(result: dict) -> dict:
     emb = result.get("embedding")
     if not isinstance(dist, dict) and not isinstance(emb, dict):
         return combine([], missing=_stage_missing(result, "distributional"))
+    specs: tuple = ()
     if isinstance(emb, dict) and "frechet" in emb:
-        specs = (("Frechet distance (classifier embeddings)", emb.get("frechet"), False),
-                 ("KID (classifier embeddings)", emb.get("kid"), False),
-                 ("k-NN precision (realism)", emb.get("precision"), True),
-                 ("k-NN recall (coverage)", emb.get("recall"), True))
-    else:
-        specs = ()
+        specs = (("Frechet distance (classifier embeddings)", emb.get("frechet"), False, None),
+                 ("KID (classifier embeddings)", emb.get("kid"), False, None),
+                 ("k-NN precision (realism)", emb.get("precision"), True, 0.0),
+                 ("k-NN recall (coverage)", emb.get("recall"), True, 0.0))
     if isinstance(dist, dict):
-        specs += (("MMD (signals)", dist.get("mmd"), False),
-                  ("Welch power-spectrum distance", dist.get("welch_psd"), False),
-                  ("mean inter-lead correlation error", dist.get("correlation_between_means"), False))
-    return combine(c for c in (_block_check(n, b, higher_is_better=h) for n, b, h in specs) if c is not None)
+        specs += (("MMD (signals)", dist.get("mmd"), False, None),
+                  ("Welch power-spectrum distance", dist.get("welch_psd"), False, None),
+                  ("mean inter-lead correlation error", dist.get("correlation_between_means"), False, None))
+    checks = (_block_check(n, b, higher_is_better=h, bound=bound) for n, b, h, bound in specs)
+    return combine(c for c in checks if c is not None)
 
 
 RHYTHM_CHECKS = (("rr_cv", "RR-interval variability (CV)"), ("beat_corr", "beat-to-beat shape consistency"),
@@ -136,9 +161,8 @@ def _rhythm(result: dict) -> dict:
     rhythm = result.get("rhythm")
     if not isinstance(rhythm, dict) or "comparison" not in rhythm:
         return combine([], missing=_stage_missing(result, "rhythm"))
-    groups = rhythm["comparison"].get("groups", rhythm["comparison"])
-    whole = groups.get("all", {}) if isinstance(groups, dict) else {}
-    checks = [_block_check(f"{label}: distance to real", whole.get(key)) for key, label in RHYTHM_CHECKS]
+    measures = ((rhythm["comparison"].get("groups") or {}).get("all") or {}).get("measures") or {}
+    checks = [_ks_check(f"{label}: distance to real", measures.get(key)) for key, label in RHYTHM_CHECKS]
     return combine(c for c in checks if c is not None)
 
 
@@ -146,10 +170,8 @@ def _clinical(result: dict) -> dict:
     clin = result.get("clinical")
     if not isinstance(clin, dict) or "comparison" not in clin:
         return combine([], missing=_stage_missing(result, "clinical"))
-    cmp = clin["comparison"]
-    intervals = cmp.get("intervals", {})
-    checks = [_block_check(f"{label}: distance to real", intervals.get(key)) for key, label in CLINICAL_CHECKS]
-    checks.append(_block_check("delineation failure rate", cmp.get("failure_rate")))
+    intervals = clin["comparison"].get("intervals") or {}
+    checks = [_ks_check(f"{label}: distance to real", intervals.get(key)) for key, label in CLINICAL_CHECKS]
     return combine(c for c in checks if c is not None)
 
 
