@@ -67,3 +67,20 @@ def test_sex_onehot_and_generic_bins():
     assert hr.argmax(-1)[:3].tolist() == [0, 1, 5] and hr[3].sum() == 0
     with pytest.raises(ValueError, match="increasing"):
         bin_onehot([1.0], (5, 3))
+
+
+def test_one_table_of_plausible_values_for_training_and_requests():
+    from midtecg.data.demographics import CONDITION_RANGES, check_plausible
+    from midtecg.data.heart_rate import RATE_RANGE_BPM
+
+    # height 35 cm (an infant) is kept by the cleaning and accepted in a request alike
+    kept = clean_demographics(pd.DataFrame({"height": [35.0], "weight": [2.5]}), strict=True)
+    assert kept.loc[0, "height"] == 35.0 and check_plausible("height", 35) == 35.0
+    for name, (low, high) in CONDITION_RANGES.items():
+        assert check_plausible(name, low) == low and check_plausible(name, high) == high
+        with pytest.raises(ValueError, match=f"line 4: {name} = .* is out of the plausible range"):
+            check_plausible(name, high + 1, "line 4: ")
+    assert RATE_RANGE_BPM == CONDITION_RANGES["heart_rate"]  # the measured rate uses the same limits
+    assert np.isnan(check_plausible("age", None)) and np.isnan(check_plausible("age", " "))
+    with pytest.raises(ValueError, match="age 'abc' is not a number"):
+        check_plausible("age", "abc")

@@ -14,11 +14,11 @@ from midtecg.data.ptbxl import (
     DEFAULT_SPLITS,
     load_ptbxl_metadata,
     read_ptbxl_record,
-    read_wfdb_signal,
     record_path,
     resample,
     select_folds,
 )
+from midtecg.data.wfdb_record import read_wfdb_signal
 
 
 def _rewrite(base, signal, names=None, units="mV", scale=1.0, fs=500):

@@ -94,3 +94,12 @@ def test_problems_name_the_record(tmp_path, source, problem, message):
     with pytest.raises(DataError, match=message) as error:
         prepare(folder, tmp_path / "c", progress=False)
     assert "record r" in str(error.value) or "conditions.csv" in str(error.value)
+
+
+@pytest.mark.parametrize("column, value", [("ecg_id", "abc"), ("ecg_id", "2.5"), ("strat_fold", "x"), ("fold", "")])
+def test_bad_ids_and_folds_name_the_file_and_line(tmp_path, column, value):
+    folder = tmp_path / "ids"
+    folder.mkdir()
+    pd.DataFrame({"record": ["r1", "r2"], column: ["1", value]}).to_csv(folder / "conditions.csv", index=False)
+    with pytest.raises(DataError, match=f"conditions.csv line 3: {column} '{value}' is missing or not a whole number"):
+        load_folder_metadata(folder)

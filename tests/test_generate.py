@@ -180,7 +180,7 @@ def test_cli_generate_and_errors(model_dir, tmp_path, capsys):
                  "--out", str(out), "--sampler", "ddim", "--steps", "2", "--quiet"])
     assert code == 0
     assert len(list((out / "wfdb").glob("*.hea"))) == 2 and len(list((out / "plots").glob("*.png"))) == 2
-    assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(out)]) == 2
+    assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(tmp_path / "new")]) == 2
     assert "NOTACODE" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert main(["generate", "--conditions", "x.csv", "--age", "3", "--out", str(out)]) == 2

@@ -41,11 +41,11 @@ import midtecg
 from midtecg.data.demographics import DEMOGRAPHIC_COLUMNS, clean_demographics, demographics_array
 from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
-from midtecg.data.labels import SCP_CODES, aggregate_labels, parse_scp_codes
+from midtecg.data.labels import SCP_CODES, aggregate_labels, labels_matrix, parse_scp_codes
 from midtecg.data.leads import WFDB_LEADS
-from midtecg.io.arrays import atomic_write_text
 from midtecg.data.ptbxl import DEFAULT_SPLITS, load_ptbxl_metadata, read_ptbxl_record, record_path, resolve_folds
 from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record
+from midtecg.files import atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "FILES", "RECORD_COLUMNS", "PreparedData", "load_prepared", "prepare", "is_prepared"]
 
@@ -352,11 +352,8 @@ def _manifest(source: Path, ptbxl: bool, records: pd.DataFrame, settings: dict, 
 def _records_table(table: pd.DataFrame, ptbxl: bool, strict: bool) -> pd.DataFrame:
     what = "PTB-XL ecg_id" if ptbxl else "ecg_id"
     demographics = clean_demographics(table, strict=strict, what=what)
-    labels = np.zeros((len(table), len(SCP_CODES)), dtype=np.int8)
-    index = {code: i for i, code in enumerate(SCP_CODES)}
-    for row_number, (ecg_id, codes) in enumerate(zip(table["ecg_id"], table["scp_codes"])):
-        for code in parse_scp_codes(codes, f"{what} {ecg_id}"):
-            labels[row_number, index[code]] = 1
+    labels = labels_matrix(parse_scp_codes(codes, f"{what} {ecg_id}")
+                           for ecg_id, codes in zip(table["ecg_id"], table["scp_codes"])).astype(np.int8)
     records = pd.DataFrame({
         "ecg_id": table["ecg_id"].astype(int).to_numpy(),
         "patient_id": table["patient_id"].to_numpy(),

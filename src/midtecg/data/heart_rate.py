@@ -28,6 +28,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
+from midtecg.data.demographics import HEART_RATE_RANGE_BPM
+
 __all__ = ["detect_r_peaks", "heart_rate_bpm", "rr_heart_rate"]
 
 BAND_HZ = (5.0, 15.0)
@@ -37,7 +39,7 @@ THRESHOLD = 0.3
 T_WAVE_S = 0.36
 T_WAVE_RATIO = 0.5
 SEARCHBACK_RR = 1.6
-RATE_RANGE_BPM = (20.0, 300.0)
+RATE_RANGE_BPM = HEART_RATE_RANGE_BPM  # measured rates outside are failed detections, as requests outside are refused
 _CHUNK = 256
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "description_to_code",
     "resolve_label",
     "labels_to_vector",
+    "labels_matrix",
     "vector_to_labels",
     "label_set_codes",
     "aggregate_labels",
@@ -172,6 +173,16 @@ def labels_to_vector(codes: Iterable[str] | Mapping[str, float] | str) -> np.nda
     for code in codes:
         vector[_INDEX[resolve_label(code)]] = 1.0
     return vector
+
+
+def labels_matrix(rows: Iterable[Iterable[str] | Mapping[str, float] | str]) -> np.ndarray:
+    """Multi-hot float32 matrix (N, 71): row i is :func:`labels_to_vector` of ``rows[i]`` (the one implementation
+    of multi-hot labels; a record table's SCP columns, a generation request's labels)."""
+    rows = list(rows)
+    matrix = np.zeros((len(rows), NUM_LABELS), dtype=np.float32)
+    for i, codes in enumerate(rows):
+        matrix[i] = labels_to_vector(codes)
+    return matrix
 
 
 def vector_to_labels(vector, threshold: float = 0.5) -> list[str]:
