@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from midtecg.data.demographics import (AGE_BIN_NAMES, age_bin_onehot, bin_onehot, clean_demographics,
-                                       demographics_array, demographics_mask, sex_onehot)
+from midtecg.data.demographics import (
+    AGE_BIN_NAMES,
+    age_bin_onehot,
+    bin_onehot,
+    clean_demographics,
+    demographics_array,
+    demographics_mask,
+    sex_onehot,
+)
 from midtecg.data.errors import DataError, DataWarning
 
 
@@ -29,9 +36,11 @@ def test_fixture_demographics(ptbxl_fixture):
 
 
 @pytest.mark.parametrize("column, value, message", [
-    ("age", -1, "outside"), ("age", 121, "outside"), ("age", 299, "outside"), ("height", 0, "outside the plausible range"),
-    ("height", 400, "outside the plausible range"), ("weight", 0, "outside the plausible range"), ("weight", -70, "outside the plausible range"),
-    ("weight", 900, "outside the plausible range"), ("sex", 2, "is not 0 \\(male\\) or 1"), ("age", "old", "is not a number"),
+    ("age", -1, "outside"), ("age", 121, "outside"), ("age", 299, "outside"),
+    ("height", 0, "outside the plausible range"), ("height", 400, "outside the plausible range"),
+    ("weight", 0, "outside the plausible range"), ("weight", -70, "outside the plausible range"),
+    ("weight", 900, "outside the plausible range"), ("sex", 2, "is not 0 \\(male\\) or 1"),
+    ("age", "old", "is not a number"),
 ])
 def test_impossible_values_are_missing_with_a_warning_or_an_error(column, value, message):
     table = pd.DataFrame({"age": [50.0, 60.0], "sex": [0.0, 1.0], "height": [170.0, 160.0], "weight": [70.0, 60.0]},

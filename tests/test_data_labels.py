@@ -7,9 +7,23 @@ import pandas as pd
 import pytest
 
 from midtecg.data.errors import DataError
-from midtecg.data.labels import (LABEL_SETS, NUM_LABELS, SCP_CODES, SUPERCLASSES, aggregate_labels, code_to_description,
-                                 code_to_index, description_to_code, index_to_code, label_set_codes, labels_to_vector,
-                                 parse_scp_codes, resolve_label, scp_statements, vector_to_labels)
+from midtecg.data.labels import (
+    LABEL_SETS,
+    NUM_LABELS,
+    SCP_CODES,
+    SUPERCLASSES,
+    aggregate_labels,
+    code_to_description,
+    code_to_index,
+    description_to_code,
+    index_to_code,
+    label_set_codes,
+    labels_to_vector,
+    parse_scp_codes,
+    resolve_label,
+    scp_statements,
+    vector_to_labels,
+)
 
 
 def test_packaged_table_is_the_official_one(ptbxl_fixture):

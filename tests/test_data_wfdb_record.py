@@ -14,9 +14,17 @@ from midtecg.data.wfdb_record import UNIT_TO_MV, read_wfdb_signal
 def _write(folder, name, mv, units, names=WFDB_LEADS):
     """``mv`` (leads, L) stored in ``units``: digital int16 values of 1 unit / 1000 each."""
     factor = {"mV": 1.0, "uV": 1000.0, "V": 1e-3, "mmHg": 1.0}[units]
-    wfdb.wrsamp(name, fs=100, units=[units] * len(names), sig_name=list(names), p_signal=(mv * factor).T,
-                fmt=["16"] * len(names), adc_gain=[1000.0 / factor] * len(names), baseline=[0] * len(names),
-                write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=100,
+        units=[units] * len(names),
+        sig_name=list(names),
+        p_signal=(mv * factor).T,
+        fmt=["16"] * len(names),
+        adc_gain=[1000.0 / factor] * len(names),
+        baseline=[0] * len(names),
+        write_dir=str(folder),
+    )
     return folder / name
 
 

@@ -14,8 +14,26 @@ from midtecg.files import (
     staged_output,
 )
 
-BAD_NAMES = ["/elsewhere/x", "../../x", "a/b", "a\\b", "..", ".", "", "   ", "x" * (MAX_NAME_LENGTH + 1), "a.b",
-             "a b", "-rf", ".hidden", "ecg\n1", "ecg\x00", "NUL", "con", "é"]
+BAD_NAMES = [
+    "/elsewhere/x",
+    "../../x",
+    "a/b",
+    "a\\b",
+    "..",
+    ".",
+    "",
+    "   ",
+    "x" * (MAX_NAME_LENGTH + 1),
+    "a.b",
+    "a b",
+    "-rf",
+    ".hidden",
+    "ecg\n1",
+    "ecg\x00",
+    "NUL",
+    "con",
+    "é",
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -30,7 +48,9 @@ def test_safe_names_pass_and_messages_name_the_line():
     with pytest.raises(DataError, match="requests.csv line 3: record name .*longer than 100"):
         check_record_name("y" * 300, "requests.csv line 3: ")
     lines = ["f.csv line 2: ", "f.csv line 3: ", "f.csv line 4: "]
-    with pytest.raises(DataError, match="f.csv line 4: record name 'A' repeats 'a' \\(ignoring case\\) of f.csv line 2"):
+    with pytest.raises(
+        DataError, match="f.csv line 4: record name 'A' repeats 'a' \\(ignoring case\\) of f.csv line 2"
+    ):
         check_record_names(["a", "b", "A"], where=lines)
     with pytest.raises(DataError, match="entry 1.*entry 2"):
         check_record_names(["r", "r"])

@@ -58,8 +58,9 @@ def _formats(text: str) -> list[str]:
     formats = [f.strip().lower() for f in text.split(",") if f.strip()]
     unknown = [f for f in formats if f not in OUTPUT_FORMATS]
     if unknown or not formats:
-        raise argparse.ArgumentTypeError(f"unknown output format(s) {unknown or text!r}; choose from "
-                                         f"{', '.join(OUTPUT_FORMATS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown output format(s) {unknown or text!r}; choose from {', '.join(OUTPUT_FORMATS)}"
+        )
     return formats
 
 
@@ -87,8 +88,12 @@ def _prepare(args) -> None:
     from midtecg.data.cache import prepare
 
     out = prepare(
-        args.source, args.out, rate=args.rate, source_rate=args.source_rate,
-        on_missing="skip" if args.skip_missing else "error", progress=not args.quiet,
+        args.source,
+        args.out,
+        rate=args.rate,
+        source_rate=args.source_rate,
+        on_missing="skip" if args.skip_missing else "error",
+        progress=not args.quiet,
     )
     manifest = json.loads((Path(out) / "manifest.json").read_text())
     folds = ", ".join(f"{fold}: {count}" for fold, count in manifest["folds"].items())
@@ -123,8 +128,14 @@ def _train(args) -> None:
 
 
 def _generate(args) -> None:
-    flags = {"labels": args.labels, "age": args.age, "sex": args.sex, "height": args.height,
-             "weight": args.weight, "heart_rate": args.heart_rate}
+    flags = {
+        "labels": args.labels,
+        "age": args.age,
+        "sex": args.sex,
+        "height": args.height,
+        "weight": args.weight,
+        "heart_rate": args.heart_rate,
+    }
     given = sorted(name for name, value in flags.items() if value is not None)
     if args.conditions and args.paired:
         raise ValueError("--conditions and --paired both say where conditions come from; give one")
@@ -149,9 +160,20 @@ def _generate(args) -> None:
     else:
         conditions = conditions_from_request(n=args.n or 1, **flags)
     result = generate(
-        conditions, model=args.model, out_dir=args.out, formats=args.format, fs=args.fs, sampler=args.sampler,
-        steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet, strict=not args.paired, overwrite=args.overwrite,
+        conditions,
+        model=args.model,
+        out_dir=args.out,
+        formats=args.format,
+        fs=args.fs,
+        sampler=args.sampler,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+        strict=not args.paired,
+        overwrite=args.overwrite,
         estimate=True,
     )
     print(f"generated {len(result.ecgs.signals)} ECGs at {result.ecgs.fs} Hz in {result.out_dir}")
@@ -179,15 +201,27 @@ def _evaluate(args) -> None:
 
     device = None if args.device == "auto" else args.device
     config = EvaluationConfig(
-        paired=not args.no_paired, embeddings=not args.no_embeddings, rhythm=not args.no_rhythm,
-        clinical=not args.no_clinical, privacy=not args.no_privacy, utility=args.utility,
-        classifier=ClassifierTrainConfig(model=args.classifier_model, epochs=args.classifier_epochs, device=device,
-                                         seed=args.seed),
+        paired=not args.no_paired,
+        embeddings=not args.no_embeddings,
+        rhythm=not args.no_rhythm,
+        clinical=not args.no_clinical,
+        privacy=not args.no_privacy,
+        utility=args.utility,
+        classifier=ClassifierTrainConfig(
+            model=args.classifier_model, epochs=args.classifier_epochs, device=device, seed=args.seed
+        ),
         classifier_dir=args.classifier_dir,
-        utility_classifier=ClassifierTrainConfig(model=args.utility_model, epochs=args.utility_epochs, device=device,
-                                                 seed=args.seed),
-        limit=args.limit, n_examples=args.examples, seed=args.seed, n_jobs=args.n_jobs, threads=args.threads,
-        progress=not args.quiet, measure_cache=not args.no_cache)
+        utility_classifier=ClassifierTrainConfig(
+            model=args.utility_model, epochs=args.utility_epochs, device=device, seed=args.seed
+        ),
+        limit=args.limit,
+        n_examples=args.examples,
+        seed=args.seed,
+        n_jobs=args.n_jobs,
+        threads=args.threads,
+        progress=not args.quiet,
+        measure_cache=not args.no_cache,
+    )
     holdout = None
     if args.holdout:
         holdout = Path(args.holdout) if Path(args.holdout).exists() else (real, _split_arg(args.holdout))
@@ -197,18 +231,37 @@ def _evaluate(args) -> None:
 
         conditions = paired_conditions(real, split=args.split, limit=args.limit)
         synth = generate(
-            conditions, model=args.model, out_dir=out / "generated", formats=("npz",), sampler=args.sampler,
-            steps=args.steps, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size,
-            device=args.device, progress=not args.quiet, strict=False, overwrite=True,  # evaluate's own copy
+            conditions,
+            model=args.model,
+            out_dir=out / "generated",
+            formats=("npz",),
+            sampler=args.sampler,
+            steps=args.steps,
+            guidance=args.guidance,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=not args.quiet,
+            strict=False,
+            overwrite=True,  # evaluate's own copy
         ).ecgs
     else:
         synth = Path(args.synth)
-    result = evaluate((real, _split_arg(args.split)), synth, train=(real, _split_arg(args.train_split)), holdout=holdout,
-                      utility_synth=args.utility_synth, out_dir=out, config=config)
+    result = evaluate(
+        (real, _split_arg(args.split)),
+        synth,
+        train=(real, _split_arg(args.train_split)),
+        holdout=holdout,
+        utility_synth=args.utility_synth,
+        out_dir=out,
+        config=config,
+    )
     real_n, synth_n = result["inputs"]["real"]["n"], result["inputs"]["synth"]["n"]
     pairs = result["pairing"]["n_pairs"]
-    print(f"evaluated {synth_n} synthetic vs {real_n} real ECGs ({pairs} pairs by ecg_id) in "
-          f"{result['timings']['total']:.1f} s")
+    print(
+        f"evaluated {synth_n} synthetic vs {real_n} real ECGs ({pairs} pairs by ecg_id) in "
+        f"{result['timings']['total']:.1f} s"
+    )
     for axis, verdict in result["verdicts"].items():
         print(f"  {axis:9s} {verdict['verdict']:16s} {verdict.get('reason', '')}")
     print(f"  {out / 'evaluation.json'}\n  {out / 'report.html'}")
@@ -230,26 +283,42 @@ def _import_sssd_ecg(args) -> None:
     out = import_sssd_ecg(args.checkpoint, args.out, config=args.config)
     saved = json.loads((out / "config.json").read_text())
     model, schedule = saved["model"], saved["schedule"]
-    print(f"imported SSSD-ECG ({model['blocks']} blocks x {model['channels']} channels, S4 state {model['state_size']}, "
-          f"{saved['signal']['length']} samples at {saved['signal']['fs']} Hz, T = {schedule['num_steps']}; "
-          f"configuration {saved['imported']['config']}) into {out}")
+    print(
+        f"imported SSSD-ECG ({model['blocks']} blocks x {model['channels']} channels, S4 state {model['state_size']}, "
+        f"{saved['signal']['length']} samples at {saved['signal']['fs']} Hz, T = {schedule['num_steps']}; "
+        f"configuration {saved['imported']['config']}) into {out}"
+    )
     print(f"  try: midtecg generate --model {out} -n 4 --labels NORM --sampler dpm++2m --steps 20")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from midtecg import __version__
 
-    parser = argparse.ArgumentParser(prog="midtecg", description="Synthetic 12-lead ECGs: prepare, train, generate, evaluate, report.")
+    parser = argparse.ArgumentParser(
+        prog="midtecg", description="Synthetic 12-lead ECGs: prepare, train, generate, evaluate, report."
+    )
     parser.add_argument("--version", action="version", version=f"midtecg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="cache a PTB-XL folder (or a WFDB folder + CSV) as arrays for training and evaluation")
-    p.add_argument("source", help="a PTB-XL folder (ptbxl_database.csv, records500/ ...) or a generic WFDB dataset folder")
+    p = sub.add_parser(
+        "prepare", help="cache a PTB-XL folder (or a WFDB folder + CSV) as arrays for training and evaluation"
+    )
+    p.add_argument(
+        "source", help="a PTB-XL folder (ptbxl_database.csv, records500/ ...) or a generic WFDB dataset folder"
+    )
     p.add_argument("out", help="output folder for signals.npy, records.csv and manifest.json")
-    p.add_argument("--rate", type=int, default=100, choices=(100, 500), help="sampling rate of the cache (default 100 Hz)")
-    p.add_argument("--source-rate", default="500", choices=("500", "100"),
-                   help="read the 500 Hz records and resample (default, as the authors) or the official 100 Hz files")
-    p.add_argument("--skip-missing", action="store_true", help="skip records listed in the CSV but absent on disk (with a warning)")
+    p.add_argument(
+        "--rate", type=int, default=100, choices=(100, 500), help="sampling rate of the cache (default 100 Hz)"
+    )
+    p.add_argument(
+        "--source-rate",
+        default="500",
+        choices=("500", "100"),
+        help="read the 500 Hz records and resample (default, as the authors) or the official 100 Hz files",
+    )
+    p.add_argument(
+        "--skip-missing", action="store_true", help="skip records listed in the CSV but absent on disk (with a warning)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_prepare)
 
@@ -277,11 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="with --paired: train, val or test (default test)")
     p.add_argument("--model", help="a checkpoint or run folder (default: the built-in model)")
     p.add_argument("--out", default="out/generated", help="output folder (default out/generated)")
-    p.add_argument("--format", type=_formats, default="wfdb,png", help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)")
+    p.add_argument(
+        "--format",
+        type=_formats,
+        default="wfdb,png",
+        help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)",
+    )
     p.add_argument("--fs", type=COUNT, help="output rate in Hz; a multiple of the model's rate (e.g. 500)")
-    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="default ddpm (200 ancestral steps)")
+    p.add_argument(
+        "--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="default ddpm (200 ancestral steps)"
+    )
     p.add_argument("--steps", type=COUNT, help="sampler steps (ddim, dpm++2m)")
-    p.add_argument("--guidance", type=FINITE, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
+    p.add_argument(
+        "--guidance", type=FINITE, default=1.0, help="classifier-free guidance scale (1 = plain conditional)"
+    )
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--batch-size", type=COUNT, default=32)
     p.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -292,45 +370,88 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate synthetic ECGs against a prepared cache: JSON + HTML report")
     p.add_argument("--real", required=True, metavar="CACHE", help="prepared cache with the real records")
     p.add_argument("--split", default="test", help="split of the real records to evaluate against (default test)")
-    p.add_argument("--train-split", default="train",
-                   help="split the generator was trained on: privacy, embedding classifier, utility (default train)")
+    p.add_argument(
+        "--train-split",
+        default="train",
+        help="split the generator was trained on: privacy, embedding classifier, utility (default train)",
+    )
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--synth", metavar="PATH", help="synthetic ECGs: a WFDB folder (+ conditions.csv), an .npz "
-                        "or a `midtecg generate` output folder")
-    source.add_argument("--model", metavar="MODEL_DIR", help="generate one ECG per real record of the split "
-                        "from its conditions with this checkpoint or run folder, then evaluate")
+    source.add_argument(
+        "--synth",
+        metavar="PATH",
+        help="synthetic ECGs: a WFDB folder (+ conditions.csv), an .npz or a `midtecg generate` output folder",
+    )
+    source.add_argument(
+        "--model",
+        metavar="MODEL_DIR",
+        help="generate one ECG per real record of the split "
+        "from its conditions with this checkpoint or run folder, then evaluate",
+    )
     p.add_argument("--out", required=True, help="output folder for evaluation.json and report.html")
     util = p.add_mutually_exclusive_group()
     util.add_argument("--utility", dest="utility", action="store_true", help="also run the utility experiments")
     util.add_argument("--no-utility", dest="utility", action="store_false", help="skip them (default)")
     p.set_defaults(utility=False)
-    p.add_argument("--classifier-dir", help="cache of the embedding classifier (default OUT/classifier; share one "
-                   "folder between evaluations to train it once)")
-    p.add_argument("--classifier-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
-                   help="embedding classifier (default small)")
+    p.add_argument(
+        "--classifier-dir",
+        help="cache of the embedding classifier (default OUT/classifier; share one "
+        "folder between evaluations to train it once)",
+    )
+    p.add_argument(
+        "--classifier-model",
+        default="small",
+        choices=("small", "xresnet1d50", "xresnet1d101"),
+        help="embedding classifier (default small)",
+    )
     p.add_argument("--classifier-epochs", type=COUNT, default=50, help="embedding classifier epochs (default 50)")
-    p.add_argument("--utility-model", default="small", choices=("small", "xresnet1d50", "xresnet1d101"),
-                   help="utility classifier (default small; the PTB-XL benchmark uses xresnet1d101)")
+    p.add_argument(
+        "--utility-model",
+        default="small",
+        choices=("small", "xresnet1d50", "xresnet1d101"),
+        help="utility classifier (default small; the PTB-XL benchmark uses xresnet1d101)",
+    )
     p.add_argument("--utility-epochs", type=COUNT, default=50, help="utility classifier epochs (default 50)")
-    p.add_argument("--utility-synth", metavar="PATH", help="synthetic training records for the utility classifiers, "
-                   "e.g. generated from the training records' conditions (default: --synth)")
-    p.add_argument("--limit", type=COUNT,
-                   help="only the first N real records of the split (and their synthetic partners)")
-    p.add_argument("--examples", type=NON_NEGATIVE, default=4, help="paired 12-lead example plots in the report (default 4)")
-    p.add_argument("--holdout", metavar="SPLIT_OR_PATH", help="real records the generator never saw, for the privacy "
-                   "audit: a split of --real (e.g. val or 9) or any ECG set (default: the --split records)")
+    p.add_argument(
+        "--utility-synth",
+        metavar="PATH",
+        help="synthetic training records for the utility classifiers, "
+        "e.g. generated from the training records' conditions (default: --synth)",
+    )
+    p.add_argument(
+        "--limit", type=COUNT, help="only the first N real records of the split (and their synthetic partners)"
+    )
+    p.add_argument(
+        "--examples", type=NON_NEGATIVE, default=4, help="paired 12-lead example plots in the report (default 4)"
+    )
+    p.add_argument(
+        "--holdout",
+        metavar="SPLIT_OR_PATH",
+        help="real records the generator never saw, for the privacy "
+        "audit: a split of --real (e.g. val or 9) or any ECG set (default: the --split records)",
+    )
     p.add_argument("--no-paired", action="store_true", help="skip the paired metrics even when records pair by ecg_id")
-    p.add_argument("--no-embeddings", action="store_true",
-                   help="skip the classifier: Frechet distance, KID, precision / recall and label adherence")
+    p.add_argument(
+        "--no-embeddings",
+        action="store_true",
+        help="skip the classifier: Frechet distance, KID, precision / recall and label adherence",
+    )
     p.add_argument("--no-rhythm", action="store_true", help="skip the rhythm measures")
     p.add_argument("--no-cache", action="store_true", help="do not cache the real records' measurements")
     p.add_argument("--no-clinical", action="store_true", help="skip delineation")
     p.add_argument("--no-privacy", action="store_true", help="skip the privacy audit")
     p.add_argument("--n-jobs", type=COUNT, default=1, help="worker processes for delineation and rhythm (default 1)")
-    p.add_argument("--threads", type=COUNT, help="torch and BLAS threads (default: unchanged; 1 is much faster on "
-                   "cores shared with other work)")
+    p.add_argument(
+        "--threads",
+        type=COUNT,
+        help="torch and BLAS threads (default: unchanged; 1 is much faster on cores shared with other work)",
+    )
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
-    p.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps (generation and classifiers)")
+    p.add_argument(
+        "--device",
+        type=_device,
+        default="auto",
+        help="auto (default), cpu, cuda, cuda:N or mps (generation and classifiers)",
+    )
     p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="with --model")
     p.add_argument("--steps", type=COUNT, help="with --model: sampler steps (ddim, dpm++2m)")
     p.add_argument("--guidance", type=FINITE, default=1.0, help="with --model: classifier-free guidance scale")
@@ -344,11 +465,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the HTML file if it exists")
     p.set_defaults(run=_report)
 
-    p = sub.add_parser("import-sssd-ecg", help="convert a checkpoint of the reference SSSD-ECG code (ITER.pkl, e.g. "
-                       "the published PTB-XL model) into a midtecg model folder")
+    p = sub.add_parser(
+        "import-sssd-ecg",
+        help="convert a checkpoint of the reference SSSD-ECG code (ITER.pkl, e.g. "
+        "the published PTB-XL model) into a midtecg model folder",
+    )
     p.add_argument("checkpoint", help="the reference's checkpoint, a torch.save dict with model_state_dict")
-    p.add_argument("--config", metavar="RUN_CONFIG.json", help="the run's JSON config (wavenet_config, "
-                   "diffusion_config); default: the model from the tensor shapes, the published schedule, 100 Hz")
+    p.add_argument(
+        "--config",
+        metavar="RUN_CONFIG.json",
+        help="the run's JSON config (wavenet_config, "
+        "diffusion_config); default: the model from the tensor shapes, the published schedule, 100 Hz",
+    )
     p.add_argument("out", help="output model folder (config.json + model.safetensors) for --model")
     p.set_defaults(run=_import_sssd_ecg)
     return parser

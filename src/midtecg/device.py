@@ -27,7 +27,7 @@ def check_device_name(name: str | None) -> str:
     return text
 
 
-def resolve_device(name: "str | torch.device | None" = None) -> "torch.device":
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
     """The ``torch.device`` for ``name``: ``auto`` / ``None`` is the first CUDA GPU when there is one, else the
     CPU. ``cuda`` / ``cuda:N`` / ``mps`` without that device raise ``ValueError`` naming what is missing."""
     import torch

@@ -108,8 +108,10 @@ def check_record_name(name, where: str = "") -> str:
     if len(text) > MAX_NAME_LENGTH:
         raise DataError(f"{where}record name {shown} is longer than {MAX_NAME_LENGTH} characters")
     if not _NAME.fullmatch(text):
-        raise DataError(f"{where}record name {shown}: use only letters, digits, '_' and '-', starting with a "
-                         "letter or digit (no spaces, dots or path separators; WFDB names allow nothing else)")
+        raise DataError(
+            f"{where}record name {shown}: use only letters, digits, '_' and '-', starting with a "
+            "letter or digit (no spaces, dots or path separators; WFDB names allow nothing else)"
+        )
     if text.lower() in _DEVICE_NAMES:
         raise DataError(f"{where}record name {shown} is a reserved device name on Windows")
     return text
@@ -132,10 +134,12 @@ def check_record_names(names: Sequence, n: int | None = None, where: Sequence[st
         if j != i:
             how = "" if checked[j] == name else " (ignoring case)"
             if where is not None:
-                raise DataError(f"{prefixes[i]}record name {name!r} repeats {checked[j]!r}{how} of "
-                                 f"{prefixes[j].rstrip(': ')}")
-            raise DataError(f"record names {checked[j]!r} (entry {j + 1}) and {name!r} (entry {i + 1}) are the "
-                             f"same{how}")
+                raise DataError(
+                    f"{prefixes[i]}record name {name!r} repeats {checked[j]!r}{how} of {prefixes[j].rstrip(': ')}"
+                )
+            raise DataError(
+                f"record names {checked[j]!r} (entry {j + 1}) and {name!r} (entry {i + 1}) are the same{how}"
+            )
     return checked
 
 
@@ -171,8 +175,10 @@ def check_output_folder(out_dir: str | os.PathLike, entries: Sequence[str], over
     found = _present(out, entries) if out.is_dir() else []
     if found and not overwrite:
         shown = ", ".join(f"{name}/" if (out / name).is_dir() else name for name in found)
-        raise FileExistsError(f"{out} already holds earlier results ({shown}); pass --overwrite to replace "
-                              "them, or choose another output folder")
+        raise FileExistsError(
+            f"{out} already holds earlier results ({shown}); pass --overwrite to replace "
+            "them, or choose another output folder"
+        )
     return out
 
 

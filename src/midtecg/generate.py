@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from midtecg.data.demographics import check_plausible, parse_sex
+from midtecg.data.demographics import SEX_NAMES, check_plausible, parse_sex
 from midtecg.data.labels import SCP_CODES, labels_matrix, resolve_label
 from midtecg.device import resolve_device
 from midtecg.files import check_output_folder, check_record_names, default_record_names, staged_output
@@ -67,13 +67,19 @@ def check_count(n, what: str = "the number of ECGs") -> int:
     return int(n)
 
 
-def conditions_from_request(n: int = 1, labels=None, age=None, sex=None, height=None, weight=None,
-                            heart_rate=None) -> pd.DataFrame:
+def conditions_from_request(
+    n: int = 1, labels=None, age=None, sex=None, height=None, weight=None, heart_rate=None
+) -> pd.DataFrame:
     """``n`` identical requests from flag-style values (labels by code or description, sex by name)."""
     n = check_count(n)
     codes = parse_labels(labels)
-    values = {"age": check_plausible("age", age), "sex": parse_sex(sex), "height": check_plausible("height", height),
-              "weight": check_plausible("weight", weight), "heart_rate": check_plausible("heart_rate", heart_rate)}
+    values = {
+        "age": check_plausible("age", age),
+        "sex": parse_sex(sex),
+        "height": check_plausible("height", height),
+        "weight": check_plausible("weight", weight),
+        "heart_rate": check_plausible("heart_rate", heart_rate),
+    }
     return _table([codes] * n, pd.DataFrame([values] * n))
 
 
@@ -100,8 +106,12 @@ def conditions_from_csv(path: str | Path) -> pd.DataFrame:
         try:
             codes.append(parse_labels(row.get("labels") or None))
             values = {k: None if str(row.get(k, "")).strip().lower() in MISSING_CELLS else row[k] for k in DEMOGRAPHICS}
-            rows.append({"sex": parse_sex(values["sex"]),
-                         **{k: check_plausible(k, values[k]) for k in ("age", "height", "weight", "heart_rate")}})
+            rows.append(
+                {
+                    "sex": parse_sex(values["sex"]),
+                    **{k: check_plausible(k, values[k]) for k in ("age", "height", "weight", "heart_rate")},
+                }
+            )
         except ValueError as error:
             raise ValueError(f"{where}{error}") from None
     table = _table(codes, pd.DataFrame(rows).reindex(columns=list(DEMOGRAPHICS)))
@@ -147,8 +157,9 @@ def check_request(generator: ECGGenerator, conditions: pd.DataFrame) -> None:
     if ignored:
         mode = generator.encoder.mode
         detail = f" ({', '.join(generator.encoder.numeric_fields)})" if mode == "numeric" else ""
-        raise ValueError(f"the model {generator.source} is conditioned on {mode}{detail}; it cannot use "
-                         f"{', '.join(ignored)}")
+        raise ValueError(
+            f"the model {generator.source} is conditioned on {mode}{detail}; it cannot use {', '.join(ignored)}"
+        )
 
 
 def record_names_of(conditions: pd.DataFrame) -> list[str]:
@@ -220,8 +231,9 @@ def generate(
     from midtecg.diffusion import make_sampler
     from midtecg.sample import ECGGenerator, load_generator, sample
 
-    generator = model if isinstance(model, ECGGenerator) else load_generator(model or DEFAULT_MODEL,
-                                                                             resolve_device(device))
+    generator = (
+        model if isinstance(model, ECGGenerator) else load_generator(model or DEFAULT_MODEL, resolve_device(device))
+    )
     if fs is not None and fs % generator.fs:
         raise ValueError(f"output rate must be a multiple of the model's {generator.fs} Hz, got {fs}")
     if not strict:
@@ -231,8 +243,16 @@ def generate(
     n_steps = len(make_sampler(sampler, generator.schedule, steps=steps).timesteps)
     if (progress if estimate is None else estimate) and len(conditions) * n_steps >= LARGE_JOB_ECG_STEPS:
         print(describe_job(generator, conditions, sampler, n_steps, guidance, batch_size), file=sys.stderr)
-    ecgs = sample(generator, conditions, sampler=sampler, steps=steps, guidance=guidance, seed=seed,
-                  batch_size=batch_size, progress=progress)
+    ecgs = sample(
+        generator,
+        conditions,
+        sampler=sampler,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        batch_size=batch_size,
+        progress=progress,
+    )
     if fs is not None and fs != generator.fs:
         ecgs = upsample(ecgs, fs)
     result = GenerationResult(ecgs)
@@ -244,8 +264,9 @@ def generate(
     return result
 
 
-def describe_job(generator: ECGGenerator, conditions: pd.DataFrame, sampler: str, n_steps: int, guidance: float,
-                 batch_size: int) -> str:
+def describe_job(
+    generator: ECGGenerator, conditions: pd.DataFrame, sampler: str, n_steps: int, guidance: float, batch_size: int
+) -> str:
     """One line: how many ECGs, steps and batches, and the time they should take, from one timed denoiser
     call on a full batch (twice the batch with guidance), times the number of calls."""
     import torch
@@ -268,10 +289,16 @@ def describe_job(generator: ECGGenerator, conditions: pd.DataFrame, sampler: str
         per_call = time.perf_counter() - start
     batches = math.ceil(n / batch_size)
     seconds = per_call * n_steps * batches
-    when = f"{seconds:.0f} s" if seconds < 120 else (f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h")
-    return (f"generating {n} ECGs: {sampler}, {n_steps} steps x {batches} batch(es) of up to {batch_size}"
-            f"{' (x2 for guidance)' if guidance != 1.0 else ''} on {device}; about {when} "
-            f"(one step of a full batch measured at {per_call:.2f} s)")
+    when = (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else (f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h")
+    )
+    return (
+        f"generating {n} ECGs: {sampler}, {n_steps} steps x {batches} batch(es) of up to {batch_size}"
+        f"{' (x2 for guidance)' if guidance != 1.0 else ''} on {device}; about {when} "
+        f"(one step of a full batch measured at {per_call:.2f} s)"
+    )
 
 
 def upsample(ecgs: SampledECGs, fs: int) -> SampledECGs:
@@ -281,18 +308,29 @@ def upsample(ecgs: SampledECGs, fs: int) -> SampledECGs:
     return SampledECGs(resample(ecgs.signals, ecgs.fs, fs), ecgs.conditions, fs, ecgs.lead_names)
 
 
-def _comments(row: pd.Series, generator: ECGGenerator, seed: int) -> dict:
-    out = {"labels": row["labels"] or "none"}
+def _given(row: pd.Series) -> dict:
+    """The demographics a row gives (sex as its word), for header comments and plot titles."""
+    out = {}
     for name in DEMOGRAPHICS:
         value = row.get(name)
         if value is not None and not pd.isna(value):
-            out[name] = ("female" if value == 1 else "male") if name == "sex" else round(float(value), 2)
-    out.update({"generator": "midtecg", "model": Path(generator.source).name, "seed": seed})
+            out[name] = SEX_NAMES[int(value)] if name == "sex" else round(float(value), 2)
     return out
 
 
-def write_outputs(ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int,
-                  names: list[str] | None = None) -> dict[str, list[Path]]:
+def _comments(row: pd.Series, generator: ECGGenerator, seed: int) -> dict:
+    return {
+        "labels": row["labels"] or "none",
+        **_given(row),
+        "generator": "midtecg",
+        "model": Path(generator.source).name,
+        "seed": seed,
+    }
+
+
+def write_outputs(
+    ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int, names: list[str] | None = None
+) -> dict[str, list[Path]]:
     """Write ``formats`` of ``ecgs`` and ``conditions.csv`` into ``out_dir`` (see the module docstring)."""
     from midtecg.io.arrays import save_npz, write_conditions_csv, write_signals_csv
     from midtecg.io.wfdb_io import write_wfdb
@@ -320,9 +358,10 @@ def write_outputs(ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGener
 
 
 def _describe(row: pd.Series) -> str:
+    units = {"age": "y", "height": "cm", "weight": "kg", "heart_rate": "bpm"}
     parts = [f"labels: {row['labels'] or 'none'}"]
-    for name, unit in (("age", "y"), ("sex", ""), ("height", "cm"), ("weight", "kg"), ("heart_rate", "bpm")):
-        value = row.get(name)
-        if value is not None and not pd.isna(value):
-            parts.append(("female" if value == 1 else "male") if name == "sex" else f"{name.replace('_', ' ')} {value:g}{unit}")
+    parts += [
+        value if name == "sex" else f"{name.replace('_', ' ')} {value:g}{units[name]}"
+        for name, value in _given(row).items()
+    ]
     return "  ".join(parts)

@@ -128,17 +128,20 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable manifest.json ({error}); prepare it again") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; prepare it again")
+        raise ValueError(f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; "
+                         "prepare it again")
     for name in FILES[:2]:
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} is not a complete midtecg cache: {name} is missing; prepare it again")
     signals = np.load(path / "signals.npy", mmap_mode="r" if mmap else None)
     records = pd.read_csv(path / "records.csv")
     if len(records) != len(signals):
-        raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; prepare it again")
+        raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; "
+                         "prepare it again")
     expected = manifest.get("shape")
     if expected is not None and list(signals.shape) != list(expected):
-        raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; prepare it again")
+        raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; "
+                         "prepare it again")
     data = PreparedData(signals, records, manifest, path)
     folds = resolve_folds(split)
     return data if folds is None else data.select(records["strat_fold"].isin(folds).to_numpy())
@@ -257,7 +260,8 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
         missing = [f"ecg_id {i} ({p})" for i, p, ok in zip(table["ecg_id"], paths, present) if not ok]
         if on_missing == "error":
             raise DataError(missing[0], f"record file missing; {len(missing)} of {len(table)} listed records are "
-                            f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing to leave them out")
+                            f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing "
+                            "to leave them out")
         warnings.warn(f"{source}: skipping {len(missing)} listed record(s) absent on disk: {', '.join(missing[:10])}"
                       f"{' ...' if len(missing) > 10 else ''}", DataWarning, stacklevel=2)
         skipped = [int(i) for i, ok in zip(table["ecg_id"], present) if not ok]

@@ -10,8 +10,8 @@ Detector (Pan-Tompkins style, all 12 leads combined; the same at any sampling ra
 3. Peaks of the envelope above ``0.3 x`` its 98th percentile, at least 250 ms apart (refractory period,
    up to 240 bpm), are QRS candidates. A candidate less than 360 ms after the previous one with less than
    half its envelope height is taken for a T wave and dropped (and conversely a P wave is replaced by the
-   following QRS twice its height), as in Pan-Tompkins. Where two consecutive beats are more than 1.6 median RR intervals
-   apart, the gap is searched again with half the threshold (search-back for a missed beat).
+   following QRS twice its height), as in Pan-Tompkins. Where two consecutive beats are more than 1.6 median
+   RR intervals apart, the gap is searched again with half the threshold (search-back for a missed beat).
 4. Each R peak is placed at the maximum of the lead-summed absolute band-passed signal within 50 ms of the
    envelope peak.
 

@@ -33,7 +33,7 @@ import difflib
 import io
 import math
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -201,7 +201,7 @@ def label_set_codes(name: str) -> tuple[str, ...]:
         raise ValueError(f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _aggregation_matrix(name: str) -> np.ndarray:
     """(71, k) 0/1 matrix: entry (i, j) = 1 when statement i counts towards output column j."""
     columns = label_set_codes(name)

@@ -100,7 +100,8 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     ratio = Fraction(str(fs_out)) / Fraction(str(fs_in))
     if ratio.denominator > 10_000 or ratio.numerator > 10_000:
         ratio = ratio.limit_denominator(1000)
-    return resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+    y = resample_poly(np.asarray(x, dtype=np.float64), ratio.numerator, ratio.denominator, axis=-1)
+    return y.astype(np.float32)
 
 
 def _source_name(source) -> str:
@@ -131,7 +132,7 @@ def _ecg_id(row) -> int:
         value = row.get("ecg_id", None)
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             return int(value)
-    return int(getattr(row, "name"))
+    return int(row.name)
 
 
 def read_ptbxl_record(root: str | Path, row, rate: int = 100, source: str = "500", strict: bool = False, *,

@@ -15,8 +15,16 @@ from midtecg.data.errors import DataError
 __all__ = ["check_signals"]
 
 
-def check_signals(x, name: str = "signals", *, ndim: int | None = 3, n_leads: int | None = None,
-                  min_records: int = 1, allow_nan: bool = False, dtype=np.float32) -> np.ndarray:
+def check_signals(
+    x,
+    name: str = "signals",
+    *,
+    ndim: int | None = 3,
+    n_leads: int | None = None,
+    min_records: int = 1,
+    allow_nan: bool = False,
+    dtype=np.float32,
+) -> np.ndarray:
     """Validate an array of signals (or features) and return it (as ``dtype``; ``None`` keeps a float dtype).
 
     ``ndim``: required number of dimensions (3 for ``(N, leads, L)``, 2 for ``(N, D)``, ``None`` for either).
@@ -30,9 +38,12 @@ def check_signals(x, name: str = "signals", *, ndim: int | None = 3, n_leads: in
     except Exception as error:  # noqa: BLE001 - ragged lists and the like
         raise DataError(name, f"cannot be read as an array ({error})") from None
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-        raise DataError(name, f"samples are integers ({arr.dtype}), not float millivolts; integer samples are "
-                              "usually digital units (e.g. int16 microvolts): convert them with their unit first "
-                              "(x / 1000 for microvolts, or divide by the ADC gain)")
+        raise DataError(
+            name,
+            f"samples are integers ({arr.dtype}), not float millivolts; integer samples are "
+            "usually digital units (e.g. int16 microvolts): convert them with their unit first "
+            "(x / 1000 for microvolts, or divide by the ADC gain)",
+        )
     if not np.issubdtype(arr.dtype, np.floating):
         raise DataError(name, f"expected real float millivolts, got dtype {arr.dtype}")
     allowed = (2, 3) if ndim is None else (ndim,)
@@ -53,6 +64,9 @@ def check_signals(x, name: str = "signals", *, ndim: int | None = 3, n_leads: in
         if bad.any():
             per_record = bad.reshape(arr.shape[0], -1).sum(axis=1)
             first = int(np.flatnonzero(per_record)[0])
-            raise DataError(name, f"record {first}: NaN or infinite values ({int(bad.sum())} in total, "
-                                  f"{int(np.isnan(arr).sum())} NaN, in {int((per_record > 0).sum())} record(s))")
+            raise DataError(
+                name,
+                f"record {first}: NaN or infinite values ({int(bad.sum())} in total, "
+                f"{int(np.isnan(arr).sum())} NaN, in {int((per_record > 0).sum())} record(s))",
+            )
     return arr

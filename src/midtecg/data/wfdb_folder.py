@@ -111,7 +111,8 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     if path is None:
         records = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.hea")) if root.is_dir() else []
         if not records:
-            raise DataError(str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records (*.hea)")
+            raise DataError(str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records "
+                                       "(*.hea)")
         table = pd.DataFrame({"record": records})
         path = root / "(no conditions CSV)"
     else:

@@ -12,8 +12,9 @@ Validation; every problem names the record it is given (``"PTB-XL ecg_id 17: ...
   ``wfdb`` reader, and per-lead **checksums** that do not match the samples (a corrupt ``.dat`` of the right
   size): :class:`DataError` ("unreadable WFDB record ...");
 - not 12 channels, unexpected sampling rate or length, unknown or duplicate lead names, units not in
-  ``UNIT_TO_MV`` (mV, uV, V), NaN / inf / missing samples: :class:`DataError`. Lead names are matched case-insensitively (``AVR`` is
-  ``aVR``) and the leads are **reordered by name** to the WFDB order when a file stores them differently;
+  ``UNIT_TO_MV`` (mV, uV, V), NaN / inf / missing samples: :class:`DataError`. Lead names are matched
+  case-insensitively (``AVR`` is ``aVR``) and the leads are **reordered by name** to the WFDB order when a file
+  stores them differently;
 - **flat leads** (peak-to-peak below ``FLAT_TOLERANCE_MV`` = 10 uV over the whole record; the smallest in the
   1,500-record shared subset is 196 uV): a recording fault, not an impossible file, so the record is kept
   with a :class:`DataWarning` naming the record and leads; ``strict=True`` (or ``on_flat="error"``) raises.
@@ -58,14 +59,26 @@ def _check_files(path: Path, header, record: str) -> None:
             needed = offset + math.ceil((header.sig_len or 0) * len(channels) * bps)
             size = file.stat().st_size
             if size < needed:
-                raise DataError(record, f"unreadable WFDB record {path}: signal file {file.name} is truncated "
-                                        f"({size} bytes, the header needs {needed} for {header.sig_len} samples)")
+                raise DataError(
+                    record,
+                    f"unreadable WFDB record {path}: signal file {file.name} is truncated "
+                    f"({size} bytes, the header needs {needed} for {header.sig_len} samples)",
+                )
 
 
-def read_wfdb_signal(path: str | Path, record: str, fs: int | None = None, length: int | None = None,
-                     strict: bool = False, *, min_length: int | None = None, checksum: bool = True,
-                     on_flat: str | None = None, derive_limb_leads: bool = False,
-                     allow_extra_channels: bool = False) -> tuple[np.ndarray, float]:
+def read_wfdb_signal(
+    path: str | Path,
+    record: str,
+    fs: int | None = None,
+    length: int | None = None,
+    strict: bool = False,
+    *,
+    min_length: int | None = None,
+    checksum: bool = True,
+    on_flat: str | None = None,
+    derive_limb_leads: bool = False,
+    allow_extra_channels: bool = False,
+) -> tuple[np.ndarray, float]:
     """One WFDB record as float32 mV (12, L) in WFDB lead order, validated; returns ``(signal, fs)``.
 
     ``fs`` / ``length``: required sampling rate and exact number of samples (None: any); ``min_length``:
@@ -83,7 +96,9 @@ def read_wfdb_signal(path: str | Path, record: str, fs: int | None = None, lengt
     try:
         header = wfdb.rdheader(str(path))
     except Exception as error:  # wfdb raises many types for corrupt headers
-        raise DataError(record, f"unreadable WFDB record {path}: bad header ({type(error).__name__}: {error})") from None
+        raise DataError(
+            record, f"unreadable WFDB record {path}: bad header ({type(error).__name__}: {error})"
+        ) from None
     if getattr(header, "seg_name", None) is not None or not header.n_sig or not header.sig_name:
         raise DataError(record, f"unreadable WFDB record {path}: not a single-segment record with signals")
     record_fs = float(header.fs)
@@ -93,8 +108,11 @@ def read_wfdb_signal(path: str | Path, record: str, fs: int | None = None, lengt
     if length is not None and sig_len != length:
         raise DataError(record, f"has {sig_len} samples, expected {length}")
     if min_length is not None and sig_len < min_length:
-        raise DataError(record, f"has {sig_len} samples ({sig_len / record_fs:g} s), needs at least {min_length} "
-                                f"({min_length / record_fs:g} s)")
+        raise DataError(
+            record,
+            f"has {sig_len} samples ({sig_len / record_fs:g} s), needs at least {min_length} "
+            f"({min_length / record_fs:g} s)",
+        )
     _check_files(path, header, record)
     try:
         rec = wfdb.rdrecord(str(path), physical=False)
@@ -103,7 +121,11 @@ def read_wfdb_signal(path: str | Path, record: str, fs: int | None = None, lengt
             raise ValueError(f"{digital.shape} samples instead of {(sig_len, header.n_sig)}")
         if checksum and rec.checksum is not None:
             actual = digital.astype(np.int64).sum(axis=0) % 65536
-            bad = [str(rec.sig_name[k]) for k, c in enumerate(rec.checksum) if c is not None and int(c) % 65536 != actual[k]]
+            bad = [
+                str(rec.sig_name[k])
+                for k, c in enumerate(rec.checksum)
+                if c is not None and int(c) % 65536 != actual[k]
+            ]
             if bad:
                 raise ValueError(f"checksum mismatch in lead(s) {', '.join(bad)}: the signal file is corrupt")
         physical = np.asarray(rec.dac(return_res=64), dtype=np.float64)
@@ -129,26 +151,37 @@ def read_wfdb_signal(path: str | Path, record: str, fs: int | None = None, lengt
         raise DataError(record, f"expected 12 leads, found {len(names)} ({', '.join(names)})")
     if extra and not allow_extra_channels:
         raise DataError(record, f"lead names {names} are not the 12 standard leads (unknown: {', '.join(extra)})")
-    if len(leads) < 12 and derive_limb_leads and all(n in leads for n in WFDB_LEADS[6:]) and "I" in leads \
-            and ("II" in leads or "aVF" in leads):
+    if (
+        len(leads) < 12
+        and derive_limb_leads
+        and all(n in leads for n in WFDB_LEADS[6:])
+        and "I" in leads
+        and ("II" in leads or "aVF" in leads)
+    ):
         lead_i = leads["I"]
         avf = leads["aVF"] if "aVF" in leads else leads["II"] - 0.5 * lead_i
         for name, value in {**limb_leads(lead_i, avf), "aVF": avf}.items():
             leads.setdefault(name, value)
     if len(leads) != 12:
         missing = [n for n in WFDB_LEADS if n not in leads]
-        raise DataError(record, f"expected 12 leads, found {len(leads)} ({', '.join(names)}; missing {', '.join(missing)})")
+        raise DataError(
+            record, f"expected 12 leads, found {len(leads)} ({', '.join(names)}; missing {', '.join(missing)})"
+        )
     x = np.stack([leads[name] for name in WFDB_LEADS])
     if not np.isfinite(x).all():
-        bad = [f"{WFDB_LEADS[i]} ({int((~np.isfinite(x[i])).sum())})" for i in np.nonzero(~np.isfinite(x).all(axis=1))[0]]
+        bad = [
+            f"{WFDB_LEADS[i]} ({int((~np.isfinite(x[i])).sum())})" for i in np.nonzero(~np.isfinite(x).all(axis=1))[0]
+        ]
         raise DataError(record, f"NaN, infinite or missing samples in lead(s) {', '.join(bad)}")
     on_flat = on_flat or ("error" if strict else "warn")
     if on_flat not in ("warn", "error", "ignore"):
         raise ValueError(f"on_flat must be 'warn', 'error' or 'ignore', got {on_flat!r}")
     flat = np.ptp(x, axis=1) < FLAT_TOLERANCE_MV
     if flat.any() and on_flat != "ignore":
-        problem = (f"flat lead(s) {', '.join(WFDB_LEADS[i] for i in np.nonzero(flat)[0])} "
-                   f"(peak-to-peak below {FLAT_TOLERANCE_MV * 1000:g} uV over the record)")
+        problem = (
+            f"flat lead(s) {', '.join(WFDB_LEADS[i] for i in np.nonzero(flat)[0])} "
+            f"(peak-to-peak below {FLAT_TOLERANCE_MV * 1000:g} uV over the record)"
+        )
         if on_flat == "error":
             raise DataError(record, problem)
         warnings.warn(f"{record}: {problem}; kept", DataWarning, stacklevel=2)

@@ -14,8 +14,8 @@ range is +-32767 units.
 **Overflow.** A lead whose amplitude does not fit ``32767 / gain`` mV is never clipped silently. With
 ``on_overflow="adjust"`` (default) that lead's gain is lowered to the largest 1-2-5 value that fits and a
 ``DataWarning`` (a ``UserWarning``) names the record, the lead and the new gain (the header holds the
-per-lead gain, so any WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is raised instead.
-NaN or infinite samples always raise ``DataError``.
+per-lead gain, so any WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is
+raised instead. NaN or infinite samples always raise ``DataError``.
 
 **Conditions as header comments.** ``comments[i]`` (a dict) is written as lines ``# key: value`` in the
 header, e.g. ``labels: NORM,SR``, ``age: 65``, ``sex: female``, ``seed: 1``, ``model: midt-ecg``. Lists,
