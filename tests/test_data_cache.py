@@ -144,6 +144,18 @@ def test_incomplete_caches_are_refused(cache100, tmp_path):
         load_prepared(tmp_path / "nowhere")
 
 
+def test_truncated_or_integer_signals_are_refused(cache100, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(cache100, broken)
+    data = (cache100 / "signals.npy").read_bytes()
+    (broken / "signals.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="signals.npy: unreadable"):
+        load_prepared(broken)
+    np.save(broken / "signals.npy", (np.load(cache100 / "signals.npy") * 1000).astype(np.int16))  # microvolts
+    with pytest.raises(ValueError, match="signals.npy: samples are int16, a cache holds float32 millivolts"):
+        load_prepared(broken)
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_shared_subset_cache_agrees_with_its_manifest(shared_ptbxl, tmp_path):

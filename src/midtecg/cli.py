@@ -19,12 +19,12 @@ from pathlib import Path
 
 from midtecg.device import check_device_name
 from midtecg.files import check_output_folder
+from midtecg.output_layout import OUTPUT_ENTRIES, check_formats
 
 # Expected failures: bad files and values (DataError, JSON / TOML / CSV errors are ValueErrors), the file
-# system (OSError), unreadable archives, torch's runtime errors (no GPU, out of memory) and memory.
-EXPECTED_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, MemoryError)
-GENERATE_ENTRIES = ("wfdb", "csv", "plots", "ecgs.npz", "conditions.csv")  # midtecg.generate.OUTPUT_ENTRIES
-OUTPUT_FORMATS = ("wfdb", "npz", "csv", "png", "pdf")  # midtecg.generate.OUTPUT_FORMATS
+# system (OSError), unreadable archives, torch's runtime errors (no GPU, out of memory), memory, and a
+# training loss that diverged (FloatingPointError).
+EXPECTED_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, MemoryError, FloatingPointError)
 
 
 def _number_type(kind, low=None, what="a number"):
@@ -54,14 +54,11 @@ def _device(text: str) -> str:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _formats(text: str) -> list[str]:
-    formats = [f.strip().lower() for f in text.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in OUTPUT_FORMATS]
-    if unknown or not formats:
-        raise argparse.ArgumentTypeError(
-            f"unknown output format(s) {unknown or text!r}; choose from {', '.join(OUTPUT_FORMATS)}"
-        )
-    return formats
+def _formats(text: str) -> tuple[str, ...]:
+    try:
+        return check_formats(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _existing(path, flag: str, kind: str = "path") -> Path:
@@ -149,7 +146,7 @@ def _generate(args) -> None:
         _prepared_cache(args.paired, "--paired")
     if args.model:
         _existing(args.model, "--model")
-    check_output_folder(args.out, GENERATE_ENTRIES, args.overwrite)
+    check_output_folder(args.out, OUTPUT_ENTRIES, args.overwrite)
 
     from midtecg.generate import conditions_from_csv, conditions_from_request, generate, paired_conditions
 

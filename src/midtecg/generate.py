@@ -7,11 +7,11 @@ readable ``labels`` column. Requested values outside ``midtecg.data.demographics
 table training cleans with) are refused, not clipped. ``generate`` validates the whole request (counts,
 rate, names, output folder, device, demographics the model can use) before any sampling.
 
-Output folder (``out_dir``): ``wfdb/<name>.hea|.dat``, ``csv/<name>.csv``, ``plots/<name>.png|.pdf``,
-``ecgs.npz`` and ``conditions.csv`` (one row per ECG, the index of the others). Names come from the
-conditions' ``name`` column (``synth_00001``, ... by default) and follow :func:`midtecg.files.check_record_name`.
-A folder that already holds any of these entries is refused unless ``overwrite``, which replaces them whole;
-everything is written in a staging folder first and moved into place at the end (:func:`midtecg.files.staged_output`).
+Output folder (``out_dir``): the entries of :mod:`midtecg.output_layout`. Record names come from the
+conditions' ``name`` column (``synth_00001``, ... by default) and follow
+:func:`midtecg.files.check_record_name`. A folder that already holds any of the entries is refused unless
+``overwrite``, which replaces them whole; everything is written in a staging folder first and moved into
+place at the end (:func:`midtecg.files.staged_output`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,12 @@ from midtecg.data.demographics import SEX_NAMES, check_plausible, parse_sex
 from midtecg.data.labels import SCP_CODES, labels_matrix, resolve_label
 from midtecg.device import resolve_device
 from midtecg.files import check_output_folder, check_record_names, default_record_names, staged_output
+from midtecg.output_layout import OUTPUT_ENTRIES, check_formats
 
 if TYPE_CHECKING:
     from midtecg.sample import ECGGenerator, SampledECGs
 
 DEMOGRAPHICS = ("age", "sex", "height", "weight", "heart_rate")
-OUTPUT_FORMATS = ("wfdb", "npz", "csv", "png", "pdf")
-# What a generation writes into its folder, in the order it is moved into place (the index last).
-OUTPUT_ENTRIES = ("wfdb", "csv", "plots", "ecgs.npz", "conditions.csv")
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default_model"
 # Cells of a conditions CSV that mean "not given" (compared in lower case, surrounding spaces ignored).
 MISSING_CELLS = ("", "na", "n/a", "nan", "none", "null")
@@ -167,14 +165,6 @@ def record_names_of(conditions: pd.DataFrame) -> list[str]:
     if "name" in conditions.columns:
         return check_record_names(conditions["name"].astype(str))
     return default_record_names(len(conditions))
-
-
-def check_formats(formats) -> tuple[str, ...]:
-    formats = tuple(formats)
-    unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
-    if unknown or not formats:
-        raise ValueError(f"unknown output format(s) {unknown or formats}; choose from {', '.join(OUTPUT_FORMATS)}")
-    return formats
 
 
 def check_rate(fs, flag: str = "fs") -> int | None:

@@ -133,7 +133,13 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     for name in FILES[:2]:
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} is not a complete midtecg cache: {name} is missing; prepare it again")
-    signals = np.load(path / "signals.npy", mmap_mode="r" if mmap else None)
+    try:
+        signals = np.load(path / "signals.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError) as error:  # truncated or not an .npy
+        raise ValueError(f"{path / 'signals.npy'}: unreadable ({error}); prepare it again") from None
+    if signals.dtype != np.float32:  # e.g. int16 digital units: never read them as millivolts
+        raise ValueError(f"{path / 'signals.npy'}: samples are {signals.dtype}, a cache holds float32 millivolts; "
+                         "prepare it again")
     records = pd.read_csv(path / "records.csv")
     if len(records) != len(signals):
         raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; "
