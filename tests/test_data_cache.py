@@ -44,8 +44,9 @@ def test_manifest_contents(cache100, ptbxl_fixture):
     meta = load_ptbxl_metadata(ptbxl_fixture)
     assert manifest["shape"] == [40, 12, 1000] and manifest["units"] == "mV" and manifest["dtype"] == "float32"
     assert manifest["source_kind"] == "ptbxl" and len(manifest["source_hash"]) == 64
-    assert manifest["splits"] == {"train": int(meta["strat_fold"].le(8).sum()), "val": int((meta["strat_fold"] == 9).sum()),
-                                  "test": int((meta["strat_fold"] == 10).sum())}
+    folds = meta["strat_fold"]
+    assert manifest["splits"] == {"train": int(folds.le(8).sum()), "val": int((folds == 9).sum()),
+                                  "test": int((folds == 10).sum())}
     assert sum(manifest["folds"].values()) == 40 and manifest["skipped_missing"] == [] and manifest["flat_leads"] == {}
     assert manifest["labels"]["NORM"] == int(load_prepared(cache100).records["NORM"].sum())
     assert manifest["missing"]["height"] == int(meta["height"].isna().sum())
@@ -141,6 +142,18 @@ def test_incomplete_caches_are_refused(cache100, tmp_path):
         load_prepared(broken)
     with pytest.raises(FileNotFoundError, match="no such folder"):
         load_prepared(tmp_path / "nowhere")
+
+
+def test_truncated_or_integer_signals_are_refused(cache100, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(cache100, broken)
+    data = (cache100 / "signals.npy").read_bytes()
+    (broken / "signals.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="signals.npy: unreadable"):
+        load_prepared(broken)
+    np.save(broken / "signals.npy", (np.load(cache100 / "signals.npy") * 1000).astype(np.int16))  # microvolts
+    with pytest.raises(ValueError, match="signals.npy: samples are int16, a cache holds float32 millivolts"):
+        load_prepared(broken)
 
 
 @pytest.mark.shared

@@ -8,8 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from midtecg.data.demographics import (AGE_BIN_NAMES, age_bin_onehot, bin_onehot, clean_demographics,
-                                       demographics_array, demographics_mask, sex_onehot)
+from midtecg.data.demographics import (
+    AGE_BIN_NAMES,
+    age_bin_onehot,
+    bin_onehot,
+    clean_demographics,
+    demographics_array,
+    demographics_mask,
+    sex_onehot,
+)
 from midtecg.data.errors import DataError, DataWarning
 
 
@@ -29,9 +36,11 @@ def test_fixture_demographics(ptbxl_fixture):
 
 
 @pytest.mark.parametrize("column, value, message", [
-    ("age", -1, "outside"), ("age", 121, "outside"), ("age", 299, "outside"), ("height", 0, "outside the plausible range"),
-    ("height", 400, "outside the plausible range"), ("weight", 0, "outside the plausible range"), ("weight", -70, "outside the plausible range"),
-    ("weight", 900, "outside the plausible range"), ("sex", 2, "is not 0 \\(male\\) or 1"), ("age", "old", "is not a number"),
+    ("age", -1, "outside"), ("age", 121, "outside"), ("age", 299, "outside"),
+    ("height", 0, "outside the plausible range"), ("height", 400, "outside the plausible range"),
+    ("weight", 0, "outside the plausible range"), ("weight", -70, "outside the plausible range"),
+    ("weight", 900, "outside the plausible range"), ("sex", 2, "is not 0 \\(male\\) or 1"),
+    ("age", "old", "is not a number"),
 ])
 def test_impossible_values_are_missing_with_a_warning_or_an_error(column, value, message):
     table = pd.DataFrame({"age": [50.0, 60.0], "sex": [0.0, 1.0], "height": [170.0, 160.0], "weight": [70.0, 60.0]},
@@ -67,3 +76,20 @@ def test_sex_onehot_and_generic_bins():
     assert hr.argmax(-1)[:3].tolist() == [0, 1, 5] and hr[3].sum() == 0
     with pytest.raises(ValueError, match="increasing"):
         bin_onehot([1.0], (5, 3))
+
+
+def test_one_table_of_plausible_values_for_training_and_requests():
+    from midtecg.data.demographics import CONDITION_RANGES, check_plausible
+    from midtecg.data.heart_rate import RATE_RANGE_BPM
+
+    # height 35 cm (an infant) is kept by the cleaning and accepted in a request alike
+    kept = clean_demographics(pd.DataFrame({"height": [35.0], "weight": [2.5]}), strict=True)
+    assert kept.loc[0, "height"] == 35.0 and check_plausible("height", 35) == 35.0
+    for name, (low, high) in CONDITION_RANGES.items():
+        assert check_plausible(name, low) == low and check_plausible(name, high) == high
+        with pytest.raises(ValueError, match=f"line 4: {name} = .* is out of the plausible range"):
+            check_plausible(name, high + 1, "line 4: ")
+    assert RATE_RANGE_BPM == CONDITION_RANGES["heart_rate"]  # the measured rate uses the same limits
+    assert np.isnan(check_plausible("age", None)) and np.isnan(check_plausible("age", " "))
+    with pytest.raises(ValueError, match="age 'abc' is not a number"):
+        check_plausible("age", "abc")

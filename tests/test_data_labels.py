@@ -7,9 +7,23 @@ import pandas as pd
 import pytest
 
 from midtecg.data.errors import DataError
-from midtecg.data.labels import (LABEL_SETS, NUM_LABELS, SCP_CODES, SUPERCLASSES, aggregate_labels, code_to_description,
-                                 code_to_index, description_to_code, index_to_code, label_set_codes, labels_to_vector,
-                                 parse_scp_codes, resolve_label, scp_statements, vector_to_labels)
+from midtecg.data.labels import (
+    LABEL_SETS,
+    NUM_LABELS,
+    SCP_CODES,
+    SUPERCLASSES,
+    aggregate_labels,
+    code_to_description,
+    code_to_index,
+    description_to_code,
+    index_to_code,
+    label_set_codes,
+    labels_to_vector,
+    parse_scp_codes,
+    resolve_label,
+    scp_statements,
+    vector_to_labels,
+)
 
 
 def test_packaged_table_is_the_official_one(ptbxl_fixture):
@@ -100,3 +114,16 @@ def test_parse_scp_codes_rejects_bad_cells_naming_the_record(text, message):
 def test_parse_scp_codes_accepts_official_cells():
     assert parse_scp_codes("{'NORM': 100.0, 'LVOLT': 0.0, 'SR': 0.0}", 1) == {"NORM": 100.0, "LVOLT": 0.0, "SR": 0.0}
     assert parse_scp_codes("{}") == {} and parse_scp_codes({"SR": 0}) == {"SR": 0.0}
+
+
+def test_labels_matrix_stacks_label_vectors():
+    from midtecg.data.labels import labels_matrix, labels_to_vector
+
+    rows = [["NORM", "sinus rhythm"], {"IMI": 15.0}, [], "AFIB"]
+    matrix = labels_matrix(rows)
+    assert matrix.shape == (4, NUM_LABELS) and matrix.dtype == np.float32
+    assert (matrix == np.stack([labels_to_vector(r) for r in rows])).all()
+    assert matrix[0, SCP_CODES.index("SR")] == 1 and matrix[2].sum() == 0
+    assert labels_matrix([]).shape == (0, NUM_LABELS)
+    with pytest.raises(ValueError, match="NROM"):
+        labels_matrix([["NROM"]])

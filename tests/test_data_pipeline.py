@@ -20,8 +20,14 @@ from midtecg.data.cache import load_prepared, prepare
 from midtecg.data.demographics import age_bin_onehot, clean_demographics, sex_onehot
 from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
-from midtecg.data.labels import (SCP_CODES, aggregate_labels, label_set_codes, labels_to_vector, parse_scp_codes,
-                                 resolve_label)
+from midtecg.data.labels import (
+    SCP_CODES,
+    aggregate_labels,
+    label_set_codes,
+    labels_to_vector,
+    parse_scp_codes,
+    resolve_label,
+)
 from midtecg.data.leads import WFDB_LEADS, to_model_leads, to_twelve_leads
 from midtecg.data.ptbxl import load_ptbxl_metadata, read_ptbxl_record, resolve_folds
 
@@ -121,7 +127,8 @@ def test_heart_rate_detector_on_simulated_ecgs(bpm):
     # neurokit2's simulator does not hit the requested rate exactly (75 -> 71.8 bpm): the truth is the median
     # RR of a noiseless 1000 Hz copy, where R peaks are unambiguous.
     clean = simulate(1000, 0.0)
-    true_peaks = np.nonzero((clean[1:-1] > clean[:-2]) & (clean[1:-1] >= clean[2:]) & (clean[1:-1] > 0.5 * clean.max()))[0]
+    middle = clean[1:-1]
+    true_peaks = np.nonzero((middle > clean[:-2]) & (middle >= clean[2:]) & (middle > 0.5 * clean.max()))[0]
     true_bpm = 60 / np.median(np.diff(true_peaks) / 1000)
     assert abs(heart_rate_bpm(np.tile(simulate(100, 0.01), (12, 1)), 100) - true_bpm) <= 1.5
 
@@ -256,7 +263,8 @@ def test_prepare_writes_the_documented_cache(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     meta = load_ptbxl_metadata(FIXTURE)
     assert signals.dtype == np.float32 and signals.shape == (len(meta), 12, 1000)
-    assert list(records.columns[:8]) == ["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight", "heart_rate"]
+    assert list(records.columns[:8]) == ["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight",
+                                         "heart_rate"]
     assert list(records.columns[8:]) == list(SCP_CODES)
     assert manifest["lead_names"] == list(WFDB_LEADS) and manifest["rate"] == 100 and manifest["count"] == len(meta)
     assert set(manifest) >= {"source", "source_hash", "midtecg_version", "format_version", "length"}

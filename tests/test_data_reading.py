@@ -14,11 +14,11 @@ from midtecg.data.ptbxl import (
     DEFAULT_SPLITS,
     load_ptbxl_metadata,
     read_ptbxl_record,
-    read_wfdb_signal,
     record_path,
     resample,
     select_folds,
 )
+from midtecg.data.wfdb_record import read_wfdb_signal
 
 
 def _rewrite(base, signal, names=None, units="mV", scale=1.0, fs=500):
@@ -31,7 +31,7 @@ def _rewrite(base, signal, names=None, units="mV", scale=1.0, fs=500):
 def test_twelve_leads_rebuilt_from_eight_on_official_100_hz_files(ptbxl_fixture):
     meta = load_ptbxl_metadata(ptbxl_fixture)
     worst = 0.0
-    for ecg_id, row in meta.iterrows():
+    for _, row in meta.iterrows():
         if not (ptbxl_fixture / f"{row['filename_lr']}.hea").is_file():
             continue
         x = read_ptbxl_record(ptbxl_fixture, row, source="100").astype(np.float64)

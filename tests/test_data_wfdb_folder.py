@@ -16,7 +16,8 @@ from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record, s
 
 def _write(folder, name, x, fs, names, units="mV"):
     scale = 1000.0 if units == "uV" else 1.0
-    wfdb.wrsamp(name, fs=fs, units=[units] * len(names), sig_name=list(names), p_signal=(x * scale).T.astype(np.float64),
+    wfdb.wrsamp(name, fs=fs, units=[units] * len(names), sig_name=list(names),
+                p_signal=(x * scale).T.astype(np.float64),
                 fmt=["16"] * len(names), adc_gain=[1000.0 / scale] * len(names), baseline=[0] * len(names),
                 write_dir=str(folder))
 
@@ -44,7 +45,8 @@ def test_other_rate_longer_record_extra_channel_and_shuffled_leads(tmp_path, sou
     expected = resample(source, 500, 100)
     assert np.sqrt(np.mean((y[:, 100:900] - expected[:, 100:900]) ** 2)) < 0.02  # two resamplings apart
     data = load_prepared(prepare(folder, tmp_path / "c", progress=False))
-    assert data.records.loc[0, "AFIB"] == 1 and data.records.loc[0, "age"] == 90.0 and data.manifest["source_kind"] == "wfdb-folder"
+    assert data.records.loc[0, "AFIB"] == 1 and data.records.loc[0, "age"] == 90.0
+    assert data.manifest["source_kind"] == "wfdb-folder"
 
 
 def test_missing_limb_leads_are_derived(tmp_path, source):
@@ -94,3 +96,12 @@ def test_problems_name_the_record(tmp_path, source, problem, message):
     with pytest.raises(DataError, match=message) as error:
         prepare(folder, tmp_path / "c", progress=False)
     assert "record r" in str(error.value) or "conditions.csv" in str(error.value)
+
+
+@pytest.mark.parametrize("column, value", [("ecg_id", "abc"), ("ecg_id", "2.5"), ("strat_fold", "x"), ("fold", "")])
+def test_bad_ids_and_folds_name_the_file_and_line(tmp_path, column, value):
+    folder = tmp_path / "ids"
+    folder.mkdir()
+    pd.DataFrame({"record": ["r1", "r2"], column: ["1", value]}).to_csv(folder / "conditions.csv", index=False)
+    with pytest.raises(DataError, match=f"conditions.csv line 3: {column} '{value}' is missing or not a whole number"):
+        load_folder_metadata(folder)

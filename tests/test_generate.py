@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,7 @@ from midtecg.cli import main
 from midtecg.data.cache import prepare
 from midtecg.data.conditions import ConditionEncoder
 from midtecg.data.labels import SCP_CODES
-from midtecg.generate import (check_request, conditions_from_csv, conditions_from_request, generate,
-                              paired_conditions)
+from midtecg.generate import check_request, conditions_from_csv, conditions_from_request, generate, paired_conditions
 from midtecg.sample import load_generator, sample
 from midtecg.training.config import load_config
 from midtecg.training.loop import train
@@ -88,13 +88,17 @@ def test_numeric_encoder_standardises_and_masks_missing():
     assert mask[2, 0] == 0 and values[2, 0] == 0  # missing age: masked, not a fake value
     assert np.isclose(values[0, 0], -1.0) and np.isclose(values[1, 0], 1.0)  # z-scored with train stats
     assert mask[1, 4] == 0  # BMI needs height
-    assert ConditionEncoder.from_dict(json.loads(json.dumps(encoder.to_dict()))).encode(records)["demographics"].tolist() == encoded.tolist()
+    restored = ConditionEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
+    assert restored.encode(records)["demographics"].tolist() == encoded.tolist()
 
 
 def test_paper_mode_groups():
-    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="age").groups] == [("labels", 71, 96), ("age", 6, 32)]
-    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="sex").groups] == [("labels", 71, 96), ("sex", 2, 32)]
-    assert [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode="labels").groups] == [("labels", 71, 128)]
+    def groups(mode):
+        return [(g.name, g.size, g.embed_dim) for g in ConditionEncoder(mode=mode).groups]
+
+    assert groups("age") == [("labels", 71, 96), ("age", 6, 32)]
+    assert groups("sex") == [("labels", 71, 96), ("sex", 2, 32)]
+    assert groups("labels") == [("labels", 71, 128)]
 
 
 def test_sampling_is_seeded_and_shaped(model_dir):
@@ -180,7 +184,96 @@ def test_cli_generate_and_errors(model_dir, tmp_path, capsys):
                  "--out", str(out), "--sampler", "ddim", "--steps", "2", "--quiet"])
     assert code == 0
     assert len(list((out / "wfdb").glob("*.hea"))) == 2 and len(list((out / "plots").glob("*.png"))) == 2
-    assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(out)]) == 2
+    assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(tmp_path / "new")]) == 2
     assert "NOTACODE" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert main(["generate", "--conditions", "x.csv", "--age", "3", "--out", str(out)]) == 2
+
+
+# --- bad input: names, folders, counts, rates, devices (the built-in model, one DDIM step: fast) -------------
+
+FAST = {"sampler": "ddim", "steps": 1, "progress": False, "device": "cpu"}
+
+
+@pytest.mark.parametrize("name, message", [
+    ("/elsewhere/x", "line 3: record name '/elsewhere/x'"),
+    ("../../x", "line 3: record name '../../x'"),
+    ("a/b", "line 3: record name 'a/b'"),
+    ("x" * 300, "line 3: record name .*longer than 100"),
+    ("", "line 3: record name is empty"),
+    ("first", "line 3: record name 'first' repeats 'first' of .*c.csv line 2"),
+    ("FIRST", "line 3: record name 'FIRST' repeats 'first' \\(ignoring case\\)"),
+])
+def test_csv_names_are_refused_naming_the_line(tmp_path, name, message):
+    path = tmp_path / "c.csv"
+    pd.DataFrame({"name": ["first", name], "labels": ["NORM", "NORM"]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=message):
+        conditions_from_csv(path)
+
+
+def test_csv_values_name_the_file_and_line(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("labels,age,height,sex\nNORM,NA,35,woman\nNORM,abc,,\n")
+    with pytest.raises(ValueError, match="c.csv line 3: age 'abc' is not a number"):
+        conditions_from_csv(path)
+    path.write_text("labels,age,height,sex\nNORM,NA,35,woman\n")
+    table = conditions_from_csv(path)  # NA is missing; 35 cm is plausible (training keeps it too)
+    assert np.isnan(table.loc[0, "age"]) and table.loc[0, "height"] == 35 and table.loc[0, "sex"] == 1
+    path.write_bytes(b"labels,age\n\xff\xfe,1\n")
+    with pytest.raises(ValueError, match="c.csv: not a readable CSV"):
+        conditions_from_csv(path)
+
+
+@pytest.mark.parametrize("n", [0, -1, True, 2.5])
+def test_counts_must_be_whole_and_positive(cache, n):
+    with pytest.raises(ValueError, match="at least 1"):
+        conditions_from_request(n=n)
+    with pytest.raises(ValueError, match="limit on paired records.*at least 1"):
+        paired_conditions(cache, limit=n)
+
+
+def test_bad_requests_are_refused_before_the_model_loads(tmp_path):
+    request = conditions_from_request(n=2, labels="NORM")
+    for kwargs, message in (({"fs": 0}, "fs must be a whole positive"), ({"fs": -500}, "fs must"),
+                            ({"batch_size": 0}, "batch_size"), ({"formats": ("jpg",)}, "jpg"),
+                            ({"guidance": float("nan")}, "guidance")):
+        with pytest.raises(ValueError, match=message):
+            generate(request, model=tmp_path / "no-model", out_dir=tmp_path / "o", **kwargs)
+    escaping = request.assign(name=["../../x", "b"])
+    with pytest.raises(ValueError, match="record name '../../x'"):
+        generate(escaping, model=tmp_path / "no-model", out_dir=tmp_path / "o")
+    with pytest.raises(ValueError, match="at least 1"):
+        generate(request.iloc[:0], model=tmp_path / "no-model")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_a_gpu_is_one_clear_error():
+    with pytest.raises(ValueError, match="device 'cuda': CUDA is not available"):
+        generate(conditions_from_request(n=1), device="cuda")
+
+
+def test_a_reused_output_folder_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "o"
+    first = generate(conditions_from_request(n=3, labels="NORM"), out_dir=out, formats=("wfdb", "csv"), **FAST)
+    assert [p.name for p in first.files["wfdb"]] == ["synth_00001", "synth_00002", "synth_00003"]
+    with pytest.raises(FileExistsError, match="already holds earlier results \\(wfdb/, csv/, conditions.csv\\)"):
+        generate(conditions_from_request(n=1, labels="NORM"), out_dir=out, formats=("npz",), **FAST)
+    second = generate(conditions_from_request(n=1, labels="IMI"), out_dir=out, formats=("wfdb", "npz"),
+                      overwrite=True, **FAST)
+    assert sorted(p.name for p in out.iterdir()) == ["conditions.csv", "ecgs.npz", "wfdb"]  # no stale csv/, no staging
+    assert sorted(p.name for p in (out / "wfdb").iterdir()) == ["synth_00001.dat", "synth_00001.hea"]
+    assert pd.read_csv(out / "conditions.csv")["labels"].tolist() == ["IMI"]
+    assert second.files["wfdb"] == [out / "wfdb" / "synth_00001"] and second.files["npz"][0].is_file()
+
+
+def test_large_jobs_print_an_estimate_first(monkeypatch, capsys):
+    import midtecg.generate as generation
+
+    monkeypatch.setattr(generation, "LARGE_JOB_ECG_STEPS", 2)
+    generate(conditions_from_request(n=2, labels="NORM"), estimate=True, **FAST)
+    line = capsys.readouterr().err.strip().splitlines()[0]
+    assert re.match(r"generating 2 ECGs: ddim, 1 steps x 1 batch\(es\) of up to 32 on cpu; about \d+ s "
+                    r"\(one step of a full batch measured at \d+\.\d\d s\)", line), line
+    generate(conditions_from_request(n=1, labels="NORM"), estimate=True, **FAST)  # 1 ECG-step: below the threshold
+    assert "generating" not in capsys.readouterr().err

@@ -122,3 +122,44 @@ def test_single_csv(tmp_path):
     signal, fs, _ = read_ecg_csv(path)
     np.testing.assert_array_equal(signal, x)
     assert fs == 100.0
+
+
+def test_unreadable_npz_files_name_the_file(tmp_path):
+    good = save_npz(tmp_path / "good.npz", _signals(2), pd.DataFrame({"age": [1.0, 2.0]}))
+    data = good.read_bytes()
+    for name, content in (("truncated.npz", data[: len(data) // 2]), ("garbage.npz", b"not a zip at all"),
+                          ("empty.npz", b"")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(DataError, match=f"{name}: not a readable .npz"):
+            load_npz(tmp_path / name)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(DataError, match="other.npz: no 'signals' array"):
+        load_npz(tmp_path / "other.npz")
+
+
+def test_integer_signals_are_not_read_as_millivolts(tmp_path):
+    """int16 microvolts (PTB-XL's digital values) would read 1000 times too large: refused, unit explained."""
+    microvolts = (_signals(2) * 1000).astype(np.int16)
+    np.savez(tmp_path / "uv.npz", signals=microvolts, fs=np.float64(100))
+    with pytest.raises(DataError, match="uv.npz: signals: samples are integers \\(int16\\).*microvolts"):
+        load_npz(tmp_path / "uv.npz")
+    with pytest.raises(DataError, match="integers"):
+        save_npz(tmp_path / "w.npz", microvolts)
+    np.savez(tmp_path / "rate.npz", signals=_signals(1), fs=np.float64(0))
+    with pytest.raises(DataError, match="rate.npz: sampling rate"):
+        load_npz(tmp_path / "rate.npz")
+
+
+def test_csv_writers_refuse_unsafe_names_and_readers_name_bad_files(tmp_path):
+    for names in (["../x", "b"], ["/abs/x", "b"], ["a", "a"], ["a/b", "c"]):
+        with pytest.raises(DataError, match="record name"):
+            write_signals_csv(tmp_path / "csv", _signals(2, length=5), names=names)
+        with pytest.raises(DataError, match="record name"):
+            write_signals_long_csv(tmp_path / "long.csv", _signals(2, length=5), names=names)
+    assert not any(tmp_path.rglob("*.csv"))
+    (tmp_path / "bad.csv").write_bytes(b"time_s,I\n0,\xff\xfe\n")
+    with pytest.raises(DataError, match="bad.csv"):
+        read_ecg_csv(tmp_path / "bad.csv")
+    (tmp_path / "words.csv").write_text("time_s,I\n0,a\n0.01,b\n")
+    with pytest.raises(DataError, match="words.csv: not a readable ECG CSV"):
+        read_ecg_csv(tmp_path / "words.csv")

@@ -151,3 +151,27 @@ def test_read_folder_errors(tmp_path):
                 write_dir=str(tmp_path))
     with pytest.raises(DataError, match="eight.*12 leads"):
         read_wfdb_record(tmp_path / "eight")
+
+
+def test_reading_uses_the_validating_reader(tmp_path):
+    """read_wfdb_record is the data layer's reader: corrupt and truncated signal files are named, not read."""
+    base = write_wfdb(_signals(1), tmp_path, names=["r"])[0]
+    dat = base.with_suffix(".dat")
+    data = bytearray(dat.read_bytes())
+    data[100:110] = bytes(10)
+    dat.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="record .*r: unreadable.*checksum"):
+        read_wfdb_record(base)
+    dat.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(DataError, match="r.dat is truncated"):
+        read_wfdb_record(base)
+
+
+def test_unsafe_names_are_refused_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    for names in (["/elsewhere/x"], ["../../x"], ["a/b"], ["x" * 300], [""], ["ok", "OK"]):
+        with pytest.raises(DataError, match="record name"):
+            write_wfdb(_signals(len(names)), out, names=names)
+    assert not any(tmp_path.rglob("*.hea"))
+    with pytest.raises(DataError, match="integers"):
+        write_wfdb((_signals(1) * 1000).astype(np.int16), out)

@@ -163,3 +163,20 @@ def test_comparison_and_report_figures(tmp_path):
     with pytest.raises(ValueError):
         errorbar_lines({"a": ([1.0], [0.1])})
     assert len(correlation_heatmaps(corr, np.eye(12), title="t").axes) == 6  # matrices in, 3 panels + colorbars
+
+
+def test_save_ecg_plots_keeps_every_file_inside_its_folder(tmp_path):
+    from midtecg.data.errors import DataError
+    from midtecg.plotting.ecg import save_ecg_plots
+
+    signals = np.stack([_beats(), _beats(seed=1)])
+    folder = tmp_path / "out" / "plots"
+    paths = save_ecg_plots(folder, signals, 100, ["a", "b"], "png", dpi=20)
+    assert paths == [folder / "a.png", folder / "b.png"] and all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+    for names in (["/elsewhere/x", "b"], ["../../x", "b"], ["a/b", "c"], ["x" * 300, "b"], ["c", "c"], ["", "b"]):
+        with pytest.raises(DataError, match="record name"):
+            save_ecg_plots(tmp_path / "out" / "other", signals, 100, names, "png", dpi=20)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == ["out/plots/a.png",
+                                                                                          "out/plots/b.png"]
+    with pytest.raises(ValueError, match="jpg"):
+        save_ecg_plots(folder, signals, 100, ["a", "b"], "jpg")

@@ -41,11 +41,11 @@ import midtecg
 from midtecg.data.demographics import DEMOGRAPHIC_COLUMNS, clean_demographics, demographics_array
 from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
-from midtecg.data.labels import SCP_CODES, aggregate_labels, parse_scp_codes
+from midtecg.data.labels import SCP_CODES, aggregate_labels, labels_matrix, parse_scp_codes
 from midtecg.data.leads import WFDB_LEADS
-from midtecg.io.arrays import atomic_write_text
 from midtecg.data.ptbxl import DEFAULT_SPLITS, load_ptbxl_metadata, read_ptbxl_record, record_path, resolve_folds
 from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record
+from midtecg.files import atomic_write_text
 
 __all__ = ["FORMAT_VERSION", "FILES", "RECORD_COLUMNS", "PreparedData", "load_prepared", "prepare", "is_prepared"]
 
@@ -128,17 +128,26 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable manifest.json ({error}); prepare it again") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; prepare it again")
+        raise ValueError(f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; "
+                         "prepare it again")
     for name in FILES[:2]:
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} is not a complete midtecg cache: {name} is missing; prepare it again")
-    signals = np.load(path / "signals.npy", mmap_mode="r" if mmap else None)
+    try:
+        signals = np.load(path / "signals.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, EOFError) as error:  # truncated or not an .npy
+        raise ValueError(f"{path / 'signals.npy'}: unreadable ({error}); prepare it again") from None
+    if signals.dtype != np.float32:  # e.g. int16 digital units: never read them as millivolts
+        raise ValueError(f"{path / 'signals.npy'}: samples are {signals.dtype}, a cache holds float32 millivolts; "
+                         "prepare it again")
     records = pd.read_csv(path / "records.csv")
     if len(records) != len(signals):
-        raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; prepare it again")
+        raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; "
+                         "prepare it again")
     expected = manifest.get("shape")
     if expected is not None and list(signals.shape) != list(expected):
-        raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; prepare it again")
+        raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; "
+                         "prepare it again")
     data = PreparedData(signals, records, manifest, path)
     folds = resolve_folds(split)
     return data if folds is None else data.select(records["strat_fold"].isin(folds).to_numpy())
@@ -257,7 +266,8 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
         missing = [f"ecg_id {i} ({p})" for i, p, ok in zip(table["ecg_id"], paths, present) if not ok]
         if on_missing == "error":
             raise DataError(missing[0], f"record file missing; {len(missing)} of {len(table)} listed records are "
-                            f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing to leave them out")
+                            f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing "
+                            "to leave them out")
         warnings.warn(f"{source}: skipping {len(missing)} listed record(s) absent on disk: {', '.join(missing[:10])}"
                       f"{' ...' if len(missing) > 10 else ''}", DataWarning, stacklevel=2)
         skipped = [int(i) for i, ok in zip(table["ecg_id"], present) if not ok]
@@ -352,11 +362,8 @@ def _manifest(source: Path, ptbxl: bool, records: pd.DataFrame, settings: dict, 
 def _records_table(table: pd.DataFrame, ptbxl: bool, strict: bool) -> pd.DataFrame:
     what = "PTB-XL ecg_id" if ptbxl else "ecg_id"
     demographics = clean_demographics(table, strict=strict, what=what)
-    labels = np.zeros((len(table), len(SCP_CODES)), dtype=np.int8)
-    index = {code: i for i, code in enumerate(SCP_CODES)}
-    for row_number, (ecg_id, codes) in enumerate(zip(table["ecg_id"], table["scp_codes"])):
-        for code in parse_scp_codes(codes, f"{what} {ecg_id}"):
-            labels[row_number, index[code]] = 1
+    labels = labels_matrix(parse_scp_codes(codes, f"{what} {ecg_id}")
+                           for ecg_id, codes in zip(table["ecg_id"], table["scp_codes"])).astype(np.int8)
     records = pd.DataFrame({
         "ecg_id": table["ecg_id"].astype(int).to_numpy(),
         "patient_id": table["patient_id"].to_numpy(),

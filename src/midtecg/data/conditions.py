@@ -46,7 +46,7 @@ class ConditionEncoder:
             raise ValueError("numeric condition mode needs at least one field")
 
     @classmethod
-    def fit(cls, records: pd.DataFrame, mode: str = "labels", numeric_fields=NUMERIC_FIELDS) -> "ConditionEncoder":
+    def fit(cls, records: pd.DataFrame, mode: str = "labels", numeric_fields=NUMERIC_FIELDS) -> ConditionEncoder:
         """Build an encoder whose standardisation statistics come from ``records`` (the training set)."""
         encoder = cls(mode=mode, numeric_fields=tuple(numeric_fields))
         if mode == "numeric":
@@ -79,7 +79,8 @@ class ConditionEncoder:
             out["sex"] = sex_onehot(_column(records, "sex")).astype(np.float32)
         elif self.mode == "numeric":
             values = numeric_values(records, self.numeric_fields)
-            z = np.stack([(values[n].to_numpy(np.float64) - self.mean[n]) / self.std[n] for n in self.numeric_fields], 1)
+            fields = self.numeric_fields
+            z = np.stack([(values[n].to_numpy(np.float64) - self.mean[n]) / self.std[n] for n in fields], 1)
             mask = np.isfinite(z)
             out["demographics"] = np.concatenate([np.where(mask, z, 0.0), mask], axis=1).astype(np.float32)
         return out
@@ -88,7 +89,7 @@ class ConditionEncoder:
         return {"mode": self.mode, "numeric_fields": list(self.numeric_fields), "mean": self.mean, "std": self.std}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ConditionEncoder":
+    def from_dict(cls, data: dict) -> ConditionEncoder:
         return cls(
             mode=data["mode"],
             numeric_fields=tuple(data.get("numeric_fields", NUMERIC_FIELDS)),

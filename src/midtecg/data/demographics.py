@@ -13,6 +13,12 @@ Cleaning rules (:func:`clean_demographics`), applied per value:
 - Impossible values are **treated as missing** (NaN) and reported with one :class:`DataWarning` per field
   and problem that names the records; with ``strict=True`` the first one raises :class:`DataError` instead.
 
+``CONDITION_RANGES`` is the one table of plausible values (age, height, weight and heart rate, which
+:mod:`midtecg.data.heart_rate` also uses for its measurements). Training keeps exactly what it accepts, and
+generation (:func:`check_plausible`) refuses a request outside it instead of clipping, so every value the
+model may have seen in training can be asked for, and nothing else. The limits are wide on purpose (PTB-XL
+has infants: height 30 cm and weight 1 kg are possible, 0 or 400 are not).
+
 Binned encodings used for conditioning (MIDT-ECG paper): :func:`age_bin_onehot` (6 bins, thresholds
 12, 17, 34, 54, 74 years) and :func:`sex_onehot` (male, female). A missing (NaN) or impossible value gives an
 **all-zero row**: the condition embedding is bias-free, so an all-zero one-hot contributes nothing, the same
@@ -36,6 +42,9 @@ __all__ = [
     "AGE_RANGE",
     "HEIGHT_RANGE_CM",
     "WEIGHT_RANGE_KG",
+    "HEART_RATE_RANGE_BPM",
+    "CONDITION_RANGES",
+    "check_plausible",
     "AGE_BIN_THRESHOLDS",
     "AGE_BIN_NAMES",
     "SEX_NAMES",
@@ -55,6 +64,11 @@ AGE_OVER_89_YEARS = 90.0
 AGE_RANGE = (0.0, 120.0)
 HEIGHT_RANGE_CM = (30.0, 250.0)
 WEIGHT_RANGE_KG = (1.0, 350.0)
+HEART_RATE_RANGE_BPM = (20.0, 300.0)
+CONDITION_RANGES: dict[str, tuple[float, float]] = {
+    "age": AGE_RANGE, "height": HEIGHT_RANGE_CM, "weight": WEIGHT_RANGE_KG, "heart_rate": HEART_RATE_RANGE_BPM,
+}
+_UNITS = {"age": "years", "height": "cm", "weight": "kg", "heart_rate": "bpm"}
 AGE_BIN_THRESHOLDS: tuple[float, ...] = (12.0, 17.0, 34.0, 54.0, 74.0)
 AGE_BIN_NAMES: tuple[str, ...] = ("<12", "12-16", "17-33", "34-53", "54-73", ">=74")
 SEX_NAMES: tuple[str, ...] = ("male", "female")
@@ -105,6 +119,23 @@ def parse_sex(value, *, strict: bool = True) -> float:
     return float("nan")
 
 
+def check_plausible(name: str, value, where: str = "") -> float:
+    """``value`` as a float when it lies in ``CONDITION_RANGES[name]`` (NaN when missing: None, NaN or blank),
+    else ``ValueError`` starting with ``where`` and naming the field and its range."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return float("nan")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}{name} {value!r} is not a number") from None
+    if np.isnan(number):
+        return number
+    low, high = CONDITION_RANGES[name]
+    if not low <= number <= high:
+        raise ValueError(f"{where}{name} = {number:g} is out of the plausible range {low:g}-{high:g} {_UNITS[name]}")
+    return number
+
+
 def clean_demographics(table: pd.DataFrame, *, strict: bool = False, what: str = "record") -> pd.DataFrame:
     """Return a float64 DataFrame (same index) with the cleaned ``age, sex, height, weight`` of ``table``.
 
@@ -126,8 +157,8 @@ def clean_demographics(table: pd.DataFrame, *, strict: bool = False, what: str =
             bad = ~np.isnan(x) & (x != 0) & (x != 1)
             problem = "is not 0 (male) or 1 (female)"
         else:
-            lo, hi = HEIGHT_RANGE_CM if column == "height" else WEIGHT_RANGE_KG
-            unit = "cm" if column == "height" else "kg"
+            lo, hi = CONDITION_RANGES[column]
+            unit = _UNITS[column]
             bad = ~np.isnan(x) & ((x < lo) | (x > hi))
             problem = f"outside the plausible range {lo:g}-{hi:g} {unit}"
         _report(column, problem, list(ids[bad]), strict, what)

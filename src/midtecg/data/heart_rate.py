@@ -10,8 +10,8 @@ Detector (Pan-Tompkins style, all 12 leads combined; the same at any sampling ra
 3. Peaks of the envelope above ``0.3 x`` its 98th percentile, at least 250 ms apart (refractory period,
    up to 240 bpm), are QRS candidates. A candidate less than 360 ms after the previous one with less than
    half its envelope height is taken for a T wave and dropped (and conversely a P wave is replaced by the
-   following QRS twice its height), as in Pan-Tompkins. Where two consecutive beats are more than 1.6 median RR intervals
-   apart, the gap is searched again with half the threshold (search-back for a missed beat).
+   following QRS twice its height), as in Pan-Tompkins. Where two consecutive beats are more than 1.6 median
+   RR intervals apart, the gap is searched again with half the threshold (search-back for a missed beat).
 4. Each R peak is placed at the maximum of the lead-summed absolute band-passed signal within 50 ms of the
    envelope peak.
 
@@ -28,6 +28,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import butter, find_peaks, sosfiltfilt
 
+from midtecg.data.demographics import HEART_RATE_RANGE_BPM
+
 __all__ = ["detect_r_peaks", "heart_rate_bpm", "rr_heart_rate"]
 
 BAND_HZ = (5.0, 15.0)
@@ -37,7 +39,7 @@ THRESHOLD = 0.3
 T_WAVE_S = 0.36
 T_WAVE_RATIO = 0.5
 SEARCHBACK_RR = 1.6
-RATE_RANGE_BPM = (20.0, 300.0)
+RATE_RANGE_BPM = HEART_RATE_RANGE_BPM  # measured rates outside are failed detections, as requests outside are refused
 _CHUNK = 256
 
 

@@ -33,7 +33,7 @@ import difflib
 import io
 import math
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -53,6 +53,7 @@ __all__ = [
     "description_to_code",
     "resolve_label",
     "labels_to_vector",
+    "labels_matrix",
     "vector_to_labels",
     "label_set_codes",
     "aggregate_labels",
@@ -174,6 +175,16 @@ def labels_to_vector(codes: Iterable[str] | Mapping[str, float] | str) -> np.nda
     return vector
 
 
+def labels_matrix(rows: Iterable[Iterable[str] | Mapping[str, float] | str]) -> np.ndarray:
+    """Multi-hot float32 matrix (N, 71): row i is :func:`labels_to_vector` of ``rows[i]`` (the one implementation
+    of multi-hot labels; a record table's SCP columns, a generation request's labels)."""
+    rows = list(rows)
+    matrix = np.zeros((len(rows), NUM_LABELS), dtype=np.float32)
+    for i, codes in enumerate(rows):
+        matrix[i] = labels_to_vector(codes)
+    return matrix
+
+
 def vector_to_labels(vector, threshold: float = 0.5) -> list[str]:
     """Codes whose entry in a (71,) vector is at least ``threshold`` (inverse of :func:`labels_to_vector`)."""
     vector = np.asarray(vector)
@@ -190,7 +201,7 @@ def label_set_codes(name: str) -> tuple[str, ...]:
         raise ValueError(f"unknown label set {name!r}; expected one of {', '.join(LABEL_SETS)}") from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _aggregation_matrix(name: str) -> np.ndarray:
     """(71, k) 0/1 matrix: entry (i, j) = 1 when statement i counts towards output column j."""
     columns = label_set_codes(name)

@@ -35,7 +35,8 @@ import pandas as pd
 from midtecg.data.demographics import parse_sex
 from midtecg.data.errors import DataError
 from midtecg.data.labels import parse_scp_codes, resolve_label
-from midtecg.data.ptbxl import read_wfdb_signal, resample
+from midtecg.data.ptbxl import resample
+from midtecg.data.wfdb_record import read_wfdb_signal
 
 __all__ = ["DURATION_S", "RECORD_COLUMNS", "stable_fold", "find_conditions_csv", "load_folder_metadata",
            "read_folder_record"]
@@ -90,6 +91,18 @@ def _sex(value):
     return value
 
 
+def _whole_numbers(column: pd.Series, path: Path, name: str) -> np.ndarray:
+    """A CSV column of whole numbers as int64; the first bad cell is a :class:`DataError` naming the file,
+    its line (the header is line 1) and the value."""
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() | (values.notna() & (values != values.round()))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = "" if pd.isna(column.iloc[row]) else str(column.iloc[row])
+        raise DataError(f"{path} line {row + 2}", f"{name} {cell!r} is missing or not a whole number")
+    return values.to_numpy().astype(np.int64)
+
+
 def load_folder_metadata(root: str | Path, conditions: str | Path | None = None) -> pd.DataFrame:
     """The conditions table in PTB-XL's shape: index and column ``ecg_id``, ``record``, ``patient_id``,
     ``strat_fold``, ``age``, ``sex``, ``height``, ``weight`` (raw: cleaned later) and ``scp_codes`` (dicts)."""
@@ -98,7 +111,8 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     if path is None:
         records = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.hea")) if root.is_dir() else []
         if not records:
-            raise DataError(str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records (*.hea)")
+            raise DataError(str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records "
+                                       "(*.hea)")
         table = pd.DataFrame({"record": records})
         path = root / "(no conditions CSV)"
     else:
@@ -115,17 +129,15 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     out = pd.DataFrame({"record": table[column].astype(str).map(_strip_suffix)})
     if out["record"].duplicated().any():
         raise DataError(f"{path.name} record {out.loc[out['record'].duplicated(), 'record'].iloc[0]}", "listed twice")
-    out["ecg_id"] = table["ecg_id"].astype(int) if "ecg_id" in table.columns else np.arange(1, len(table) + 1)
+    out["ecg_id"] = _whole_numbers(table["ecg_id"], path, "ecg_id") if "ecg_id" in table.columns \
+        else np.arange(1, len(table) + 1)
     if out["ecg_id"].duplicated().any():
         raise DataError(str(path), f"duplicate ecg_id {out.loc[out['ecg_id'].duplicated(), 'ecg_id'].iloc[0]}")
     patient = next((c for c in ("patient_id", "patient") if c in table.columns), None)
     out["patient_id"] = table[patient] if patient else out["ecg_id"]
     fold = next((c for c in ("strat_fold", "fold") if c in table.columns), None)
     if fold:
-        folds = pd.to_numeric(table[fold], errors="coerce")
-        if folds.isna().any():
-            raise DataError(f"{path.name} record {out.loc[folds.isna(), 'record'].iloc[0]}", f"{fold} is missing or not a number")
-        out["strat_fold"] = folds.astype(int)
+        out["strat_fold"] = _whole_numbers(table[fold], path, fold)
     else:
         out["strat_fold"] = out["patient_id"].map(stable_fold)
     for name in ("age", "sex", "height", "weight"):

@@ -186,9 +186,10 @@ class ECGClassifier(nn.Module):
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """:func:`midtecg.device.resolve_device` (``auto`` included; a missing GPU is one clear error)."""
+    from midtecg.device import resolve_device as resolve
+
+    return resolve(device)
 
 
 def _check_signals(signals, name: str = "signals") -> np.ndarray:

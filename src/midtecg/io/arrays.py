@@ -1,8 +1,10 @@
 """NumPy and CSV outputs: ``.npz`` bundles of signals + conditions, per-ECG CSVs, condition tables.
 
-Every writer here is atomic: the content is written to a temporary file in the destination folder and
-moved into place with ``os.replace``, so a reader never sees a half-written file and an interrupted run
-leaves the previous version intact.
+Every writer here is atomic (:mod:`midtecg.files`: a temporary file in the destination folder moved into
+place with ``os.replace``), so a reader never sees a half-written file and an interrupted run leaves the
+previous version intact. Record names become file names and follow :func:`midtecg.files.check_record_name`;
+signals are checked by :func:`midtecg.data.signals.check_signals` (float millivolts: integer arrays, usually
+digital units, are refused rather than read as millivolts).
 
 ``.npz`` layout (readable with plain ``numpy.load(path)``, no pickle):
 
@@ -23,37 +25,38 @@ CSV layouts (millivolts, time in seconds):
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import re
-import tempfile
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from midtecg.data.errors import DataError
 from midtecg.data.leads import WFDB_LEADS
-
-try:  # the project-wide error types (midtecg.data.errors); stand-ins keep io usable on its own
-    from midtecg.data.errors import DataError, DataWarning
-except ImportError:  # pragma: no cover - depends on the state of the data package
-
-    class DataError(ValueError):
-        """Bad input data (stand-in for ``midtecg.data.errors.DataError``)."""
-
-    class DataWarning(UserWarning):
-        """A handled data problem (stand-in for ``midtecg.data.errors.DataWarning``)."""
-
+from midtecg.data.signals import check_signals
+from midtecg.files import (
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_record_names,
+    default_record_names,
+    path_inside,
+)
 
 __all__ = [
     "LoadedNpz",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_text",
+    "check_lead_names",
     "load_npz",
     "read_ecg_csv",
+    "record_names",
     "save_npz",
     "write_conditions_csv",
     "write_ecg_csv",
@@ -62,65 +65,8 @@ __all__ = [
 ]
 
 
-# ----------------------------------------------------------------------------------------------------
-# atomic writes
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success move it onto ``path`` with ``os.replace``.
-
-    The parent folder is created. On error the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; outputs are meant to be shared
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and return the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
-    """Write ``text`` to ``path`` atomically (no newline translation) and return the path."""
-    return atomic_write_bytes(path, text.encode(encoding))
-
-
-# ----------------------------------------------------------------------------------------------------
-# validation helpers
-
-
-def _as_signals(signals, n_leads: int | None = None, allow_nan: bool = False, what: str = "signals") -> np.ndarray:
-    x = np.asarray(signals)
-    if x.ndim != 3:
-        raise DataError(f"{what}: expected an array (N, leads, L), got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise DataError(f"{what}: expected real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float32, copy=False)
-    if n_leads is not None and x.shape[1] != n_leads:
-        raise DataError(f"{what}: {x.shape[1]} leads on axis 1 but {n_leads} lead names")
-    if not allow_nan and not np.isfinite(x).all():
-        bad = np.unique(np.nonzero(~np.isfinite(x))[0])
-        raise DataError(f"{what}: non-finite values (NaN/inf) in ECG(s) {bad[:10].tolist()}")
-    return x
-
-
-def _lead_names(lead_names: Sequence[str] | None, n: int) -> list[str]:
+def check_lead_names(lead_names: Sequence[str] | None, n: int) -> list[str]:
+    """``n`` distinct lead names as strings (default: the 12 WFDB leads), else :class:`DataError`."""
     names = list(WFDB_LEADS if lead_names is None else lead_names)
     if len(names) != n:
         raise DataError(f"{len(names)} lead names for {n} leads")
@@ -129,21 +75,9 @@ def _lead_names(lead_names: Sequence[str] | None, n: int) -> list[str]:
     return [str(s) for s in names]
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-
-
-def _record_names(names: Sequence[str] | None, n: int, prefix: str = "synth_") -> list[str]:
-    if names is None:
-        return [f"{prefix}{i + 1:05d}" for i in range(n)]
-    names = [str(s) for s in names]
-    if len(names) != n:
-        raise DataError(f"{len(names)} names for {n} signals")
-    if len(set(names)) != n:
-        raise DataError("record names must be unique")
-    for s in names:
-        if not _SAFE_NAME.match(s):
-            raise DataError(f"record name {s!r}: use letters, digits, '_', '-' or '.' (no path separators)")
-    return names
+def record_names(names: Sequence[str] | None, n: int) -> list[str]:
+    """The checked names of ``n`` records (:func:`midtecg.files.check_record_names`), or the default ones."""
+    return default_record_names(n) if names is None else check_record_names(names, n)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -219,8 +153,8 @@ def save_npz(
     None. The file loads without pickle (see the module docstring for the layout). NaN/inf raise
     ``DataError`` unless ``allow_nan``. Written atomically; returns the path.
     """
-    x = _as_signals(signals, allow_nan=allow_nan)
-    names = _lead_names(lead_names, x.shape[1])
+    x = check_signals(signals, allow_nan=allow_nan, min_records=0)
+    names = check_lead_names(lead_names, x.shape[1])
     if not (np.isfinite(fs) and fs > 0):
         raise DataError(f"sampling rate must be positive, got {fs}")
     kind, cond = _condition_arrays(conditions, x.shape[0])
@@ -240,35 +174,48 @@ def load_npz(path: str | os.PathLike) -> LoadedNpz:
     """Load a file written by :func:`save_npz`; returns ``LoadedNpz(signals, conditions, lead_names, fs)``.
 
     ``conditions`` comes back as a DataFrame (text columns with missing entries restored to None), a
-    dict of arrays, or None, as it was saved.
+    dict of arrays, or None, as it was saved. A file that is not a readable ``.npz`` (truncated, corrupt,
+    pickled, missing arrays) raises :class:`DataError` naming it; so do integer signals (digital units,
+    not millivolts: convert them first) and a sampling rate that is not a positive number.
     """
-    with np.load(path, allow_pickle=False) as z:
-        if "signals" not in z.files:
-            raise DataError(f"{path}: no 'signals' array; not a midtecg npz")
-        signals = z["signals"].astype(np.float32, copy=False)
-        lead_names = [str(s) for s in z["lead_names"]] if "lead_names" in z.files else list(WFDB_LEADS)
-        fs = float(z["fs"]) if "fs" in z.files else 100.0
-        kind = str(z["conditions_kind"]) if "conditions_kind" in z.files else "none"
-        columns = [str(s) for s in z["condition_columns"]] if "condition_columns" in z.files else []
-        conditions: pd.DataFrame | dict | None
-        if kind == "dataframe":
-            data = {}
-            for name in columns:
-                arr = z[f"cond__{name}"]
-                if arr.dtype.kind == "U":
-                    values = arr.astype(object)
-                    if f"cond_missing__{name}" in z.files:
-                        values[z[f"cond_missing__{name}"]] = None
-                    data[name] = pd.Series(values, dtype=object)
-                else:
-                    data[name] = pd.Series(arr)
-            conditions = pd.DataFrame(data, columns=columns)
-            if not columns:
-                conditions = pd.DataFrame(index=range(signals.shape[0]))
-        elif kind == "dict":
-            conditions = {name: z[f"cond__{name}"] for name in columns}
-        else:
-            conditions = None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return _read_npz(z, path)
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as error:
+        raise DataError(f"{path}: not a readable .npz ({type(error).__name__}: {error})") from None
+
+
+def _read_npz(z, path) -> LoadedNpz:
+    if "signals" not in z.files:
+        raise DataError(f"{path}: no 'signals' array; not a midtecg npz")
+    signals = check_signals(z["signals"], f"{path}: signals", allow_nan=True, min_records=0)
+    lead_names = [str(s) for s in z["lead_names"]] if "lead_names" in z.files else list(WFDB_LEADS)
+    fs = float(z["fs"]) if "fs" in z.files else 100.0
+    if not (np.isfinite(fs) and fs > 0):
+        raise DataError(f"{path}: sampling rate fs = {fs:g} is not a positive number")
+    kind = str(z["conditions_kind"]) if "conditions_kind" in z.files else "none"
+    columns = [str(s) for s in z["condition_columns"]] if "condition_columns" in z.files else []
+    conditions: pd.DataFrame | dict | None
+    if kind == "dataframe":
+        data = {}
+        for name in columns:
+            arr = z[f"cond__{name}"]
+            if arr.dtype.kind == "U":
+                values = arr.astype(object)
+                if f"cond_missing__{name}" in z.files:
+                    values[z[f"cond_missing__{name}"]] = None
+                data[name] = pd.Series(values, dtype=object)
+            else:
+                data[name] = pd.Series(arr)
+        conditions = pd.DataFrame(data, columns=columns)
+        if not columns:
+            conditions = pd.DataFrame(index=range(signals.shape[0]))
+    elif kind == "dict":
+        conditions = {name: z[f"cond__{name}"] for name in columns}
+    else:
+        conditions = None
     return LoadedNpz(signals, conditions, lead_names, fs)
 
 
@@ -306,8 +253,8 @@ def write_ecg_csv(
     ``decimals`` rounds the printed millivolts (4 = 0.1 microvolt); None prints full precision.
     ``time_s`` is printed to the microsecond. Atomic; returns the path.
     """
-    x = _as_signals(np.asarray(signal)[None], what=str(path))[0]
-    names = _lead_names(lead_names, x.shape[0])
+    x = check_signals(np.asarray(signal)[None], str(path))[0]
+    names = check_lead_names(lead_names, x.shape[0])
     frame = _wide_frame(x, fs, names)
     frame["time_s"] = _time_strings(frame["time_s"].to_numpy())
     return atomic_write_text(path, _to_csv_text(frame, decimals))
@@ -325,13 +272,13 @@ def write_signals_csv(
 
     Names default to ``synth_00001``, ``synth_00002``, ... Returns the paths in signal order.
     """
-    x = _as_signals(signals)
-    record_names = _record_names(names, x.shape[0])
+    x = check_signals(signals, min_records=0)
+    checked = record_names(names, x.shape[0])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return [
-        write_ecg_csv(out / f"{name}.csv", sig, fs=fs, lead_names=lead_names, decimals=decimals)
-        for name, sig in zip(record_names, x)
+        write_ecg_csv(path_inside(out, name, ".csv"), sig, fs=fs, lead_names=lead_names, decimals=decimals)
+        for name, sig in zip(checked, x)
     ]
 
 
@@ -344,13 +291,13 @@ def write_signals_long_csv(
     decimals: int | None = 4,
 ) -> Path:
     """Write ``signals (N, C, L)`` to one **long** CSV: ``record, lead, sample, time_s, mv``."""
-    x = _as_signals(signals)
-    record_names = _record_names(names, x.shape[0])
-    leads = _lead_names(lead_names, x.shape[1])
+    x = check_signals(signals, min_records=0)
+    checked = record_names(names, x.shape[0])
+    leads = check_lead_names(lead_names, x.shape[1])
     n, c, length = x.shape
     frame = pd.DataFrame(
         {
-            "record": np.repeat(np.array(record_names, dtype=object), c * length),
+            "record": np.repeat(np.array(checked, dtype=object), c * length),
             "lead": np.tile(np.repeat(np.array(leads, dtype=object), length), n),
             "sample": np.tile(np.arange(length), n * c),
             "time_s": np.tile(np.arange(length) / fs, n * c),
@@ -362,16 +309,24 @@ def write_signals_long_csv(
 
 def read_ecg_csv(path: str | os.PathLike) -> tuple[np.ndarray, float, list[str]]:
     """Read a wide CSV written by :func:`write_ecg_csv`: returns ``(signal (C, L) float32, fs, lead_names)``."""
-    frame = pd.read_csv(path)
-    if "time_s" not in frame.columns:
-        raise DataError(f"{path}: no 'time_s' column; not a wide ECG CSV")
-    t = frame["time_s"].to_numpy(dtype=np.float64)
+    try:
+        frame = pd.read_csv(path)
+        if "time_s" not in frame.columns:
+            raise DataError(f"{path}: no 'time_s' column; not a wide ECG CSV")
+        t = frame["time_s"].to_numpy(dtype=np.float64)
+        names = [str(c) for c in frame.columns if c != "time_s"]
+        signal = frame[names].to_numpy(dtype=np.float32).T.copy()
+    except DataError:
+        raise
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        raise DataError(f"{path}: not a readable ECG CSV ({type(error).__name__}: {error})") from None
     if len(t) < 2:
         raise DataError(f"{path}: fewer than 2 samples")
-    fs = float(np.round(1.0 / np.median(np.diff(t)), 6))
-    names = [str(c) for c in frame.columns if c != "time_s"]
-    signal = frame[names].to_numpy(dtype=np.float32).T.copy()
-    return signal, fs, names
+    step = np.median(np.diff(t))
+    if not (np.isfinite(step) and step > 0):
+        raise DataError(f"{path}: time_s does not increase")
+    check_signals(signal[None], str(path))
+    return signal, float(np.round(1.0 / step, 6)), names
 
 
 def write_conditions_csv(path: str | os.PathLike, df) -> Path:

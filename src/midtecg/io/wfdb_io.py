@@ -14,8 +14,8 @@ range is +-32767 units.
 **Overflow.** A lead whose amplitude does not fit ``32767 / gain`` mV is never clipped silently. With
 ``on_overflow="adjust"`` (default) that lead's gain is lowered to the largest 1-2-5 value that fits and a
 ``DataWarning`` (a ``UserWarning``) names the record, the lead and the new gain (the header holds the
-per-lead gain, so any WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is raised instead.
-NaN or infinite samples always raise ``DataError``.
+per-lead gain, so any WFDB reader scales it back correctly). With ``on_overflow="error"`` a ``DataError`` is
+raised instead. NaN or infinite samples always raise ``DataError``.
 
 **Conditions as header comments.** ``comments[i]`` (a dict) is written as lines ``# key: value`` in the
 header, e.g. ``labels: NORM,SR``, ``age: 65``, ``sex: female``, ``seed: 1``, ``model: midt-ecg``. Lists,
@@ -36,14 +36,19 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import wfdb
 
-from midtecg.data.leads import WFDB_LEADS, canonical_lead_name
-from midtecg.io.arrays import DataError, DataWarning, _as_signals, _lead_names, _record_names
+from midtecg.data.errors import DataError, DataWarning
+from midtecg.data.leads import WFDB_LEADS, wfdb_order
+from midtecg.data.signals import check_signals
+from midtecg.data.wfdb_record import read_wfdb_signal
+from midtecg.files import path_inside
+from midtecg.io.arrays import check_lead_names, record_names
 
 __all__ = [
     "DIGITAL_MAX",
@@ -59,8 +64,6 @@ DEFAULT_GAIN = 1000.0
 DIGITAL_MAX = 32767  # format 16; -32768 is reserved for missing samples
 MAX_AUTO_GAIN = 100000.0
 
-_WFDB_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -212,15 +215,11 @@ def _choose_gains(record: str, x: np.ndarray, gain, on_overflow: str) -> list[fl
 
 
 def _reorder_to_wfdb(x: np.ndarray, lead_names: Sequence[str] | None) -> np.ndarray:
-    names = _lead_names(lead_names, x.shape[1])
+    names = check_lead_names(lead_names, x.shape[1])
     try:
-        canonical = [canonical_lead_name(s) for s in names]
-    except ValueError as exc:
-        raise DataError(str(exc)) from None
-    if sorted(canonical) != sorted(WFDB_LEADS):
-        raise DataError(f"expected the 12 standard leads, got {names}")
-    order = [canonical.index(lead) for lead in WFDB_LEADS]
-    return x[:, order, :]
+        return x[:, wfdb_order(names, "signals")]
+    except ValueError as error:
+        raise DataError(str(error)) from None
 
 
 def write_wfdb(
@@ -249,18 +248,9 @@ def write_wfdb(
     x = np.asarray(signals)
     if x.ndim == 2:
         x = x[None]
-    x = _as_signals(x, allow_nan=True)
-    if not np.isfinite(x).all():
-        bad = np.unique(np.nonzero(~np.isfinite(x))[0])
-        raise DataError(f"signals: NaN or infinite samples in ECG(s) {bad[:10].tolist()}; WFDB cannot store them")
-    if x.shape[2] < 1:
-        raise DataError("signals: zero-length ECGs")
-    x = _reorder_to_wfdb(x, lead_names)
+    x = _reorder_to_wfdb(check_signals(x, "signals (WFDB cannot store NaN or inf)", min_records=0), lead_names)
     n = x.shape[0]
-    record_names = _record_names(names, n)
-    for name in record_names:
-        if not _WFDB_NAME.match(name):
-            raise DataError(f"record name {name!r}: WFDB names use only letters, digits, '_' and '-'")
+    names = record_names(names, n)
     if comments is not None and hasattr(comments, "to_dict") and hasattr(comments, "columns"):
         comments = comments.to_dict("records")
     if comments is not None:
@@ -272,7 +262,7 @@ def write_wfdb(
 
     # validate everything before writing anything
     plans = []
-    for i, name in enumerate(record_names):
+    for i, name in enumerate(names):
         lines = _comment_lines(name, comments[i] if comments is not None else None)
         gains = _choose_gains(name, x[i], gain, on_overflow)
         digital = np.round(x[i].astype(np.float64) * np.asarray(gains)[:, None]).astype(np.int64)
@@ -294,8 +284,8 @@ def write_wfdb(
                 comments=lines,
                 write_dir=str(tmp_dir),
             )
-            os.replace(tmp_dir / f"{name}.dat", out / f"{name}.dat")
-            os.replace(tmp_dir / f"{name}.hea", out / f"{name}.hea")
+            os.replace(tmp_dir / f"{name}.dat", path_inside(out, name, ".dat"))
+            os.replace(tmp_dir / f"{name}.hea", path_inside(out, name, ".hea"))
             paths.append(out / name)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -309,38 +299,14 @@ def write_wfdb(
 def read_wfdb_record(record_path: str | os.PathLike, typed: bool = False) -> tuple[np.ndarray, float, dict]:
     """Read one 12-lead record: ``(signal (12, L) float32 mV in WFDB order, fs, comments)``.
 
-    Lead names are matched case-insensitively (``AVR`` -> ``aVR``) and reordered; units ``mV``, ``uV``
-    and ``V`` are converted to mV. Raises ``DataError`` naming the record when a lead is missing,
+    The signal is read by :func:`midtecg.data.wfdb_record.read_wfdb_signal` (the one WFDB reader: lead names
+    in any case and order, units ``mV``, ``uV`` and ``V`` converted to mV, checksums and truncation checked);
+    flat leads are accepted silently. Raises ``DataError`` naming the record when a lead is missing,
     duplicated or unknown, when a unit is unknown, or when the signal holds missing samples (NaN).
     """
     base = _record_base(record_path)
-    try:
-        sig, fields = wfdb.rdsamp(base)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # wfdb raises bare Exceptions / ValueErrors on malformed files
-        raise DataError(f"record {base}: cannot read WFDB record ({exc})") from exc
-    sig_names = list(fields.get("sig_name") or [])
-    if len(sig_names) != 12:
-        raise DataError(f"record {base}: expected 12 leads, found {len(sig_names)} ({', '.join(sig_names)})")
-    try:
-        canonical = [canonical_lead_name(s) for s in sig_names]
-    except ValueError as exc:
-        raise DataError(f"record {base}: {exc}") from None
-    if len(set(canonical)) != 12:
-        raise DataError(f"record {base}: duplicate leads in {', '.join(sig_names)}")
-    order = [canonical.index(lead) for lead in WFDB_LEADS]
-    scale = []
-    for unit in fields.get("units") or ["mV"] * 12:
-        key = str(unit).strip().lower()
-        if key not in _UNIT_TO_MV:
-            raise DataError(f"record {base}: unknown signal unit {unit!r} (expected mV, uV or V)")
-        scale.append(_UNIT_TO_MV[key])
-    x = (np.asarray(sig, dtype=np.float64) * np.asarray(scale)[None, :]).T[order].astype(np.float32)
-    if not np.isfinite(x).all():
-        raise DataError(f"record {base}: missing samples (NaN) in the signal")
-    comments = _parse_comments(fields.get("comments") or [], typed)
-    return x, float(fields["fs"]), comments
+    x, fs = read_wfdb_signal(base, f"record {base}", on_flat="ignore")
+    return x, float(fs), read_wfdb_comments(base, typed=typed)
 
 
 def read_wfdb_folder(

@@ -6,6 +6,7 @@ from midtecg.plotting.ecg import (
     new_figure,
     plot_ecg12,
     plot_ecg_comparison,
+    save_ecg_plots,
     save_figure,
 )
 from midtecg.plotting.figures import (
@@ -29,5 +30,6 @@ __all__ = [
     "new_figure",
     "plot_ecg12",
     "plot_ecg_comparison",
+    "save_ecg_plots",
     "save_figure",
 ]

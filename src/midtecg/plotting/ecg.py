@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -36,7 +37,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MultipleLocator
 
-from midtecg.data.leads import WFDB_LEADS, canonical_lead_name
+from midtecg.data.leads import WFDB_LEADS, canonical_lead_name, wfdb_order
+from midtecg.files import check_record_names, path_inside
 
 __all__ = [
     "LAYOUT",
@@ -47,6 +49,7 @@ __all__ = [
     "new_figure",
     "plot_ecg12",
     "plot_ecg_comparison",
+    "save_ecg_plots",
     "save_figure",
 ]
 
@@ -129,11 +132,7 @@ def _as_twelve(signal, lead_names: Sequence[str] | None, what: str = "signal") -
         x = x[0]
     if x.ndim != 2 or x.shape[0] != 12:
         raise ValueError(f"{what}: expected one 12-lead ECG of shape (12, L), got {x.shape}")
-    names = list(WFDB_LEADS if lead_names is None else lead_names)
-    canonical = [canonical_lead_name(s) for s in names]
-    if sorted(canonical) != sorted(WFDB_LEADS):
-        raise ValueError(f"{what}: expected the 12 standard leads, got {names}")
-    return x[[canonical.index(lead) for lead in WFDB_LEADS]]
+    return x[wfdb_order(WFDB_LEADS if lead_names is None else lead_names, what)]
 
 
 def _condition_text(conditions: Mapping[str, Any] | str | None) -> str:
@@ -258,6 +257,24 @@ def plot_ecg12(
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig
+
+
+def save_ecg_plots(folder: str | os.PathLike, signals, fs: float, names: Sequence[str], kind: str = "png",
+                   titles: Sequence[str] | None = None, *, lead_names: Sequence[str] | None = WFDB_LEADS,
+                   dpi: float = 200.0) -> list[Path]:
+    """One :func:`plot_ecg12` page per ECG of ``signals (N, 12, L)``, saved as ``folder/<name>.<kind>``.
+
+    ``names`` are record names (checked by :func:`midtecg.files.check_record_names`, like every other
+    writer's: nothing can land outside ``folder``); ``titles`` default to the names. Returns the paths.
+    """
+    if kind not in ("png", "pdf", "svg"):
+        raise ValueError(f"unsupported figure format {kind!r}; use png, pdf or svg")
+    names = check_record_names(names, len(signals))
+    titles = names if titles is None else list(titles)
+    paths = [path_inside(folder, name, f".{kind}") for name in names]
+    for path, signal, title in zip(paths, signals, titles):
+        plot_ecg12(signal, fs, path=path, title=title, lead_names=lead_names, dpi=dpi)
+    return paths
 
 
 _REAL_COLOR = "#1f1f1f"

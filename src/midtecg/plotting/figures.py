@@ -7,7 +7,7 @@ canvas); pass it to :meth:`midtecg.evaluation.report.Report.add_figure` or
 from __future__ import annotations
 
 import warnings
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
