@@ -83,7 +83,13 @@ def test_incompatible_sets_are_refused(test_set):
         load_ecg_set(x[:, :8], role="synth")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_ecg_set("/nonexistent/synthetic", role="synth")
-    with pytest.raises(DataError, match="numeric"):
+    with pytest.raises(DataError, match="float millivolts"):
         load_ecg_set(np.array([["a"] * 10] * 12, dtype=object)[None], role="synth")
+    with pytest.raises(DataError, match="integers"):  # int16 microvolts are not millivolts
+        load_ecg_set((np.round(x * 1000).astype(np.int16), None, 100), role="synth")
+    with pytest.raises(DataError, match="record 3: NaN"):
+        bad = x.copy()
+        bad[3, 2, 7] = np.nan
+        load_ecg_set((bad, None, 100), role="synth")
     with pytest.raises(DataError, match="rows for"):
         load_ecg_set((x, pd.DataFrame({"age": [1.0]}), 100), role="synth")

@@ -219,7 +219,8 @@ def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
     out = tmp_path / "eval"
     rc = main(["evaluate", "--real", str(fixture_cache), "--synth", str(tmp_path / "synth"), "--out", str(out),
                "--classifier-dir", fast.classifier_dir, "--classifier-epochs", "1", "--quiet", "--limit", "8",
-               "--examples", "1", "--threads", "1", "--holdout", "9", "--no-rhythm"])
+               "--examples", "1", "--threads", "1", "--split", "train", "--train-split", "9", "--holdout", "10",
+               "--no-rhythm"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     assert "fidelity" in printed.out and "privacy" in printed.out

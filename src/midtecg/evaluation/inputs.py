@@ -33,7 +33,8 @@ import pandas as pd
 from midtecg.data.demographics import parse_sex
 from midtecg.data.errors import DataError
 from midtecg.data.labels import SCP_CODES, labels_to_vector
-from midtecg.data.leads import WFDB_LEADS, canonical_lead_name
+from midtecg.data.leads import WFDB_LEADS, wfdb_order
+from midtecg.data.signals import check_signals
 
 __all__ = ["ECGSet", "load_ecg_set", "pair_records", "check_compatible", "default_train_source", "DEMOGRAPHICS"]
 
@@ -96,30 +97,20 @@ class ECGSet:
                 "columns": [str(c) for c in self.table.columns if str(c) not in set(SCP_CODES)]}
 
 
-def _reorder_leads(signals: np.ndarray, lead_names, where: str) -> np.ndarray:
-    if signals.ndim == 2:
-        signals = signals[None]
-    if signals.ndim != 3:
-        raise DataError(where, f"expected signals (N, 12, samples), got shape {signals.shape}")
-    if signals.shape[1] != len(WFDB_LEADS):
-        raise DataError(where, f"expected 12 leads on axis 1, got {signals.shape[1]} (shape {signals.shape})")
+def _as_signals(signals, lead_names, where: str) -> np.ndarray:
+    """Float32 ``(N, 12, L)`` millivolts in WFDB lead order (a single ``(12, L)`` record becomes N = 1)."""
+    x = np.asarray(signals) if not isinstance(signals, np.ndarray) else signals
+    if x.ndim == 2:
+        x = x[None]
+    x = check_signals(x, where, n_leads=len(WFDB_LEADS))
     if lead_names is not None:
-        names = [canonical_lead_name(str(n)) for n in lead_names]
-        if len(names) != len(WFDB_LEADS) or set(names) != set(WFDB_LEADS):
-            raise DataError(where, f"lead names {list(lead_names)} are not the 12 standard leads")
-        if names != list(WFDB_LEADS):
-            signals = signals[:, [names.index(lead) for lead in WFDB_LEADS]]
-    return signals
-
-
-def _to_float32(signals, where: str) -> np.ndarray:
-    try:
-        x = np.asarray(signals)
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(where, f"signals cannot be read as an array ({exc})") from exc
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise DataError(where, f"signals must be numeric, got dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=np.float32)
+        try:
+            order = wfdb_order(lead_names, where)
+        except ValueError as error:
+            raise DataError(where, str(error).removeprefix(f"{where}: ")) from None
+        if order != list(range(len(WFDB_LEADS))):
+            x = x[:, order]
+    return np.ascontiguousarray(x)
 
 
 def _normalize_table(table, n: int, where: str, notes: list[str]) -> pd.DataFrame:
@@ -294,7 +285,7 @@ def load_ecg_set(source, *, role: str = "ECGs", split=None, fs: float | None = N
         raise DataError(role, "no input given")
     else:
         raise DataError(role, f"cannot read ECGs from a {type(source).__name__}")
-    x = _reorder_leads(_to_float32(signals, role), lead_names, role)
+    x = _as_signals(signals, lead_names, role)
     if x.shape[0] == 0:
         raise DataError(role, "no records")
     if rate is not None:
