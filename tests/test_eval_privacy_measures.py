@@ -1,28 +1,21 @@
-"""Tests of midtecg.evaluation.privacy: exact neighbours, chance-level attacks, a copying generator fails."""
+"""Tests of midtecg.evaluation.privacy_measures: exact neighbours, chance-level attacks, copies detected."""
 
 from __future__ import annotations
-
-import json
-import math
 
 import numpy as np
 import pytest
 
 from midtecg.data.errors import DataError
-from midtecg.evaluation import privacy as priv
-from midtecg.evaluation.fidelity import to_jsonable
-from midtecg.evaluation.privacy import (
-    DEFAULT_GATE_THRESHOLDS,
+from midtecg.evaluation import privacy_measures as priv
+from midtecg.evaluation.privacy_measures import (
     as_features,
     dcr_test,
     mia_density,
     mia_distance,
     near_copies,
     nearest_neighbors,
-    nndr,
     nnaa,
-    privacy_audit,
-    privacy_gate,
+    nndr,
     roc_auc,
 )
 
@@ -91,39 +84,33 @@ def test_roc_auc_matches_sklearn():
 
 
 # ------------------------------------------------------------------------------------ chance level
-def test_independent_generator_is_chance_level_and_passes(sets):
+def test_independent_generator_is_chance_level(sets):
     train, holdout, synth = sets
-    audit = privacy_audit(train, holdout, synth, rng=0)
-    for key in ("mia_distance_auc", "mia_density_auc", "mia_density_ratio_auc"):
-        assert abs(audit[key] - 0.5) < 0.07, (key, audit[key])
-    assert abs(audit["nnaa_train"] - 0.5) < 0.06 and abs(audit["nnaa_holdout"] - 0.5) < 0.06
-    assert abs(audit["nnaa_privacy_loss"]) < 0.08
-    assert abs(audit["dcr_prob_synth_closer"] - 0.5) < 0.06
-    assert 0.4 < audit["dcr_ratio_median"] / 1.0 < 1.2
-    assert audit["near_copy_fraction"] < 0.04 and audit["near_copy_fraction_holdout"] < 0.04
-    assert abs(audit["near_copy_excess"]) < 0.02
-    gate = privacy_gate(audit)
-    assert gate["passed"], gate["failed"]
-    assert audit["dcr_synth"].shape == (400,) and audit["space"] == "signal"
-    json.dumps(to_jsonable(audit), allow_nan=False)
+    assert abs(mia_distance(train, holdout, synth)["auc"] - 0.5) < 0.07
+    dens = mia_density(train, holdout, synth, rng=0)
+    assert abs(dens["auc"] - 0.5) < 0.07 and abs(dens["auc_ratio"] - 0.5) < 0.07
+    assert abs(nnaa(train, synth)["aa"] - 0.5) < 0.06 and abs(nnaa(holdout, synth)["aa"] - 0.5) < 0.06
+    dcr = dcr_test(train, holdout, synth)
+    assert abs(dcr["dcr_prob_synth_closer"] - 0.5) < 0.06
+    assert 0.8 < dcr["dcr_ratio_median"] < 1.2 and dcr["dcr_synth"].shape == (400,)
+    nc = near_copies(train, synth, holdout, rng=0)
+    assert nc["near_copy_fraction"] < 0.04 and nc["near_copy_fraction_holdout"] < 0.04
+    assert abs(nc["near_copy_excess"]) < 0.02
 
 
-def test_copying_generator_fails_the_gate(sets):
+def test_copying_generator_is_detected(sets):
     train, holdout, _ = sets
     rng = np.random.default_rng(3)
     copies = train[rng.choice(400, 400, replace=False)]
-    audit = privacy_audit(train, holdout, copies, rng=0)
-    assert audit["near_copy_fraction"] == 1.0 and audit["near_copy_count"] == 400
-    assert audit["mia_distance_auc"] > 0.99
-    assert audit["mia_density_auc"] > 0.6 and audit["mia_density_ratio_auc"] > 0.9
-    assert audit["nnaa_train"] < 0.05 and audit["nnaa_privacy_loss"] > 0.4
-    assert audit["dcr_p_value"] < 1e-10 and audit["dcr_synth_summary"]["median"] == 0.0
-    assert audit["nndr_synth_median"] == pytest.approx(0.0, abs=1e-6)
-    gate = privacy_gate(audit)
-    assert not gate["passed"]
-    assert audit["near_copy_excess"] > 0.9
-    for check in ("near_copy_excess", "mia_distance_auc", "mia_density_ratio_auc", "nnaa_train", "dcr_p_value"):
-        assert check in gate["failed"]
+    nc = near_copies(train, copies, holdout, rng=0)
+    assert nc["near_copy_fraction"] == 1.0 and nc["near_copy_count"] == 400 and nc["near_copy_excess"] > 0.9
+    assert mia_distance(train, holdout, copies)["auc"] > 0.99
+    dens = mia_density(train, holdout, copies, rng=0)
+    assert dens["auc"] > 0.6 and dens["auc_ratio"] > 0.9
+    assert nnaa(train, copies)["aa"] < 0.05
+    dcr = dcr_test(train, holdout, copies)
+    assert dcr["dcr_p_value"] < 1e-10 and dcr["dcr_synth_summary"]["median"] == 0.0
+    assert nndr(train, holdout, copies)["nndr_synth_median"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_noisy_partial_copies_are_caught(sets):
@@ -131,26 +118,22 @@ def test_noisy_partial_copies_are_caught(sets):
     rng = np.random.default_rng(4)
     leaked = train[rng.choice(400, 100, replace=False)] + 0.05 * rng.normal(size=(100, 12, 50)).astype(np.float32)
     mixed = np.concatenate([synth[:300], leaked])
-    audit = privacy_audit(train, holdout, mixed, rng=0)
-    assert audit["near_copy_fraction"] >= 0.25 - 0.01
-    gate = privacy_gate(audit)
-    assert not gate["passed"] and "near_copy_excess" in gate["failed"]
+    nc = near_copies(train, mixed, holdout, rng=0)
+    assert nc["near_copy_fraction"] >= 0.25 - 0.01 and nc["near_copy_excess"] > 0.2
 
 
-def test_single_functions_agree_with_the_audit(sets):
+def test_single_functions_are_consistent(sets):
     train, holdout, synth = sets
-    audit = privacy_audit(train[:200], holdout[:150], synth[:180], rng=0)
     dcr = dcr_test(train[:200], holdout[:150], synth[:180])
-    np.testing.assert_allclose(dcr["dcr_synth"], audit["dcr_synth"])
-    assert dcr["dcr_p_value"] == pytest.approx(audit["dcr_p_value"])
+    d = nearest_neighbors(synth[:180], train[:200], k=1)[0][:, 0]
+    np.testing.assert_allclose(dcr["dcr_synth"], d)
     nn = nndr(train[:200], holdout[:150], synth[:180])
-    assert nn["nndr_synth_median"] == pytest.approx(audit["nndr_synth_median"])
+    d2 = nearest_neighbors(synth[:180], train[:200], k=2)[0]
+    np.testing.assert_allclose(nn["nndr_synth"], d2[:, 0] / d2[:, 1])
     assert np.all((nn["nndr_synth"] >= 0) & (nn["nndr_synth"] <= 1))
-    assert mia_distance(train[:200], holdout[:150], synth[:180])["auc"] == pytest.approx(audit["mia_distance_auc"])
-    dens = mia_density(train[:200], holdout[:150], synth[:180], rng=0)
-    assert dens["auc"] == pytest.approx(audit["mia_density_auc"])
-    nc = near_copies(train[:200], synth[:180], holdout[:150], rng=0)
-    assert nc["near_copy_threshold"] == pytest.approx(audit["near_copy_threshold"])
+    dm = nearest_neighbors(train[:200], synth[:180], k=1)[0][:, 0]
+    dn = nearest_neighbors(holdout[:150], synth[:180], k=1)[0][:, 0]
+    assert mia_distance(train[:200], holdout[:150], synth[:180])["auc"] == pytest.approx(roc_auc(-dm, -dn))
     aa = nnaa(train[:150], synth[:150])
     assert aa["n"] == 150 and 0.0 <= aa["aa"] <= 1.0
 
@@ -163,55 +146,25 @@ def test_nnaa_hand_example():
     assert nnaa(real, close)["aa"] == 0.0
 
 
-def test_embedding_space_and_multi_space_gate(sets):
+def test_embedding_space_and_ecg_like_signals():
     rng = np.random.default_rng(5)
     e_tr, e_ho, e_sy = rng.normal(size=(300, 32)), rng.normal(size=(300, 32)), rng.normal(size=(300, 32))
-    emb = privacy_audit(e_tr, e_ho, e_sy, rng=0)
-    assert emb["space"] == "embedding" and emb["dim"] == 32
-    train, holdout, synth = sets
-    sig = privacy_audit(train, holdout, train.copy(), center=True, rng=0)
-    gate = privacy_gate({"signal": sig, "embedding": emb})
-    assert not gate["passed"]
-    assert "signal.near_copy_excess" in gate["failed"] and "signal.mia_distance_auc" in gate["failed"]
-    for check in ("mia_distance_auc", "mia_density_auc", "near_copy_excess", "nnaa_train"):
-        assert gate["checks"][f"embedding.{check}"]["passed"], check
-    assert len(gate["checks"]) == 2 * len(DEFAULT_GATE_THRESHOLDS)
-
-
-def test_ecg_like_signals_chance_and_copies():
-    rng = np.random.default_rng(6)
+    assert abs(mia_distance(e_tr, e_ho, e_sy)["auc"] - 0.5) < 0.07
+    assert near_copies(e_tr, e_tr[:100], e_ho, rng=0)["near_copy_fraction"] == 1.0
     train, holdout, synth = ecg_like(150, rng), ecg_like(150, rng), ecg_like(150, rng)
-    audit = privacy_audit(train, holdout, synth, center=True, rng=0, keep_arrays=False)
-    assert abs(audit["mia_distance_auc"] - 0.5) < 0.1
-    assert "dcr_synth" not in audit
-    copies = privacy_audit(train, holdout, train[::-1].copy(), center=True, rng=0)
-    assert copies["mia_distance_auc"] > 0.99 and copies["near_copy_fraction"] == 1.0
-    assert not privacy_gate(copies)["passed"]
-
-
-# ------------------------------------------------------------------------------------------------ gate
-def test_gate_nan_handling_and_custom_thresholds():
-    audit = {"mia_distance_auc": 0.55, "mia_density_auc": math.nan}
-    th = {"mia_distance_auc": ("<=", 0.6), "mia_density_auc": ("<=", 0.6)}
-    strict = privacy_gate(audit, th)
-    assert not strict["passed"] and strict["failed"] == ["mia_density_auc"]
-    lenient = privacy_gate(audit, th, strict=False)
-    assert lenient["passed"] and lenient["skipped"] == ["mia_density_auc"]
-    assert not privacy_gate(audit, {"mia_distance_auc": ("<=", 0.5)})["passed"]
-    full = privacy_gate(audit)  # the missing metrics fail by default
-    assert "near_copy_excess" in full["failed"]
-    json.dumps(to_jsonable(full), allow_nan=False)
-    with pytest.raises(DataError, match="operator"):
-        privacy_gate(audit, {"mia_distance_auc": ("=<", 0.6)})
+    assert abs(mia_distance(train, holdout, synth, center=True)["auc"] - 0.5) < 0.1
+    copies = train[::-1].copy()
+    assert mia_distance(train, holdout, copies, center=True)["auc"] > 0.99
+    assert near_copies(train, copies, holdout, center=True, rng=0)["near_copy_fraction"] == 1.0
 
 
 def test_validation():
     x = np.zeros((5, 12, 50), dtype=np.float32)
     with pytest.raises(DataError, match="different sizes"):
-        privacy_audit(x, x, x[:, :, :40])
-    with pytest.raises(DataError, match="at least 3"):
-        privacy_audit(x, x[:2], x)
+        dcr_test(x, x, x[:, :, :40])
+    with pytest.raises(DataError, match="at least 2"):
+        nnaa(x[:1], x)
     bad = x.copy()
     bad[4, 0, 0] = np.nan
     with pytest.raises(DataError, match="record 4"):
-        privacy_audit(x, x, bad)
+        mia_distance(x, x, bad)

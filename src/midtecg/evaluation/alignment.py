@@ -70,7 +70,7 @@ def spectral_signatures(x) -> np.ndarray:
     """Shift- and gain-invariant summary ``(N, 2 C F)`` of records ``(N, C, L)``, unit norm per row.
 
     Two halves of equal weight: the magnitude spectrum of every standardised lead, and that of its
-    standardised first difference (``F = L // 2 + 1`` and ``L // 2`` bins per lead; each half scaled to unit
+    standardised circular first difference (``F = L // 2 + 1`` bins per lead; each half scaled to unit
     norm). A circular shift leaves both unchanged. A shift with padded edges adds the padded segment; the
     difference removes constant padding exactly, which keeps a padded copy nearest to its source where the
     plain spectrum, moved by a baseline offset in the padding, would not (on 300 edge-padded copies of PTB-XL
@@ -82,7 +82,7 @@ def spectral_signatures(x) -> np.ndarray:
 
 def _signatures(z: np.ndarray) -> np.ndarray:
     halves = []
-    for part in (z, _standardised(np.diff(z, axis=-1), "differences")):
+    for part in (z, _standardised(z - np.roll(z, 1, axis=-1), "differences")):  # circular: shift-invariant
         mag = np.abs(sfft.rfft(part.astype(np.float32), axis=-1)).reshape(z.shape[0], -1)  # float32: a shortlist
         norm = np.linalg.norm(mag, axis=1, keepdims=True)
         halves.append(np.divide(mag, norm * math.sqrt(2.0), out=np.zeros_like(mag), where=norm > _EPS))

@@ -90,17 +90,18 @@ def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
 # ------------------------------------------------------------------------------------------ one space
 def _near_copies(d_synth, d_holdout, factor: float, quantile: float, match=None, lag=None) -> dict:
     anchor = float(np.percentile(d_holdout, quantile))
-    threshold = factor * anchor if anchor > 1e-9 else math.nan
-    hit = d_synth < threshold if not math.isnan(threshold) else np.zeros(d_synth.size, dtype=bool)
-    frac, frac_h = float(hit.mean()), float(np.mean(d_holdout < threshold)) if not math.isnan(threshold) else 0.0
+    defined = anchor > 1e-9  # else the holdout holds copies of training records: no yardstick
+    threshold = factor * anchor if defined else math.nan
+    hit = d_synth < threshold if defined else np.zeros(d_synth.size, dtype=bool)
+    hit_h = d_holdout < threshold if defined else np.zeros(d_holdout.size, dtype=bool)
     order = np.flatnonzero(hit)[np.argsort(d_synth[hit], kind="stable")][:_MAX_EXAMPLES]
     examples = [{"synth_index": int(i), "distance": float(d_synth[i]),
                  **({"train_index": int(match[i])} if match is not None else {}),
                  **({"lag": int(lag[i])} if lag is not None else {})} for i in order]
     return {"threshold": threshold, "factor": float(factor), "quantile": float(quantile),
-            "holdout_quantile_value": anchor, "count": int(hit.sum()), "fraction": frac,
-            "count_holdout": int(round(frac_h * d_holdout.size)), "fraction_holdout": frac_h,
-            "excess": frac - frac_h if not math.isnan(threshold) else math.nan, "examples": examples}
+            "holdout_quantile_value": anchor, "count": int(hit.sum()), "fraction": float(hit.mean()),
+            "count_holdout": int(hit_h.sum()), "fraction_holdout": float(hit_h.mean()),
+            "excess": float(hit.mean() - hit_h.mean()) if defined else math.nan, "examples": examples}
 
 
 def _far(d_synth, d_holdout, quantile: float) -> dict:
