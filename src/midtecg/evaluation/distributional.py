@@ -181,9 +181,11 @@ def radial_winsorizer(reference, *, cutoff: float = 5.0) -> Callable[[np.ndarray
         b = _embeddings(x, "rows")
         if b.shape[1] != a.shape[1]:
             raise DataError(f"winsorizer: rows have {b.shape[1]} features, the reference {a.shape[1]}")
-        dev = b - centre
-        r = np.linalg.norm(dev, axis=1, keepdims=True)
-        return centre + dev * np.minimum(1.0, r_max / np.maximum(r, 1e-300))
+        r = np.linalg.norm(b - centre, axis=1)
+        out = b.copy()
+        far = r > r_max
+        out[far] = centre + (b[far] - centre) * (r_max / r[far])[:, None]
+        return out
 
     return winsorize
 
