@@ -139,5 +139,3 @@ def test_validation(real):
         aligned_similarity_pairs(x, x, [[0, 0]], max_lag=1000)
     with pytest.raises(DataError, match="out of range"):
         aligned_similarity_pairs(x, x, [[0, 3]])
-    with pytest.raises(DataError, match="signatures"):
-        aligned_neighbors(x, x, signatures=(spectral_signatures(x[:2]), spectral_signatures(x)))

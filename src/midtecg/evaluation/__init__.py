@@ -2,9 +2,12 @@
 
 Metric modules (import them directly; this package does not import them eagerly):
 :mod:`~midtecg.evaluation.fidelity` (paired SNR / RMSE / PRD / |r|, inter-lead correlation error),
-:mod:`~midtecg.evaluation.distributional` (Frechet distance, KID, MMD, Welch PSD distance, real floors),
+:mod:`~midtecg.evaluation.distributional` (Frechet distance, KID, precision / recall, MMD, Welch PSD distance),
+:mod:`~midtecg.evaluation.floors` (set distances beside real-vs-real floors from many splits),
 :mod:`~midtecg.evaluation.clinical` (delineation, intervals, heart-rate error),
-:mod:`~midtecg.evaluation.privacy` (DCR, NNDR, NNAA, membership inference, the gate),
+:mod:`~midtecg.evaluation.alignment` (shift- and gain-invariant distance between records),
+:mod:`~midtecg.evaluation.privacy_measures` (Euclidean DCR, NNDR, NNAA, membership-inference attacks),
+:mod:`~midtecg.evaluation.privacy` (the privacy audit and its pass / fail / not_informative gate),
 :mod:`~midtecg.evaluation.utility` (classifiers, TRTR / TSTR, low-data curves),
 :mod:`~midtecg.evaluation.embeddings` (the embedding classifier) and
 :mod:`~midtecg.evaluation.report` (the HTML / JSON report builder).

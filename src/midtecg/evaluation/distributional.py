@@ -6,18 +6,25 @@
   ``Tr (S_r S_s)^{1/2} = Tr (S_r^{1/2} S_s S_r^{1/2})^{1/2}`` with eigen-decompositions, which is exact
   for positive semi-definite covariances, never complex and stable when a covariance is singular
   (``n <= dim``). The estimate is biased upwards for small ``n`` (it is not zero for two samples of one
-  distribution): always compare against :func:`real_floor` computed with the same ``n``.
+  distribution): always compare against a real-vs-real floor at the same ``n``
+  (:func:`~midtecg.evaluation.floors.embedding_distances` does, and makes it robust to outlying records).
 - :func:`kid`: Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased
   MMD^2 estimate with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over
   ``n_subsets`` random subsets of ``subset_size`` records drawn without replacement from each set
   (100 subsets of 1000 in the paper), reported with its standard deviation over subsets. Unbiased:
   about 0 (and possibly negative) for two samples of one distribution.
+- :func:`radial_winsorizer`: bounded influence for embeddings: rows beyond a robust radius of the real set
+  are pulled back onto it.
+- :func:`precision_recall`: k-NN precision and recall (Kynkaanniemi et al. 2019).
 - :func:`mmd`: kernel MMD^2 directly on signals (flattened, block-averaged in time by 4 by default,
   optionally centred per lead), Gaussian kernel ``exp(-||x - y||^2 / (2 sigma^2))`` with the median heuristic
   (``sigma`` = median Euclidean distance between distinct points of the pooled sample), unbiased
-  U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory.
+  U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory;
+  :func:`median_bandwidth`, :func:`gaussian_gram` and :func:`mmd2_from_gram` give the same estimate for many
+  subsets of one pool from one kernel matrix.
 - :func:`welch_psd_distance`: per lead, the distance in dB between the sets' mean log power spectra (see
-  the function for the exact definition).
+  the function for the exact definition); :func:`log_psd` (per record) and :func:`log_psd_distance` are its
+  two halves.
 - :func:`real_floor`: any metric between two disjoint random halves of the real set: the value a perfect
   generator would reach with that many records.
 """

@@ -55,7 +55,7 @@ import numpy as np
 
 from midtecg.data.errors import DataError
 
-from .alignment import aligned_neighbors, spectral_signatures
+from .alignment import aligned_neighbors, nearest_signature_distances
 from .fidelity import check_signals
 from .privacy_measures import nearest_neighbors, roc_auc
 
@@ -111,18 +111,18 @@ def _far(d_synth, d_holdout, quantile: float) -> dict:
             "median_holdout": float(np.median(d_holdout))}
 
 
-def _mia(dist_to, members, nonmembers, synth, reference) -> dict:
-    """Distance attack with the synthetic set and with the real reference set, members vs non-members.
-
-    ``dist_to(query_rows, reference_rows) -> (Nq,)`` nearest distances; rows are index arrays or sets."""
-    if members.size < 2 or nonmembers.size < 2 or reference.size < 1:
+def _mia(member_to_synth, nonmember_to_synth, member_to_ref, nonmember_to_ref, n_reference: int) -> dict:
+    """Distance attack (score = minus the distance to the nearest record of a set) with the synthetic set and
+    with the real reference set, members vs non-members; the arguments are those nearest distances."""
+    n_m, n_n = member_to_synth.size, nonmember_to_synth.size
+    if n_m < 2 or n_n < 2 or n_reference < 1:
         return {"auc": math.nan, "baseline_auc": math.nan, "advantage": math.nan, "advantage_se": math.nan,
-                "n_members": int(members.size), "n_nonmembers": int(nonmembers.size), "n_reference": int(reference.size)}
-    auc = roc_auc(-dist_to("train", members, "synth", synth), -dist_to("holdout", nonmembers, "synth", synth))
-    base = roc_auc(-dist_to("train", members, "train", reference), -dist_to("holdout", nonmembers, "train", reference))
-    se = math.hypot(_auc_se(auc, members.size, nonmembers.size), _auc_se(base, members.size, nonmembers.size))
+                "n_members": int(n_m), "n_nonmembers": int(n_n), "n_reference": int(n_reference)}
+    auc = roc_auc(-member_to_synth, -nonmember_to_synth)
+    base = roc_auc(-member_to_ref, -nonmember_to_ref)
+    se = math.hypot(_auc_se(auc, n_m, n_n), _auc_se(base, n_m, n_n))
     return {"auc": auc, "baseline_auc": base, "advantage": auc - base, "advantage_se": se,
-            "n_members": int(members.size), "n_nonmembers": int(nonmembers.size), "n_reference": int(reference.size)}
+            "n_members": int(n_m), "n_nonmembers": int(n_n), "n_reference": int(n_reference)}
 
 
 def _space(space: str, distance: str, d_synth, d_holdout, far: dict, mia: dict, settings: dict, *, match=None,
@@ -144,7 +144,7 @@ def _space(space: str, distance: str, d_synth, d_holdout, far: dict, mia: dict, 
 
 # ------------------------------------------------------------------------------------------ the audit
 def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray] | None = None,
-                  n_candidates: int = 8, max_lag: int | None = None, near_copy_factor: float = 0.5,
+                  n_candidates: int = 6, max_lag: int | None = None, near_copy_factor: float = 0.5,
                   near_copy_quantile: float = 5.0, far_quantile: float = 99.0, rng=0,
                   keep_arrays: bool = True) -> dict:
     """Near-copies, distance from the data and membership inference, in signal (and embedding) space.
@@ -193,25 +193,19 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
     n_ref = min(n["synth"], n["train"] // 2)
     perm = gen.permutation(n["train"])
     reference, members = np.sort(perm[:n_ref]), np.sort(perm[n_ref:])
-    nonmembers, synth_rows = np.arange(n["holdout"]), np.arange(n["synth"])
 
     # ---- signal space: aligned distance (near-copies, far), spectral signatures (far, membership)
-    sig = {k: spectral_signatures(v) for k, v in sets.items()}
-    nb = aligned_neighbors(np.concatenate([sets["synth"], sets["holdout"]]), sets["train"], k=1,
-                           n_candidates=n_candidates, max_lag=max_lag,
-                           signatures=(np.concatenate([sig["synth"], sig["holdout"]]), sig["train"]))
-    d_al, match, lag, d_sig = nb["distance"][:, 0], nb["index"][:, 0], nb["lag"][:, 0], nb["signature_distance"]
-
-    def sig_dist(qname, rows, rname, ref_rows):
-        dot = sig[qname][rows] @ sig[rname][ref_rows].T
-        return np.sqrt(np.maximum(2.0 - 2.0 * dot.max(axis=1).astype(np.float64), 0.0))
-
     k_s = n["synth"]
-    d_sig_s, d_sig_h = d_sig[:k_s], d_sig[k_s:]
+    nb = aligned_neighbors(np.concatenate([sets["synth"], sets["holdout"]]), sets["train"], k=1,
+                           n_candidates=n_candidates, max_lag=max_lag)
+    d_al, match, lag, d_sig = nb["distance"][:, 0], nb["index"][:, 0], nb["lag"][:, 0], nb["signature_distance"]
+    to_synth, to_ref = nearest_signature_distances(sets["train"], sets["synth"], sets["train"][reference])
+    h_synth, h_ref = nearest_signature_distances(sets["holdout"], sets["synth"], sets["train"][reference])
+    mia = _mia(to_synth[members], h_synth, to_ref[members], h_ref, reference.size)
     out = {"signal": _space(
         "signal", "aligned distance sqrt(2 (1 - r)): r = mean per-lead Pearson correlation at the best common shift",
-        d_al[:k_s], d_al[k_s:], {"aligned": (d_al[:k_s], d_al[k_s:]), "spectral": (d_sig_s, d_sig_h)},
-        _mia(sig_dist, members, nonmembers, synth_rows, reference), settings, match=match[:k_s], lag=lag[:k_s],
+        d_al[:k_s], d_al[k_s:], {"aligned": (d_al[:k_s], d_al[k_s:]), "spectral": (d_sig[:k_s], d_sig[k_s:])},
+        mia, settings, match=match[:k_s], lag=lag[:k_s],
         keep_arrays=keep_arrays)}
     out["signal"]["mia"]["attack"] = "distance to the nearest record in spectral-signature space"
 
@@ -227,14 +221,16 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
         if len({e.shape[1] for e in emb.values()}) > 1:
             raise DataError(f"privacy audit: embedding sizes differ: { {k: e.shape[1] for k, e in emb.items()} }")
 
-        def emb_dist(qname, rows, rname, ref_rows):
-            return nearest_neighbors(emb[qname][rows], emb[rname][ref_rows], k=1)[0][:, 0]
+        def nearest(a, b):
+            return nearest_neighbors(a, b, k=1)[0][:, 0]
 
         d_s, i_s = (a[:, 0] for a in nearest_neighbors(emb["synth"], emb["train"], k=1))
-        d_h = nearest_neighbors(emb["holdout"], emb["train"], k=1)[0][:, 0]
+        d_h = nearest(emb["holdout"], emb["train"])
+        ref = emb["train"][reference]
+        mia = _mia(nearest(emb["train"][members], emb["synth"]), nearest(emb["holdout"], emb["synth"]),
+                   nearest(emb["train"][members], ref), nearest(emb["holdout"], ref), reference.size)
         out["embedding"] = _space("embedding", "Euclidean distance between embeddings", d_s, d_h,
-                                  {"euclidean": (d_s, d_h)}, _mia(emb_dist, members, nonmembers, synth_rows, reference),
-                                  settings, match=i_s, keep_arrays=keep_arrays)
+                                  {"euclidean": (d_s, d_h)}, mia, settings, match=i_s, keep_arrays=keep_arrays)
         out["embedding"]["mia"]["attack"] = "distance to the nearest record in embedding space"
     out.update(n_train=n["train"], n_holdout=n["holdout"], n_synth=n["synth"], settings=settings)
     return out
