@@ -79,7 +79,8 @@ def test_copies_are_found_exactly_whatever_the_shift_gain_or_offset(real):
         "rolled": np.stack([np.roll(s, k, axis=-1) for s, k in zip(x, shift)]) * gain + offset,
         "edge_padded": np.stack([np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1)
                                  for s, k in zip(x, shift[:4])]),
-        "zero_padded_left": np.stack([np.concatenate([s[:, k:], np.zeros((12, k))], axis=1) for s, k in zip(x, shift[:4])]),
+        "zero_padded_left": np.stack([np.concatenate([s[:, k:], np.zeros((12, k))], axis=1)
+                                      for s, k in zip(x, shift[:4])]),
     }
     expected_lag = {"rolled": [1, 57, 250, 499, -270, -1], "edge_padded": [1, 57, 250, 499],
                     "zero_padded_left": [-1, -57, -250, -499]}

@@ -129,7 +129,7 @@ def _overlap_sums(c: np.ndarray, lag: np.ndarray, side: str) -> np.ndarray:
 
 
 def _similarity(q: np.ndarray, r: np.ndarray, pairs: np.ndarray, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
-    """Aligned similarity of records ``q[i]``, ``r[j]`` (validated, any float dtype) for the given pairs (see :func:`aligned_similarity_pairs`).
+    """Aligned similarity of records ``q[i]``, ``r[j]`` for the given pairs (validated arrays, any float dtype).
 
     Two steps per pair, both from one cross-spectrum per lead: (1) a coarse score at every lag, the
     lead-summed cross-correlation divided by the overlap length (one inverse FFT per pair); (2) the exact
@@ -180,12 +180,15 @@ def _max_lag(length: int, max_lag: int | None) -> int:
 
 
 def aligned_similarity_pairs(query, reference, pairs, *, max_lag: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact aligned similarity for given pairs ``(i, j)`` of ``query[i]`` and ``reference[j]``.
+    """Aligned similarity for given pairs ``(i, j)`` of ``query[i]`` and ``reference[j]``.
 
     ``pairs``: integer array ``(P, 2)``. ``max_lag``: largest shift tried, in samples (default ``L // 2``:
     the records overlap by at least half their length). At lag ``tau`` the query sample ``t`` is compared
     with the reference sample ``t - tau`` (a query that is the reference delayed by ``tau`` samples matches at
-    ``+tau``). Returns ``(similarity (P,), best lag (P,))``.
+    ``+tau``). The value is the exact mean per-lead overlap Pearson correlation at the best of the
+    ``_REFINE`` lags where the lead-summed cross-correlation peaks: the maximum over all lags whenever one of
+    those holds it, as it does for a shifted copy (1 at its shift) and did in every brute-force comparison of
+    the tests. Returns ``(similarity (P,), best lag (P,))``.
     """
     q = check_signals(query, "query", ndim=3)
     r = check_signals(reference, "reference", ndim=3)

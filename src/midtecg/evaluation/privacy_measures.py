@@ -269,8 +269,8 @@ def nnaa(real, synth, *, center: bool = False, rng=None) -> dict:
     n = min(f["real"].shape[0], f["synth"].shape[0])
     if n < 2:
         raise DataError("NNAA needs at least 2 records in each set")
-    a = f["real"] if f["real"].shape[0] == n else f["real"][np.sort(gen.choice(f["real"].shape[0], n, replace=False))]
-    b = f["synth"] if f["synth"].shape[0] == n else f["synth"][np.sort(gen.choice(f["synth"].shape[0], n, replace=False))]
+    a, b = (x if x.shape[0] == n else x[np.sort(gen.choice(x.shape[0], n, replace=False))]
+            for x in (f["real"], f["synth"]))
     return {**_aa(a, b), "n": int(n)}
 
 
