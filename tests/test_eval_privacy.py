@@ -203,8 +203,14 @@ def test_gate_output_is_json_and_names_its_thresholds(folds):
         check = gate["checks"][name]
         assert {"value", "op", "threshold", "passed"} <= set(check), name
     json.dumps(to_jsonable({"audit": result, "gate": gate}), allow_nan=False)
-    small = audit(folds, folds["val"], keep_arrays=False)
+    small = audit(folds, folds["val"], keep_arrays=False, classic=False)
     assert "dcr_synth" not in small["signal"] and "dcr_synth" in result["signal"]
+    # the classic Euclidean measures ride along, per space, without deciding anything
+    assert "classic" not in small["signal"]
+    for space in ("signal", "embedding"):
+        classic = result[space]["classic"]
+        assert {"mia_distance_auc", "mia_density_auc", "nnaa_train", "nnaa_privacy_loss", "dcr_p_value"} <= set(classic)
+        assert classic["space"] == space
 
 
 def test_validation(folds):

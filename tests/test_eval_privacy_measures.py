@@ -9,6 +9,7 @@ from midtecg.data.errors import DataError
 from midtecg.evaluation import privacy_measures as priv
 from midtecg.evaluation.privacy_measures import (
     as_features,
+    classic_measures,
     dcr_test,
     mia_density,
     mia_distance,
@@ -136,6 +137,25 @@ def test_single_functions_are_consistent(sets):
     assert mia_distance(train[:200], holdout[:150], synth[:180])["auc"] == pytest.approx(roc_auc(-dm, -dn))
     aa = nnaa(train[:150], synth[:150])
     assert aa["n"] == 150 and 0.0 <= aa["aa"] <= 1.0
+
+
+def test_classic_measures_agree_with_the_single_functions(sets):
+    train, holdout, synth = sets
+    out = classic_measures(train[:200], holdout[:150], synth[:180], rng=0)
+    dcr = dcr_test(train[:200], holdout[:150], synth[:180])
+    np.testing.assert_allclose(out["dcr_synth"], dcr["dcr_synth"])
+    assert out["dcr_p_value"] == pytest.approx(dcr["dcr_p_value"])
+    assert out["nndr_synth_median"] == pytest.approx(nndr(train[:200], holdout[:150], synth[:180])["nndr_synth_median"])
+    assert out["mia_distance_auc"] == pytest.approx(mia_distance(train[:200], holdout[:150], synth[:180])["auc"])
+    assert out["mia_density_auc"] == pytest.approx(mia_density(train[:200], holdout[:150], synth[:180], rng=0)["auc"])
+    nc = near_copies(train[:200], synth[:180], holdout[:150], rng=0)
+    assert out["near_copy_threshold"] == pytest.approx(nc["near_copy_threshold"])
+    assert out["nnaa_n"] == 150 and 0.0 <= out["nnaa_train"] <= 1.0
+    assert out["space"] == "signal" and out["n_train"] == 200
+    small = classic_measures(train[:50], holdout[:50], synth[:50], rng=0, keep_arrays=False)
+    assert "dcr_synth" not in small and "nndr_holdout" not in small
+    with pytest.raises(DataError, match="at least 3"):
+        classic_measures(train, holdout[:2], synth)
 
 
 def test_nnaa_hand_example():

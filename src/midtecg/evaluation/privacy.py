@@ -61,7 +61,7 @@ from midtecg.data.errors import DataError
 
 from .alignment import aligned_neighbors, nearest_signature_distances
 from .fidelity import check_signals
-from .privacy_measures import nearest_neighbors, roc_auc
+from .privacy_measures import classic_measures, nearest_neighbors, roc_auc
 
 __all__ = ["DEFAULT_GATE_THRESHOLDS", "privacy_audit", "privacy_gate"]
 
@@ -149,7 +149,7 @@ def _space(space: str, distance: str, d_synth, d_holdout, far: dict, mia: dict, 
 # ------------------------------------------------------------------------------------------ the audit
 def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray] | None = None,
                   n_candidates: int = 6, max_lag: int | None = None, near_copy_factor: float = 0.5,
-                  near_copy_quantile: float = 5.0, far_quantile: float = 99.0, rng=0,
+                  near_copy_quantile: float = 5.0, far_quantile: float = 99.0, classic: bool = True, rng=0,
                   keep_arrays: bool = True) -> dict:
     """Near-copies, distance from the data and membership inference, in signal (and embedding) space.
 
@@ -165,6 +165,10 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
     max_lag : largest shift tried, in samples (default half the record).
     near_copy_factor, near_copy_quantile : near-copy threshold = factor x that percentile of the holdout DCRs.
     far_quantile : percentile of the holdout DCRs beyond which a synthetic record counts as far.
+    classic : add, per space, the Euclidean measures of method.md section 6
+        (:func:`~midtecg.evaluation.privacy_measures.classic_measures`: DCR test, NNDR, NNAA, distance and
+        density attacks, near-copies by train-to-train distances) under ``"classic"``; reported, never
+        deciding (raw-signal Euclidean distances see neither shifts nor rescaling).
     rng : seed or Generator (the real reference subset of the membership attack).
     keep_arrays : include the per-record arrays (``dcr_synth``, ``dcr_holdout``, ``match_synth``).
 
@@ -177,7 +181,8 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
     "holdout_quantile_value", "count", "fraction", "count_holdout", "fraction_holdout", "excess",
     "examples": [{"synth_index", "train_index", "distance", "lag" (signal space, samples)}]}, "far": {distance
     name: {"quantile", "holdout_quantile_value", "fraction_beyond", "median_synth", "median_holdout"}},
-    "mia": {"auc", "baseline_auc", "advantage", "advantage_se", "n_members", "n_nonmembers", "n_reference"}}``.
+    "mia": {"auc", "baseline_auc", "advantage", "advantage_se", "n_members", "n_nonmembers", "n_reference"},
+    "classic" (with ``classic``)}``.
     ``threshold`` is NaN when the holdout's percentile is 0 (the holdout holds copies of training records).
     """
     sets = {"train": check_signals(train, "train"), "holdout": check_signals(holdout, "holdout"),
@@ -239,6 +244,11 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
         out["embedding"] = _space("embedding", "Euclidean distance between embeddings", d_s, d_h,
                                   {"euclidean": (d_s, d_h)}, mia, settings, match=i_s, keep_arrays=keep_arrays)
         out["embedding"]["mia"]["attack"] = "distance to the nearest record in embedding space"
+    if classic:
+        for space, (tr, ho, sy) in {"signal": (sets["train"], sets["holdout"], sets["synth"]),
+                                     **({"embedding": (emb["train"], emb["holdout"], emb["synth"])}
+                                        if embeddings is not None else {})}.items():
+            out[space]["classic"] = classic_measures(tr, ho, sy, rng=gen, keep_arrays=False)
     out.update(n_train=n["train"], n_holdout=n["holdout"], n_synth=n["synth"], settings=settings)
     return out
 
