@@ -14,8 +14,15 @@ from midtecg.evaluation import distributional as dist
 from midtecg.evaluation.distributional import (
     frechet_distance,
     frechet_distance_from_stats,
+    gaussian_gram,
     kid,
+    log_psd,
+    log_psd_distance,
+    median_bandwidth,
     mmd,
+    mmd2_from_gram,
+    precision_recall,
+    radial_winsorizer,
     real_floor,
     signal_features,
     welch_psd_distance,
@@ -220,6 +227,72 @@ def test_mmd_real_floor_vs_noise_on_shared_records():
     bad = mmd(real[:100], noise, rng=0)["mmd2"]
     assert abs(floor["mean"]["mmd2"]) < 0.005
     assert bad > 0.01 and bad > abs(floor["mean"]["mmd2"]) + 10 * floor["std"]["mmd2"]
+
+
+# ------------------------------------------------------------------------------- robustness, P / R
+def test_radial_winsorizer_moves_only_outliers_onto_the_limit():
+    rng = np.random.default_rng(20)
+    ref = rng.normal(size=(500, 8))
+    w = radial_winsorizer(ref)
+    np.testing.assert_array_equal(w(ref), ref)  # a Gaussian sample: nothing beyond median + 5 MAD
+    centre = np.median(ref, axis=0)
+    radius = np.linalg.norm(ref - centre, axis=1)
+    med = np.median(radius)
+    limit = med + 5 * 1.4826 * np.median(np.abs(radius - med))
+    far = centre + 1000.0 * np.eye(8)[:2]  # two rows far out along two axes
+    moved = w(far)
+    np.testing.assert_allclose(np.linalg.norm(moved - centre, axis=1), limit, rtol=1e-12)
+    np.testing.assert_allclose((moved - centre) / limit, np.eye(8)[:2], atol=1e-12)  # direction kept
+    with pytest.raises(DataError, match="features"):
+        w(np.zeros((2, 3)))
+
+
+def test_precision_recall_equals_brute_force():
+    rng = np.random.default_rng(21)
+    a, b = rng.normal(size=(40, 3)), rng.normal(1.5, 1.0, size=(30, 3))
+    out = precision_recall(a, b, k=3)
+
+    def radii(z):
+        d = np.linalg.norm(z[:, None] - z[None], axis=-1)
+        return np.sort(d, axis=1)[:, 3]  # column 0 is the record itself
+
+    d_ab = np.linalg.norm(b[:, None] - a[None], axis=-1)  # (synth, real)
+    precision = np.mean([(d_ab[j] <= radii(a)).any() for j in range(30)])
+    recall = np.mean([(d_ab[:, i] <= radii(b)).any() for i in range(40)])
+    assert out["precision"] == pytest.approx(precision) and out["recall"] == pytest.approx(recall)
+    assert 0 < out["precision"] < 1 and 0 < out["recall"] < 1
+    far = precision_recall(a, b + 100.0, k=3)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+    assert precision_recall(a, a.copy(), k=3)["precision"] == 1.0
+    with pytest.raises(DataError, match="k="):
+        precision_recall(a, b[:3], k=3)
+
+
+def test_gram_mmd_and_median_bandwidth_match_mmd():
+    rng = np.random.default_rng(22)
+    x, y = ecg_like(12, rng), ecg_like(9, rng) * 1.2
+    fx, fy = signal_features(x, downsample=4), signal_features(y, downsample=4)
+    pooled = np.concatenate([fx, fy])
+    sigma = median_bandwidth(pooled)
+    ref = mmd(x, y)
+    assert sigma == pytest.approx(ref["bandwidth"], rel=1e-12)
+    gram = gaussian_gram(pooled, bandwidth=sigma)
+    assert mmd2_from_gram(gram, np.arange(12), np.arange(12, 21)) == pytest.approx(ref["mmd2"], rel=1e-9)
+    np.testing.assert_allclose(gaussian_gram(fx, fy, bandwidth=sigma), gram[:12, 12:], rtol=1e-12)
+    assert median_bandwidth(np.ones((5, 3))) == 1.0
+    with pytest.raises(DataError, match="bandwidth"):
+        gaussian_gram(fx, bandwidth=0.0)
+
+
+def test_log_psd_pieces_rebuild_the_welch_distance():
+    x, y = ecg_like(6, 23), ecg_like(5, 24) * 0.5
+    freqs, sx = log_psd(x, fs=100)
+    _, sy = log_psd(y, fs=100)
+    assert sx.shape == (6, 12, freqs.size) and freqs[-1] == pytest.approx(50.0)
+    direct = welch_psd_distance(x, y, fs=100, metric="l2")
+    pieces = log_psd_distance(sx.mean(0), sy.mean(0), freqs, metric="l2")
+    assert pieces["mean"] == pytest.approx(direct["mean"], rel=1e-12)
+    assert pieces["per_lead"] == pytest.approx(direct["per_lead"], rel=1e-12)
 
 
 def test_validation():

@@ -16,6 +16,7 @@ from midtecg.evaluation.fidelity import (
     correlation_matrices,
     interlead_correlation_error,
     mean_correlation_matrix_error,
+    mean_matrix_error,
     paired_fidelity,
     to_jsonable,
 )
@@ -148,6 +149,10 @@ def test_between_means_unpaired_sets():
     assert 0.0 <= out["mean_abs_error"] <= out["max_abs_error"] <= 2.0
     same = mean_correlation_matrix_error(a, a[::-1])
     assert same["mean_abs_error"] == pytest.approx(0.0, abs=1e-12)
+    pre = mean_matrix_error(correlation_matrices(a), correlation_matrices(b))
+    assert pre["mean_abs_error"] == out["mean_abs_error"] and pre["max_pair"] == out["max_pair"]
+    with pytest.raises(DataError, match="same C"):
+        mean_matrix_error(correlation_matrices(a), correlation_matrices(b)[:, :8, :8])
 
 
 def test_white_noise_scores_badly(ecgs):

@@ -145,3 +145,20 @@ def test_ecg_like_is_einthoven_consistent_and_ecg_scaled():
 
 def test_ecg_like_is_reproducible():
     np.testing.assert_array_equal(ecg_like(3, 7), ecg_like(3, 7))
+
+
+@functools.lru_cache(maxsize=None)
+def _fixture_folds(cache_dir: str) -> dict[str, np.ndarray]:
+    from midtecg.data.cache import load_prepared, prepare
+
+    prepare(_REPO / "tests" / "fixtures" / "ptbxl", cache_dir, progress=False)
+    data = load_prepared(cache_dir)
+    fold = data.records["strat_fold"].to_numpy()
+    x = np.asarray(data.signals, dtype=np.float32)
+    return {"train": x[fold <= 8], "val": x[fold == 9], "test": x[fold == 10]}
+
+
+def fixture_folds(tmp_path_factory) -> dict[str, np.ndarray]:
+    """The 40-record fixture prepared at 100 Hz (once per session): ``{"train" (20 records, folds 1-8),
+    "val" (10, fold 9), "test" (10, fold 10)}`` as (N, 12, 1000) float32 arrays (other patients per fold)."""
+    return _fixture_folds(str(tmp_path_factory.getbasetemp() / "fixture_cache_100hz"))

@@ -10,9 +10,14 @@ page) and :mod:`~midtecg.evaluation.report` (a generic HTML / JSON report builde
 
 Metric modules: :mod:`~midtecg.evaluation.fidelity` (paired SNR / RMSE / PRD / |r|, inter-lead correlation
 error), :mod:`~midtecg.evaluation.distributional` (Frechet distance, KID, precision / recall, MMD, Welch PSD
-distance, real floors), :mod:`~midtecg.evaluation.rhythm` (RR regularity, beat consistency, P waves),
-:mod:`~midtecg.evaluation.clinical` (delineation, intervals, heart-rate error),
-:mod:`~midtecg.evaluation.privacy` (DCR, NNDR, NNAA, membership inference, the gate),
+distance), :mod:`~midtecg.evaluation.set_distances` (those distances beside real-vs-real floors from many splits),
+:mod:`~midtecg.evaluation.floors` (per-record measures compared by KS with floors),
+:mod:`~midtecg.evaluation.rhythm` (RR regularity, beat consistency, P waves),
+:mod:`~midtecg.evaluation.clinical` (delineation, intervals, heart-rate error; built on ``beats``,
+``delineation`` and ``ecg_measures``, cached by ``measure_cache``),
+:mod:`~midtecg.evaluation.alignment` (shift- and gain-invariant distance between records),
+:mod:`~midtecg.evaluation.privacy_measures` (Euclidean DCR, NNDR, NNAA, membership-inference attacks),
+:mod:`~midtecg.evaluation.privacy` (the privacy audit and its pass / fail / not_informative gate),
 :mod:`~midtecg.evaluation.utility` (classifiers, TRTR / TSTR, low-data curves) and
 :mod:`~midtecg.evaluation.embeddings` (the embedding classifier).
 """

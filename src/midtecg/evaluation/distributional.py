@@ -6,18 +6,25 @@
   ``Tr (S_r S_s)^{1/2} = Tr (S_r^{1/2} S_s S_r^{1/2})^{1/2}`` with eigen-decompositions, which is exact
   for positive semi-definite covariances, never complex and stable when a covariance is singular
   (``n <= dim``). The estimate is biased upwards for small ``n`` (it is not zero for two samples of one
-  distribution): always compare against :func:`real_floor` computed with the same ``n``.
+  distribution): always compare against a real-vs-real floor at the same ``n``
+  (:func:`~midtecg.evaluation.floors.embedding_distances` does, and makes it robust to outlying records).
 - :func:`kid`: Kernel Inception Distance (Binkowski et al. 2018, "Demystifying MMD GANs"): the unbiased
   MMD^2 estimate with the cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over
   ``n_subsets`` random subsets of ``subset_size`` records drawn without replacement from each set
   (100 subsets of 1000 in the paper), reported with its standard deviation over subsets. Unbiased:
   about 0 (and possibly negative) for two samples of one distribution.
+- :func:`radial_winsorizer`: bounded influence for embeddings: rows beyond a robust radius of the real set
+  are pulled back onto it.
+- :func:`precision_recall`: k-NN precision and recall (Kynkaanniemi et al. 2019).
 - :func:`mmd`: kernel MMD^2 directly on signals (flattened, block-averaged in time by 4 by default,
   optionally centred per lead), Gaussian kernel ``exp(-||x - y||^2 / (2 sigma^2))`` with the median heuristic
   (``sigma`` = median Euclidean distance between distinct points of the pooled sample), unbiased
-  U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory.
+  U-statistic estimate, computed in row blocks so N = 1000 + 1000 (or much more) fits in little memory;
+  :func:`median_bandwidth`, :func:`gaussian_gram` and :func:`mmd2_from_gram` give the same estimate for many
+  subsets of one pool from one kernel matrix.
 - :func:`welch_psd_distance`: per lead, the distance in dB between the sets' mean log power spectra (see
-  the function for the exact definition).
+  the function for the exact definition); :func:`log_psd` (per record) and :func:`log_psd_distance` are its
+  two halves.
 - :func:`real_floor`: any metric between two disjoint random halves of the real set: the value a perfect
   generator would reach with that many records.
 """
@@ -38,8 +45,15 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_stats",
     "kid",
+    "radial_winsorizer",
+    "precision_recall",
     "mmd",
+    "median_bandwidth",
+    "gaussian_gram",
+    "mmd2_from_gram",
     "welch_psd_distance",
+    "log_psd",
+    "log_psd_distance",
     "real_floor",
     "signal_features",
 ]
@@ -150,6 +164,77 @@ def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, r
             "n_synth": int(b.shape[0]), "dim": int(d)}
 
 
+# --------------------------------------------------------------------------------- robustness, P / R
+def radial_winsorizer(reference, *, cutoff: float = 5.0) -> Callable[[np.ndarray], np.ndarray]:
+    """A map that pulls outlying rows back to a radius set by ``reference`` ``(N, D)`` (bounded influence).
+
+    Centre ``c`` = coordinate-wise median of ``reference``; radius of a row = ``||x - c||``; limit
+    ``r_max = median radius + cutoff * 1.4826 * MAD(radius)`` (``cutoff`` robust standard deviations of the
+    reference's radii beyond their median; both statistics ignore up to half the rows). The returned function
+    maps ``x`` to ``c + (x - c) min(1, r_max / ||x - c||)``: rows inside the limit are unchanged, a row far
+    outside is moved radially onto it, so no single record (a 28.5 mV artefact, say) can carry more weight
+    in a mean or a covariance than a record at the limit. With the default cutoff of 5, samples of a Gaussian
+    are practically never moved (in 4 dimensions the limit is beyond the 1 - 1e-6 quantile).
+    """
+    a = _embeddings(reference, "reference")
+    centre = np.median(a, axis=0)
+    radius = np.linalg.norm(a - centre, axis=1)
+    med = float(np.median(radius))
+    r_max = med + float(cutoff) * 1.4826 * float(np.median(np.abs(radius - med)))
+    if not r_max > 0.0:
+        r_max = float(radius.max()) if radius.max() > 0 else 1.0
+
+    def winsorize(x) -> np.ndarray:
+        b = _embeddings(x, "rows")
+        if b.shape[1] != a.shape[1]:
+            raise DataError(f"winsorizer: rows have {b.shape[1]} features, the reference {a.shape[1]}")
+        r = np.linalg.norm(b - centre, axis=1)
+        out = b.copy()
+        far = r > r_max
+        out[far] = centre + (b[far] - centre) * (r_max / r[far])[:, None]
+        return out
+
+    return winsorize
+
+
+def precision_recall(emb_real, emb_synth, *, k: int = 3) -> dict:
+    """Improved precision and recall of Kynkaanniemi et al. 2019 (NeurIPS), with ``k``-NN balls (paper: k=3).
+
+    Each real record spans a ball of radius its distance to its ``k``-th nearest other real record; the real
+    manifold is the union of those balls. ``precision`` = fraction of synthetic records inside the real
+    manifold (are they realistic?); ``recall`` = fraction of real records inside the synthetic manifold,
+    built the same way from the synthetic set (is the real variety covered?). Both in [0, 1]; below 1 even for
+    two samples of one distribution at finite n: compare with a real-vs-real floor at the same n.
+
+    Returns ``{"precision", "recall", "k", "n_real", "n_synth"}``.
+    """
+    a = _embeddings(emb_real, "emb_real")
+    b = _embeddings(emb_synth, "emb_synth")
+    if a.shape[1] != b.shape[1]:
+        raise DataError(f"precision/recall: embedding sizes differ: {a.shape[1]} vs {b.shape[1]}")
+    if not 1 <= k < min(a.shape[0], b.shape[0]):
+        raise DataError(f"precision/recall: need 1 <= k < records in each set, got k={k} with "
+                        f"{a.shape[0]} real and {b.shape[0]} synthetic records")
+
+    def kth_radius2(z: np.ndarray) -> np.ndarray:
+        d2 = np.maximum(_sq_norms(z)[:, None] + _sq_norms(z)[None, :] - 2.0 * (z @ z.T), 0.0)
+        return np.partition(d2, k, axis=1)[:, k]  # index 0 is the record itself (distance 0)
+
+    def covered(query: np.ndarray, centres: np.ndarray, r2: np.ndarray) -> np.ndarray:
+        hit = np.zeros(query.shape[0], dtype=bool)
+        rows = max(1, _BLOCK_ELEMENTS // centres.shape[0])
+        nc = _sq_norms(centres)
+        for start in range(0, query.shape[0], rows):
+            q = query[start:start + rows]
+            d2 = _sq_norms(q)[:, None] + nc[None, :] - 2.0 * (q @ centres.T)
+            hit[start:start + rows] = np.any(d2 <= r2[None, :], axis=1)
+        return hit
+
+    return {"precision": float(covered(b, a, kth_radius2(a)).mean()),
+            "recall": float(covered(a, b, kth_radius2(b)).mean()), "k": int(k), "n_real": int(a.shape[0]),
+            "n_synth": int(b.shape[0])}
+
+
 # ------------------------------------------------------------------------------------------ MMD on signals
 def signal_features(x, *, downsample: int = 1, center: bool = False, name: str = "signals") -> np.ndarray:
     """Signals ``(N, C, L)`` (or features ``(N, D)``) -> float64 ``(N, D)`` rows for kernel / distance methods.
@@ -196,13 +281,40 @@ def _kernel_sum(x: np.ndarray, y: np.ndarray, gamma: float, same: bool) -> float
     return total
 
 
-def _median_distance(z: np.ndarray, max_samples: int, gen: np.random.Generator) -> float:
+def median_bandwidth(features, *, max_samples: int = 1000, rng=None) -> float:
+    """Median heuristic: the median Euclidean distance between distinct rows of ``features`` ``(N, D)``.
+
+    A random subset of ``max_samples`` rows when larger. 1.0 when all rows are identical (any bandwidth then
+    gives the same kernel values).
+    """
+    z = _embeddings(features, "features")
+    gen = _rng(rng)
     if z.shape[0] > max_samples:
         z = z[gen.choice(z.shape[0], max_samples, replace=False)]
     nz = _sq_norms(z)
     d2 = nz[:, None] + nz[None, :] - 2.0 * (z @ z.T)
     iu = np.triu_indices(z.shape[0], k=1)
-    return float(np.sqrt(np.median(np.maximum(d2[iu], 0.0))))
+    sigma = float(np.sqrt(np.median(np.maximum(d2[iu], 0.0))))
+    return sigma if sigma > 0.0 else 1.0
+
+
+def gaussian_gram(x, y=None, *, bandwidth: float) -> np.ndarray:
+    """Gaussian kernel matrix ``exp(-||x_i - y_j||^2 / (2 bandwidth^2))`` of feature rows (``y`` = ``x`` if None)."""
+    a = _embeddings(x, "x")
+    b = a if y is None else _embeddings(y, "y")
+    if not bandwidth > 0:
+        raise DataError(f"Gaussian kernel: bandwidth must be > 0, got {bandwidth}")
+    d2 = _sq_norms(a)[:, None] + _sq_norms(b)[None, :] - 2.0 * (a @ b.T)
+    return np.exp(-np.maximum(d2, 0.0) / (2.0 * bandwidth**2))
+
+
+def mmd2_from_gram(gram: np.ndarray, index_a, index_b) -> float:
+    """Unbiased MMD^2 between the rows ``index_a`` and the rows ``index_b`` of a precomputed kernel matrix
+    of the pooled records (the same estimate as :func:`mmd`, for many subsets of one pool at little cost)."""
+    ia, ib = np.asarray(index_a), np.asarray(index_b)
+    if ia.size < 2 or ib.size < 2:
+        raise DataError("MMD: each set needs at least 2 records")
+    return _mmd2_unbiased(gram[np.ix_(ia, ia)], gram[np.ix_(ib, ib)], gram[np.ix_(ia, ib)])
 
 
 def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 4, center: bool = False,
@@ -232,11 +344,8 @@ def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 4, cen
         raise DataError(f"MMD: real and synth have different sizes after flattening: {x.shape} vs {y.shape}")
     if x.shape[0] < 2 or y.shape[0] < 2:
         raise DataError("MMD: each set needs at least 2 records")
-    gen = _rng(rng)
     if bandwidth is None:
-        sigma = _median_distance(np.concatenate([x, y]), max_median_samples, gen)
-        if sigma <= 0.0:
-            sigma = 1.0  # all records identical: any bandwidth gives MMD 0
+        sigma = median_bandwidth(np.concatenate([x, y]), max_samples=max_median_samples, rng=rng)
     else:
         sigma = float(bandwidth)
         if not sigma > 0:
@@ -278,25 +387,42 @@ def welch_psd_distance(real, synth, *, fs: float = 100.0, nperseg: int = 256, fm
     y = check_signals(synth, "synth")
     if x.shape[1:] != y.shape[1:]:
         raise DataError(f"Welch distance: real and synth need the same leads and length: {x.shape} vs {y.shape}")
+    freqs, sr = log_psd(x, fs=fs, nperseg=nperseg, psd_floor=psd_floor)
+    _, ss = log_psd(y, fs=fs, nperseg=nperseg, psd_floor=psd_floor)
+    out = log_psd_distance(sr.mean(axis=0), ss.mean(axis=0), freqs, fmin=fmin, fmax=fmax, metric=metric,
+                           lead_names=lead_names)
+    return {**out, "fs": float(fs), "nperseg": int(min(nperseg, x.shape[-1])), "n_real": int(x.shape[0]),
+            "n_synth": int(y.shape[0])}
+
+
+def log_psd(x, *, fs: float, nperseg: int = 256, psd_floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
+    """Per-record Welch log spectra ``10 log10(P(f) + psd_floor)`` in dB: ``(freqs (F,), S (N, C, F))``.
+
+    The definition of :func:`welch_psd_distance` (Hann window, ``min(nperseg, L)`` samples, 50 % overlap,
+    mean detrending), computed in blocks of records.
+    """
+    a = check_signals(x, "signals")
+    seg = int(min(nperseg, a.shape[-1]))
+    out = None
+    for start in range(0, a.shape[0], 256):
+        freqs, p = sps.welch(a[start:start + 256].astype(np.float64), fs=fs, nperseg=seg, axis=-1)
+        if out is None:
+            out = np.empty(a.shape[:2] + (freqs.size,))
+        out[start:start + 256] = 10.0 * np.log10(p + psd_floor)
+    return freqs, out
+
+
+def log_psd_distance(mean_real, mean_synth, freqs, *, fmin: float = 0.5, fmax: float | None = None,
+                     metric: str = "l1", lead_names: Sequence[str] | None = None) -> dict:
+    """The distance of :func:`welch_psd_distance` between two mean log spectra ``(C, F)`` (dB) on ``freqs``."""
     if metric not in ("l1", "l2"):
         raise DataError(f"Welch distance: metric must be 'l1' or 'l2', got {metric!r}")
-    names = _lead_names(lead_names, x.shape[1])
-    seg = int(min(nperseg, x.shape[-1]))
-    top = fs / 2.0 if fmax is None else float(fmax)
-
-    def mean_log_psd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        total = None
-        for start in range(0, a.shape[0], 256):
-            f, p = sps.welch(a[start:start + 256].astype(np.float64), fs=fs, nperseg=seg, axis=-1)
-            s = (10.0 * np.log10(p + psd_floor)).sum(axis=0)
-            total = s if total is None else total + s
-        return f, total / a.shape[0]
-
-    freqs, sr = mean_log_psd(x)
-    _, ss = mean_log_psd(y)
+    sr, ss, freqs = np.asarray(mean_real), np.asarray(mean_synth), np.asarray(freqs)
+    names = _lead_names(lead_names, sr.shape[0])
+    top = float(freqs[-1]) if fmax is None else float(fmax)
     band = (freqs >= fmin) & (freqs <= top)
     if not band.any():
-        raise DataError(f"Welch distance: no frequency bin in [{fmin}, {top}] Hz (fs={fs}, nperseg={seg})")
+        raise DataError(f"Welch distance: no frequency bin in [{fmin}, {top}] Hz")
     diff = sr[:, band] - ss[:, band]
     dist = np.mean(np.abs(diff), axis=1) if metric == "l1" else np.sqrt(np.mean(diff**2, axis=1))
     return {
@@ -308,11 +434,7 @@ def welch_psd_distance(real, synth, *, fs: float = 100.0, nperseg: int = 256, fm
         "freqs": freqs[band],
         "mean_log_psd_real": sr[:, band],
         "mean_log_psd_synth": ss[:, band],
-        "fs": float(fs),
-        "nperseg": seg,
-        "band": [float(fmin), float(top)],
-        "n_real": int(x.shape[0]),
-        "n_synth": int(y.shape[0]),
+        "band": [float(fmin), top],
     }
 
 

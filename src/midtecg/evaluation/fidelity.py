@@ -50,6 +50,7 @@ __all__ = [
     "correlation_matrices",
     "interlead_correlation_error",
     "mean_correlation_matrix_error",
+    "mean_matrix_error",
     "breakdown",
     "to_jsonable",
 ]
@@ -277,6 +278,15 @@ def mean_correlation_matrix_error(real, synth, *, lead_names: Sequence[str] | No
         raise DataError(f"real and synth must have the same leads and length: {real.shape} vs {synth.shape}")
     return _between_means(correlation_matrices(real), correlation_matrices(synth),
                           _lead_names(lead_names, real.shape[1]))
+
+
+def mean_matrix_error(cr, cs, *, lead_names: Sequence[str] | None = None) -> dict:
+    """:func:`mean_correlation_matrix_error` from per-record matrices already computed by
+    :func:`correlation_matrices` (``(N_r, C, C)`` and ``(N_s, C, C)``): many subsets at the cost of means."""
+    cr, cs = np.asarray(cr, dtype=np.float64), np.asarray(cs, dtype=np.float64)
+    if cr.ndim != 3 or cr.shape[1:] != cs.shape[1:] or cr.shape[1] != cr.shape[2]:
+        raise DataError(f"correlation matrices must be (N, C, C) with the same C: {cr.shape} vs {cs.shape}")
+    return _between_means(cr, cs, _lead_names(lead_names, cr.shape[1]))
 
 
 def _between_means(cr: np.ndarray, cs: np.ndarray, names: list[str]) -> dict:
