@@ -145,7 +145,7 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
                       config=fast)
     fid = result["fidelity"]
     assert result["pairing"]["method"] == "ecg_id" and fid["n_records"] == len(test)
-    assert fid["summary"]["snr_db"] > 20 > fid["floor"]["snr_db"]  # near copies beat another patient by far
+    assert fid["summary"]["snr_db"] > 15 and fid["floor"]["snr_db"] < 5  # near copies beat another patient by far
     import dataclasses
 
     unpaired = evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN),
