@@ -90,3 +90,21 @@ def test_verdicts_when_nothing_ran():
         "fidelity": "not_measured", "rhythm": "not_measured", "clinical": "not_measured", "labels": "not_measured",
         "privacy": "not_measured", "utility": "not_measured"}
     assert v["privacy"]["reason"] == "no training records"
+
+
+def test_headline_is_flat_with_short_keys():
+    from midtecg.evaluation.verdicts import headline
+
+    result = {"inputs": {"real": {"n": 20}, "synth": {"n": 10}}, "pairing": {"n_pairs": 0},
+              "embedding": {"frechet": _block(12.0, 10.0, 1.0)},
+              "clinical": {"comparison": {"intervals": {"qrs_ms": _ks(0.5, 0.2, 0.05)}},
+                           "heart_rate_error": {"mae": 4.0}},
+              "privacy": {"gate": {"verdict": "fail", "reason": "copies",
+                                   "checks": {"signal.near_copy_excess": {"value": 0.9, "threshold": 0.02}}}}}
+    result["verdicts"] = verdicts(result)
+    h = headline(result)
+    assert h["n_real"] == 20 and h["n_synth"] == 10 and h["n_pairs"] == 0
+    assert h["fidelity.verdict"] == "far" and h["fidelity.frechet"] == 12.0 and h["fidelity.frechet.floor"] == 10.0
+    assert h["clinical.qrs_ms"] == 0.5 and h["clinical.heart_rate_mae_bpm"] == 4.0
+    assert h["privacy.verdict"] == "fail" and h["privacy.signal.near_copy_excess"] == 0.9
+    assert all(not isinstance(v, (dict, list)) for v in h.values())

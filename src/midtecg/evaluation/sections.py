@@ -156,8 +156,6 @@ def _fidelity_section(report: Report, result: dict, examples: list[dict] | None)
 
 
 def _distributional_section(report: Report, result: dict) -> None:
-    from midtecg.plotting import correlation_heatmaps
-
     report.add_section("Fidelity (distributions)", "Unpaired comparisons of the two sets: in the embedding "
                        "space of an ECG classifier trained on real records (Frechet distance, KID, k-NN precision "
                        "= share of synthetic ECGs that look real, recall = share of real variety the synthetic set "
@@ -169,50 +167,10 @@ def _distributional_section(report: Report, result: dict) -> None:
     for note in (_get(result, "embedding", "note"), _get(result, "distributional", "note")):
         if note:
             report.add_note(str(note))
-    dist = result.get("distributional") or {}
-    p = dist.get("welch_psd")
+    p = (result.get("distributional") or {}).get("welch_psd")
     if isinstance(p, dict) and isinstance(p.get("per_lead"), dict):
-        fl = _get(p, "floor", "per_lead") or {}
-        report.add_table("Welch PSD distance per lead (dB)",
-                         _frame([{"lead": lead, "distance": v, "floor": fl.get(lead)}
-                                 for lead, v in p["per_lead"].items()]))
-        fig = _psd_figure(p)
-        if fig is not None:
-            report.add_figure("Mean power spectra", fig, caption="Mean over records of 10 log10 Welch PSD.")
-    c = dist.get("correlation_between_means")
-    if isinstance(c, dict) and c.get("real_mean_matrix") is not None:
-        fig = correlation_heatmaps(np.array(c["real_mean_matrix"], dtype=float),
-                                   np.array(c["synth_mean_matrix"], dtype=float),
-                                   title="Mean inter-lead correlation matrices")
-        report.add_figure("Inter-lead correlations", fig, caption="Mean over records of each ECG's 12x12 Pearson "
-                          "correlation matrix; right: absolute difference (x100 in the cells).")
-
-
-def _psd_figure(p: dict):
-    from midtecg.plotting.ecg import new_figure
-
-    freqs = p.get("freqs")
-    real, synth = p.get("mean_log_psd_real"), p.get("mean_log_psd_synth")
-    if freqs is None or real is None or synth is None:
-        return None
-    freqs = np.asarray(freqs, dtype=float)
-    real = np.asarray(real, dtype=float)
-    synth = np.asarray(synth, dtype=float)
-    leads = list((p.get("per_lead") or {}).keys()) or list(WFDB_LEADS)
-    show = [lead for lead in ("II", "V1", "V5") if lead in leads] or leads[:3]
-    fig = new_figure(3.6 * len(show), 3.2)
-    axes = np.atleast_1d(fig.subplots(1, len(show), squeeze=False)).ravel()
-    for ax, lead in zip(axes, show):
-        i = leads.index(lead)
-        ax.plot(freqs, real[i], color="#4c72b0", label="real")
-        ax.plot(freqs, synth[i], color="#dd8452", label="synthetic")
-        ax.set_title(lead, fontsize=10)
-        ax.set_xlabel("Hz")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("dB (mV^2/Hz)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+        report.add_table("Welch power-spectrum distance per lead (dB, whole sets)",
+                         _frame([{"lead": lead, "distance": v} for lead, v in p["per_lead"].items()]))
 
 
 def _clinical_section(report: Report, result: dict) -> None:
@@ -276,39 +234,44 @@ def _privacy_section(report: Report, result: dict) -> None:
     from midtecg.plotting import privacy_distance_histogram
 
     priv = result.get("privacy")
-    report.add_section("Privacy", "Does the generator copy, or leak membership of, its training records? "
-                       "Distances to the closest training record (DCR), nearest-neighbour distance ratios, "
-                       "nearest-neighbour adversarial accuracy and membership-inference attacks (members: training "
-                       "records, non-members: the holdout), in signal space and in the classifier's embedding space. "
-                       "Distance measures alone can look safe while attacks succeed. Records far from every real "
-                       "ECG (noise, flat lines) cannot be judged: the gate then says it cannot tell, never pass.")
+    report.add_section("Privacy", "Does the generator copy, or leak membership of, its training records? For every "
+                       "synthetic ECG, the distance to its closest training record (aligned: any time shift and "
+                       "amplitude scaling of a copy is still found), against the same for unseen real records; "
+                       "near-copies; and a membership-inference attack, reported as its advantage over the same "
+                       "attack without synthetic data. Records far from every real ECG (noise, flat lines) cannot "
+                       "be judged: the gate then says it cannot tell, never pass.")
     v = _get(result, "verdicts", "privacy") or {}
     report.add_note(f"Privacy gate: {VERDICT_WORDS.get(v.get('verdict'), v.get('verdict'))}. {v.get('reason', '')}",
                     level="warning" if v.get("verdict") != "pass" else "info")
     if not isinstance(priv, dict) or "gate" not in priv:
         return
-    gate = priv["gate"]
-    checks = gate.get("checks") or {}
+    checks = priv["gate"].get("checks") or {}
     if checks:
-        report.add_table("Gate checks", _frame([{"check": name, **c} if isinstance(c, dict) else
-                                                {"check": name, "value": c} for name, c in checks.items()]))
-    keys = ("mia_distance_auc", "mia_density_auc", "mia_density_ratio_auc", "nnaa_train", "nnaa_holdout",
-            "nnaa_privacy_loss", "dcr_ratio_median", "dcr_p_value", "dcr_prob_synth_closer", "nndr_synth_median",
-            "nndr_holdout_median", "nndr_p_value", "near_copy_count", "near_copy_fraction",
-            "near_copy_fraction_holdout", "near_copy_excess", "near_copy_threshold", "n_train", "n_holdout",
-            "n_synth", "dim")
+        report.add_table("Gate checks", _frame([{"check": name, **{k: c.get(k) for k in ("value", "op", "threshold",
+                                                                                        "passed")}}
+                                                for name, c in checks.items() if isinstance(c, dict)]))
     spaces = [s for s in ("signal", "embedding") if isinstance(priv.get(s), dict)]
-    report.add_table("Audit", _frame([{"measure": k, **{s: priv[s].get(k) for s in spaces}} for k in keys]))
+    rows = []
+    for label, keys in (("median DCR, synthetic", ("dcr", "synth", "median")),
+                        ("median DCR, unseen real", ("dcr", "holdout", "median")),
+                        ("DCR ratio (synthetic / unseen real)", ("dcr", "ratio_median")),
+                        ("near-copies", ("near_copy", "count")), ("near-copy share", ("near_copy", "fraction")),
+                        ("near-copy share of unseen real", ("near_copy", "fraction_holdout")),
+                        ("membership AUC", ("mia", "auc")), ("no-synthetic baseline AUC", ("mia", "baseline_auc")),
+                        ("membership advantage", ("mia", "advantage"))):
+        rows.append({"measure": label, **{s: _get(priv[s], *keys) for s in spaces}})
+    report.add_table("Audit", _frame(rows), caption="; ".join(f"{s}: {priv[s].get('distance')}" for s in spaces))
     for s in spaces:
         a = priv[s]
         if a.get("dcr_synth") is not None and a.get("dcr_holdout") is not None:
+            threshold = _finite(_get(a, "near_copy", "threshold"))
             fig = privacy_distance_histogram(np.array(a["dcr_synth"], dtype=float),
                                              np.array(a["dcr_holdout"], dtype=float),
                                              title=f"Distance to closest training record ({s} space)",
-                                             vlines={"near-copy threshold": _finite(a.get("near_copy_threshold"))}
-                                             if math.isfinite(_finite(a.get("near_copy_threshold"))) else None)
-            report.add_figure(None, fig, caption="Synthetic records piling up left of the holdout's distances "
-                              "suggest memorised training records.")
+                                             vlines={"near-copy threshold": threshold}
+                                             if math.isfinite(threshold) else None)
+            report.add_figure(None, fig, caption="Synthetic records piling up left of the unseen real records' "
+                              "distances suggest memorised training records.")
 
 
 def _utility_section(report: Report, result: dict) -> None:
@@ -369,21 +332,21 @@ def _rhythm_section(report: Report, result: dict) -> None:
                        "rhythm or other).")
     _checks_table(report, result, "rhythm")
     comparison = _get(result, "rhythm", "comparison") or {}
-    groups = comparison.get("groups", comparison)
     rows = []
-    for group, measures in (groups.items() if isinstance(groups, dict) else ()):
-        if not isinstance(measures, dict):
-            continue
+    for group, entry in (comparison.get("groups") or {}).items():
         for key, label in RHYTHM_CHECKS:
-            m = measures.get(key)
+            m = (entry.get("measures") or {}).get(key)
             if isinstance(m, dict):
-                rows.append({"group": group, "measure": label, "real median": m.get("real_median"),
-                             "synthetic median": m.get("synth_median"), "distance": m.get("value_at_floor_n",
-                                                                                          m.get("value")),
-                             "floor": m.get("floor_mean"), "floor sd": m.get("floor_std"),
-                             "n real": m.get("n_real"), "n synthetic": m.get("n_synth")})
+                rows.append({"group": group, "measure": label, "real median": _get(m, "real", "median"),
+                             "real 90th pct": _get(m, "real", "p90"), "synthetic median": _get(m, "synth", "median"),
+                             "not measurable (synthetic)": _get(m, "synth", "missing_rate"),
+                             "KS at floor n": m.get("ks_synth_mean"), "floor": m.get("ks_floor_mean"),
+                             "floor sd": m.get("ks_floor_std"), "n real": entry.get("n_real"),
+                             "n synthetic": entry.get("n_synth")})
     if rows:
-        report.add_table("By rhythm label", _frame(rows))
+        report.add_table("By rhythm label", _frame(rows), caption=comparison.get("distance"))
+    for group, why in (comparison.get("skipped_groups") or {}).items():
+        report.add_note(f"Rhythm group {group} not compared: {why}.")
 
 
 def _labels_section(report: Report, result: dict) -> None:

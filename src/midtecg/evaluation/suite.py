@@ -46,7 +46,7 @@ from midtecg.data.errors import DataError
 from midtecg.evaluation import stages as st
 from midtecg.evaluation.config import EvaluationConfig
 from midtecg.evaluation.inputs import ECGSet, check_compatible, default_train_source, load_ecg_set, pair_records
-from midtecg.evaluation.verdicts import verdicts
+from midtecg.evaluation.verdicts import headline, verdicts
 
 __all__ = ["evaluate", "write_report", "read_evaluation", "FORMAT", "FORMAT_VERSION", "JSON_NAME", "HTML_NAME"]
 
@@ -249,6 +249,7 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
     result["errors"] = stages.errors
     plain = to_jsonable(result)
     plain["verdicts"] = to_jsonable(verdicts(plain))
+    plain["summary"] = to_jsonable(headline(plain))
     plain["timings"] = dict(stages.timings)
     if out_dir is not None:
         out = Path(out_dir)

@@ -37,7 +37,7 @@ import math
 from typing import Any, Iterable
 
 __all__ = ["K_SPREAD", "RELATIVE_MARGIN", "MIN_INFORMATIVE_AUC", "AXES", "AXIS_TITLES", "floor_check", "combine",
-           "verdicts"]
+           "verdicts", "headline"]
 
 K_SPREAD = 3.0
 RELATIVE_MARGIN = 0.10
@@ -66,15 +66,16 @@ def _fmt(v: float) -> str:
 
 
 def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bool = False,
-                bound: float | None = None) -> dict:
+                bound: float | None = None, key: str | None = None) -> dict:
     """Compare one synthetic number with its real-vs-real floor (see the module docstring).
 
     ``bound``: the worst value the metric can take (1 for a KS statistic, 0 for precision), when it has one. A
-    threshold at or beyond it cannot be crossed, so the check is not informative (too few records).
+    threshold at or beyond it cannot be crossed, so the check is not informative (too few records). ``key``: a
+    short name for programs (default ``name``).
     """
     v, m, s = _num(value), _num(floor_mean), _num(floor_std)
     s = 0.0 if math.isnan(s) and not math.isnan(m) else s
-    out: dict[str, Any] = {"metric": name, "value": v, "floor_mean": m, "floor_std": s,
+    out: dict[str, Any] = {"key": key or name, "metric": name, "value": v, "floor_mean": m, "floor_std": s,
                            "higher_is_better": higher_is_better}
     if math.isnan(v) or math.isnan(m):
         missing = "its value" if math.isnan(v) else "its real-vs-real floor"
@@ -114,22 +115,23 @@ def combine(checks: Iterable[dict], *, missing: str | None = None) -> dict:
     return {"verdict": verdict, "reason": reason, "checks": checks}
 
 
-def _block_check(name: str, block, *, higher_is_better: bool = False, bound: float | None = None) -> dict | None:
+def _block_check(key: str, name: str, block, *, higher_is_better: bool = False,
+                 bound: float | None = None) -> dict | None:
     """A check from a set-distance block: ``value_at_floor_n`` (or ``value``), ``floor_mean``, ``floor_std``."""
     if not isinstance(block, dict):
         return None
     value = block.get("value_at_floor_n", block.get("value"))
     return floor_check(name, value, block.get("floor_mean"), block.get("floor_std"), higher_is_better=higher_is_better,
-                       bound=bound)
+                       bound=bound, key=key)
 
 
-def _ks_check(name: str, block) -> dict | None:
+def _ks_check(key: str, name: str, block) -> dict | None:
     """A check from a per-record measure's comparison (:func:`midtecg.evaluation.floors.compare_values`): the
     KS distance (unmeasured records counted beyond every value) at the floor's n, against its floor."""
     if not isinstance(block, dict):
         return None
     return floor_check(name, block.get("ks_synth_mean"), block.get("ks_floor_mean"), block.get("ks_floor_std"),
-                       bound=1.0)
+                       bound=1.0, key=key)
 
 
 def _fidelity(result: dict) -> dict:
@@ -139,15 +141,15 @@ def _fidelity(result: dict) -> dict:
         return combine([], missing=_stage_missing(result, "distributional"))
     specs: tuple = ()
     if isinstance(emb, dict) and "frechet" in emb:
-        specs = (("Frechet distance (classifier embeddings)", emb.get("frechet"), False, None),
-                 ("KID (classifier embeddings)", emb.get("kid"), False, None),
-                 ("k-NN precision (realism)", emb.get("precision"), True, 0.0),
-                 ("k-NN recall (coverage)", emb.get("recall"), True, 0.0))
+        specs = (("frechet", "Frechet distance (classifier embeddings)", emb.get("frechet"), False, None),
+                 ("kid", "KID (classifier embeddings)", emb.get("kid"), False, None),
+                 ("precision", "k-NN precision (realism)", emb.get("precision"), True, 0.0),
+                 ("recall", "k-NN recall (coverage)", emb.get("recall"), True, 0.0))
     if isinstance(dist, dict):
-        specs += (("MMD (signals)", dist.get("mmd"), False, None),
-                  ("Welch power-spectrum distance", dist.get("welch_psd"), False, None),
-                  ("mean inter-lead correlation error", dist.get("correlation_between_means"), False, None))
-    checks = (_block_check(n, b, higher_is_better=h, bound=bound) for n, b, h, bound in specs)
+        specs += (("mmd", "MMD (signals)", dist.get("mmd"), False, None),
+                  ("welch_psd", "Welch power-spectrum distance", dist.get("welch_psd"), False, None),
+                  ("correlation", "mean inter-lead correlation error", dist.get("correlation"), False, None))
+    checks = (_block_check(k, n, b, higher_is_better=h, bound=bound) for k, n, b, h, bound in specs)
     return combine(c for c in checks if c is not None)
 
 
@@ -162,7 +164,7 @@ def _rhythm(result: dict) -> dict:
     if not isinstance(rhythm, dict) or "comparison" not in rhythm:
         return combine([], missing=_stage_missing(result, "rhythm"))
     measures = ((rhythm["comparison"].get("groups") or {}).get("all") or {}).get("measures") or {}
-    checks = [_ks_check(f"{label}: distance to real", measures.get(key)) for key, label in RHYTHM_CHECKS]
+    checks = [_ks_check(key, f"{label}: distance to real", measures.get(key)) for key, label in RHYTHM_CHECKS]
     return combine(c for c in checks if c is not None)
 
 
@@ -171,7 +173,7 @@ def _clinical(result: dict) -> dict:
     if not isinstance(clin, dict) or "comparison" not in clin:
         return combine([], missing=_stage_missing(result, "clinical"))
     intervals = clin["comparison"].get("intervals") or {}
-    checks = [_ks_check(f"{label}: distance to real", intervals.get(key)) for key, label in CLINICAL_CHECKS]
+    checks = [_ks_check(key, f"{label}: distance to real", intervals.get(key)) for key, label in CLINICAL_CHECKS]
     return combine(c for c in checks if c is not None)
 
 
@@ -188,13 +190,14 @@ def _labels(result: dict) -> dict:
         title = f"macro AUC on the requested {name} labels"
         real = _num(entry.get("real_auc"))
         if not math.isnan(real) and real < MIN_INFORMATIVE_AUC:
-            checks.append({"metric": title, "value": _num(entry.get("synth_auc")), "floor_mean": real,
+            checks.append({"key": f"auc_{name}", "metric": title, "value": _num(entry.get("synth_auc")),
+                           "floor_mean": real,
                            "floor_std": _num(entry.get("real_auc_std")), "threshold": math.nan,
                            "verdict": "not_informative",
                            "why": f"{title}: the classifier reaches only {real:.2f} on real records"})
             continue
         checks.append(floor_check(title, entry.get("synth_auc"), real, entry.get("real_auc_std"),
-                                  higher_is_better=True))
+                                  higher_is_better=True, key=f"auc_{name}"))
     return combine(checks)
 
 
@@ -220,7 +223,8 @@ def _utility(result: dict) -> dict | None:
         trtr, tstr = e.get("TRTR"), e.get("TSTR")
         if isinstance(trtr, dict) and isinstance(tstr, dict):
             checks.append(floor_check(f"TSTR macro AUC ({name}) against TRTR", tstr.get("macro_auc"),
-                                      trtr.get("macro_auc"), trtr.get("std"), higher_is_better=True))
+                                      trtr.get("macro_auc"), trtr.get("ci_std"), higher_is_better=True,
+                                      key=f"tstr_{name}"))
     return combine(checks)
 
 
@@ -238,4 +242,34 @@ def verdicts(result: dict) -> dict:
     utility = _utility(result)
     if utility is not None:
         out["utility"] = utility
+    return out
+
+
+def headline(result: dict) -> dict:
+    """The result's headline numbers, flat (``"summary"`` in ``evaluation.json``): counts, every verdict, and every
+    deciding number with its floor, keyed ``<axis>.<metric>`` / ``<axis>.<metric>.floor``. Studies that compare
+    many evaluations (``experiments/``) read these keys."""
+    out: dict[str, Any] = {"n_real": (result.get("inputs") or {}).get("real", {}).get("n"),
+                           "n_synth": (result.get("inputs") or {}).get("synth", {}).get("n"),
+                           "n_pairs": (result.get("pairing") or {}).get("n_pairs", 0)}
+    fid = result.get("fidelity")
+    if isinstance(fid, dict):
+        for key in ("snr_db", "rmse", "prd", "abs_r"):
+            out[f"paired.{key}"] = (fid.get("summary") or {}).get(key)
+            out[f"paired.{key}.floor"] = (fid.get("floor") or {}).get(key)
+        out["paired.interlead_error_mean"] = (fid.get("interlead") or {}).get("mean_abs_error")
+        out["paired.interlead_error_max"] = (fid.get("interlead") or {}).get("max_abs_error")
+    for axis, v in (result.get("verdicts") or {}).items():
+        out[f"{axis}.verdict"] = v.get("verdict")
+        checks = v.get("checks") or []
+        if isinstance(checks, dict):  # the privacy gate's checks: {name: {"value", "threshold", ...}}
+            for name, check in checks.items():
+                out[f"{axis}.{name}"] = check.get("value") if isinstance(check, dict) else check
+            continue
+        for check in checks:
+            out[f"{axis}.{check['key']}"] = check.get("value")
+            out[f"{axis}.{check['key']}.floor"] = check.get("floor_mean")
+    hr = (result.get("clinical") or {}).get("heart_rate_error")
+    if isinstance(hr, dict):
+        out["clinical.heart_rate_mae_bpm"] = hr.get("mae")
     return out
