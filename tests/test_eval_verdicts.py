@@ -104,7 +104,7 @@ def test_headline_is_flat_with_short_keys():
     result["verdicts"] = verdicts(result)
     h = headline(result)
     assert h["n_real"] == 20 and h["n_synth"] == 10 and h["n_pairs"] == 0
-    assert h["fidelity.verdict"] == "far" and h["fidelity.frechet"] == 12.0 and h["fidelity.frechet.floor"] == 10.0
+    assert h["fidelity.verdict"] == "close" and h["fidelity.frechet"] == 12.0 and h["fidelity.frechet.floor"] == 10.0
     assert h["clinical.qrs_ms"] == 0.5 and h["clinical.heart_rate_mae_bpm"] == 4.0
     assert h["privacy.verdict"] == "fail" and h["privacy.signal.near_copy_excess"] == 0.9
     assert all(not isinstance(v, (dict, list)) for v in h.values())
