@@ -47,8 +47,8 @@ def test_the_four_models_differ_only_in_objective_and_conditions(run, tmp_path):
 
 def _result(interlead: float, snr: float, mia: float, auc_small_synth: float) -> dict:
     utility = {"TRTR": 0.86, "real_0.1": 0.66, "real_0.1+synth": auc_small_synth}
-    return {"summary": {"interlead_error_mean": interlead, "snr_db": snr},
-            "privacy": {"signal": {"mia_distance_auc": mia}},
+    return {"summary": {"paired.interlead_error_mean": interlead, "paired.snr_db": snr},
+            "privacy": {"signal": {"classic": {"mia_distance_auc": mia}}},
             "utility": {"superdiagnostic": {"experiments": {k: {"macro_auc": v} for k, v in utility.items()}}}}
 
 
@@ -65,7 +65,7 @@ def test_verdicts_follow_the_numbers(run):
     assert interlead["reduction_percent"]["mean"] == pytest.approx(expected.mean())
     assert interlead["verdict"].startswith("holds in direction")
     # MIA AUC 0.60 -> 0.55 halves the distance from 0.5: a 50 % improvement on every seed
-    assert privacy["improvement_percent"]["privacy.signal.mia_distance_auc"]["mean"] == pytest.approx(50.0)
+    assert privacy["improvement_percent"]["privacy.signal.classic.mia_distance_auc"]["mean"] == pytest.approx(50.0)
     assert snr["snr_gain_db"]["midt-ecg-age"]["mean"] == pytest.approx(1.0)
     assert snr["verdict"] == "holds for one of the two"
     assert utility["auc_differences"]["sssd-ecg"]["gap_to_all_real"]["mean"] == pytest.approx(-0.16)

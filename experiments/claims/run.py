@@ -165,22 +165,20 @@ def classifier_config(experiment: dict, key: str, device: str):
 
 def train_embedding_classifier(out: Path, cache: Path, experiment: dict, device: str) -> str:
     """The one embedding classifier every evaluation reuses (from ``OUT/classifier``)."""
-    from midtecg.data.labels import SCP_CODES
-    from midtecg.evaluation.embeddings import embedding_model
-    from midtecg.evaluation.suite import load_ecg_set
+    from midtecg.evaluation.inputs import load_ecg_set
+    from midtecg.evaluation.stages import embedding_classifier
 
     train = load_ecg_set((cache, list(experiment["data"]["train_folds"])), role="train")
     started = time.perf_counter()
-    embedding_model(train.signals, train.labels71(), cache_dir=out / "classifier",
-                    config=classifier_config(experiment, "classifier_epochs", device), progress=False,
-                    label_names=list(SCP_CODES))
+    embedding_classifier(train, out / "classifier", classifier_config(experiment, "classifier_epochs", device),
+                         False, [])
     return f"embedding classifier ready in {time.perf_counter() - started:.0f} s"
 
 
 def evaluate_run(name: str, out: Path, cache: Path, experiment: dict, device: str) -> str:
     import torch
 
-    from midtecg.evaluation import evaluate
+    from midtecg.evaluation import EvaluationConfig, evaluate
 
     target = out / "eval" / name
     if (target / "evaluation.json").is_file():
@@ -188,45 +186,48 @@ def evaluate_run(name: str, out: Path, cache: Path, experiment: dict, device: st
     settings = experiment["evaluate"]
     generated = out / "generated" / name
     started = time.perf_counter()
+    config = EvaluationConfig(
+        utility=True, classifier_dir=str(out / "classifier"),
+        classifier=classifier_config(experiment, "classifier_epochs", device),
+        utility_classifier=classifier_config(experiment, "utility_epochs", device),
+        utility_fractions=tuple(settings["utility_fractions"]), utility_label_sets=tuple(settings["utility_label_sets"]),
+        progress=False, title=f"claims experiment: {name}", threads=torch.get_num_threads())  # BLAS too
     evaluate((cache, "test"), generated / "test" / "ecgs.npz", train=(cache, list(experiment["data"]["train_folds"])),
-             out_dir=target, utility=True, utility_synth=generated / "train" / "ecgs.npz",
-             classifier_dir=out / "classifier",
-             classifier_config=classifier_config(experiment, "classifier_epochs", device),
-             utility_config=classifier_config(experiment, "utility_epochs", device),
-             utility_fractions=settings["utility_fractions"], utility_label_sets=settings["utility_label_sets"],
-             progress=False, title=f"claims experiment: {name}", threads=torch.get_num_threads())  # BLAS too
+             utility_synth=generated / "train" / "ecgs.npz", out_dir=target, config=config)
     return f"{name}: evaluated in {time.perf_counter() - started:.0f} s"
 
 
 # --------------------------------------------------------------------------------------------- summarize
-#: (key in the evaluation summary or a path into evaluation.json, label, better: "lower" | "higher" | "half")
+#: (key in the evaluation's flat "summary" or a path into evaluation.json, label, better: "lower" | "higher" | "half")
 METRICS = [
-    ("interlead_error_mean", "inter-lead corr. error, mean", "lower"),
-    ("interlead_error_max", "inter-lead corr. error, max", "lower"),
-    ("snr_db", "SNR (dB)", "higher"),
-    ("rmse", "RMSE (mV)", "lower"),
-    ("abs_r", "|r|", "higher"),
-    ("frechet", "Frechet distance", "lower"),
-    ("mmd2", "MMD^2", "lower"),
-    ("heart_rate_wasserstein", "heart rate W1 (bpm)", "lower"),
-    ("qrs_ms_wasserstein", "QRS W1 (ms)", "lower"),
-    ("qtc_ms_wasserstein", "QTc W1 (ms)", "lower"),
-    ("delineation_failure_synth", "delineation failures", "lower"),
-    ("privacy.signal.mia_distance_auc", "MIA AUC, distance", "half"),
-    ("privacy.signal.mia_density_auc", "MIA AUC, density", "half"),
-    ("privacy.signal.nnaa_train", "NNAA (train)", "half"),
-    ("privacy.signal.nnaa_privacy_loss", "NNAA privacy loss", "lower"),
-    ("privacy.signal.dcr_ratio_median", "DCR ratio (synth/holdout)", "higher"),
-    ("privacy.embedding.mia_distance_auc", "MIA AUC, distance (embedding)", "half"),
+    ("paired.interlead_error_mean", "inter-lead corr. error, mean", "lower"),
+    ("paired.interlead_error_max", "inter-lead corr. error, max", "lower"),
+    ("paired.snr_db", "SNR (dB)", "higher"),
+    ("paired.rmse", "RMSE (mV)", "lower"),
+    ("paired.abs_r", "|r|", "higher"),
+    ("fidelity.frechet", "Frechet distance", "lower"),
+    ("fidelity.mmd", "MMD^2", "lower"),
+    ("clinical.heart_rate", "heart rate KS", "lower"),
+    ("clinical.qrs_ms", "QRS KS", "lower"),
+    ("clinical.qtc_ms", "QTc KS", "lower"),
+    ("clinical.comparison.failure_rate_synth", "delineation failures", "lower"),
+    ("privacy.signal.classic.mia_distance_auc", "MIA AUC, distance", "half"),
+    ("privacy.signal.classic.mia_density_auc", "MIA AUC, density", "half"),
+    ("privacy.signal.classic.nnaa_train", "NNAA (train)", "half"),
+    ("privacy.signal.classic.nnaa_privacy_loss", "NNAA privacy loss", "lower"),
+    ("privacy.signal.dcr.ratio_median", "DCR ratio (synth/holdout)", "higher"),
+    ("privacy.embedding.classic.mia_distance_auc", "MIA AUC, distance (embedding)", "half"),
 ]
 PRIVACY = [key for key, _, _ in METRICS if key.startswith("privacy.")]
 
 
 def metric(result: dict, key: str) -> float:
-    node = result["summary"] if "." not in key else result
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return float(node) if isinstance(node, (int, float)) and node is not None else math.nan
+    node = result.get("summary", {}).get(key)
+    if node is None:
+        node = result
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else math.nan
 
 
 def utility_auc(result: dict, label_set: str, experiment: str) -> float:
@@ -267,8 +268,8 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
     claims = []
 
     # 1. inter-lead correlation error, MIDT against SSSD, paired by seed
-    base = np.array(per("sssd-ecg", lambda r: metric(r, "interlead_error_mean")))
-    midt = np.array(per("midt-ecg", lambda r: metric(r, "interlead_error_mean")))
+    base = np.array(per("sssd-ecg", lambda r: metric(r, "paired.interlead_error_mean")))
+    midt = np.array(per("midt-ecg", lambda r: metric(r, "paired.interlead_error_mean")))
     reduction = mean_ci(100 * (1 - midt / base)) if len(base) and len(midt) else mean_ci([])
     sign = _excludes_zero(reduction)
     claims.append({
@@ -298,10 +299,10 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
         "improvement_percent": rows})
 
     # 3. demographic conditioning raises the paired SNR (vs labels only)
-    labels_snr = np.array(per("midt-ecg", lambda r: metric(r, "snr_db")))
+    labels_snr = np.array(per("midt-ecg", lambda r: metric(r, "paired.snr_db")))
     gains = {}
     for model in ("midt-ecg-age", "midt-ecg-sex"):
-        snr = np.array(per(model, lambda r: metric(r, "snr_db")))
+        snr = np.array(per(model, lambda r: metric(r, "paired.snr_db")))
         gains[model] = mean_ci(snr - labels_snr) if len(snr) and len(labels_snr) else mean_ci([])
     verdicts = [_excludes_zero(g) for g in gains.values()]
     claims.append({
