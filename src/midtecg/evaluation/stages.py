@@ -154,15 +154,34 @@ def embedding_classifier(train: ECGSet | None, classifier_dir, cfg, progress: bo
     return model, info
 
 
-def embed_sets(model, sets: dict[str, ECGSet]) -> dict[str, np.ndarray]:
-    """Embeddings of each named set; a set given twice (the same object) is embedded once."""
-    from midtecg.evaluation.embeddings import embed_signals
+def _model_fingerprint(model) -> str:
+    import hashlib
 
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+def embed_sets(model, sets: dict[str, ECGSet], cache_dir=False, cached: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Embeddings of each named set; a set given twice (the same object) is embedded once. The sets named in
+    ``cached`` (real records) are kept in the measurement cache ``cache_dir``, keyed by their content and the
+    classifier's weights, so the next evaluation against them does not embed them again."""
+    from midtecg.evaluation.embeddings import embed_signals
+    from midtecg.evaluation.measure_cache import cached_measure
+
+    version = _model_fingerprint(model) if cache_dir is not False and cached else ""
     done: dict[int, np.ndarray] = {}
     out = {}
     for name, s in sets.items():
         if id(s) not in done:
-            done[id(s)] = embed_signals(model, s.signals)
+            if name in cached and cache_dir is not False:
+                done[id(s)] = cached_measure("embedding", s.signals, s.fs,
+                                             lambda s=s: {"embedding": embed_signals(model, s.signals)},
+                                             cache_dir=cache_dir, version=version)["embedding"]
+            else:
+                done[id(s)] = embed_signals(model, s.signals)
         out[name] = done[id(s)]
     return out
 
@@ -212,21 +231,23 @@ def _rhythm_groups(s: ECGSet) -> np.ndarray | None:
     return None if labels is None else rhythm_groups(labels)
 
 
-def rhythm_stage(real: ECGSet, synth: ECGSet, config: EvaluationConfig, cache_dir) -> dict:
+def rhythm_stage(real: ECGSet, synth: ECGSet, config: EvaluationConfig, caches: tuple) -> dict:
     """RR-interval regularity, beat-to-beat morphology and P waves (:mod:`~midtecg.evaluation.rhythm`), by
-    rhythm label, against real-vs-real floors."""
+    rhythm label, against real-vs-real floors. ``caches``: the measurement cache folders of the real and the
+    synthetic side (see :func:`midtecg.evaluation.measure_cache.cached_measure`)."""
     from midtecg.evaluation.rhythm import compare_rhythm, rhythm_measures
 
-    mr = rhythm_measures(real.signals, real.fs, n_jobs=config.n_jobs, cache_dir=cache_dir)
-    ms = rhythm_measures(synth.signals, synth.fs, n_jobs=config.n_jobs, cache_dir=False)
+    mr = rhythm_measures(real.signals, real.fs, n_jobs=config.n_jobs, cache_dir=caches[0])
+    ms = rhythm_measures(synth.signals, synth.fs, n_jobs=config.n_jobs, cache_dir=caches[1])
     return {"comparison": compare_rhythm(mr, ms, real_groups=_rhythm_groups(real), synth_groups=_rhythm_groups(synth),
                                          n_splits=config.n_splits, seed=config.seed),
             "per_record": {"real": mr, "synth": ms}}
 
 
-def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: EvaluationConfig, cache_dir) -> dict:
+def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: EvaluationConfig, caches: tuple) -> dict:
     """Delineated intervals (:mod:`~midtecg.evaluation.clinical`): distributions with floors, failure rates,
-    heart rate against the requested one, paired differences and comparisons per age bin and sex."""
+    heart rate against the requested one, paired differences and comparisons per age bin and sex. ``caches``:
+    as for :func:`rhythm_stage` (the rhythm measures and the intervals come from one cached pass)."""
     from midtecg.evaluation.clinical import (
         INTERVALS,
         age_bins,
@@ -240,8 +261,8 @@ def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: Evaluatio
     )
 
     fs = real.fs
-    dr = delineate(real.signals, fs, n_jobs=config.n_jobs, cache_dir=cache_dir)
-    ds = delineate(synth.signals, fs, n_jobs=config.n_jobs, cache_dir=False)
+    dr = delineate(real.signals, fs, n_jobs=config.n_jobs, cache_dir=caches[0])
+    ds = delineate(synth.signals, fs, n_jobs=config.n_jobs, cache_dir=caches[1])
     out: dict = {
         "lead": dr["lead"], "resolution_ms": dr["resolution_ms"], "note": dr["note"],
         "comparison": compare_intervals(dr, ds, n_splits=config.n_splits, seed=config.seed),

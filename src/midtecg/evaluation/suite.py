@@ -35,6 +35,7 @@ import contextlib
 import datetime as _dt
 import json
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -159,8 +160,6 @@ def evaluate(real, synth, *, train=None, holdout=None, utility_synth=None, out_d
         return _evaluate(real, synth, train, holdout, utility_synth, out_dir, config)
 
 
-def _measure_cache_dir(config: EvaluationConfig):
-    return config.measure_cache_dir if config.measure_cache else False
 
 
 def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: EvaluationConfig) -> dict:
@@ -188,7 +187,6 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
                         "utility_synth": sets["utility_synth"].describe() if utility_synth is not None else "synth"}
     result["pairing"] = {k: pairing[k] for k in ("method", "n_pairs", "reason", "synth_index", "real_index")}
     result["settings"] = config.to_dict()
-    cache_dir = _measure_cache_dir(config)
 
     examples: list[dict] = []
     if do_paired:
@@ -199,6 +197,7 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
     with stages("distributional"):
         result["distributional"] = st.distributional_stage(real_set, synth_set, config)
 
+    real_cache = config.measure_cache_dir if config.measure_cache else False
     emb: dict[str, np.ndarray] = {}
     if config.embeddings:
         classifier_dir = config.classifier_dir or (Path(out_dir) / "classifier" if out_dir is not None else None)
@@ -211,21 +210,25 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
                 wanted = {"real": real_set, "synth": synth_set}
                 if config.privacy and train_set is not None:
                     wanted.update(train=train_set, holdout=holdout_set)
-                emb = st.embed_sets(model, wanted)
+                emb = st.embed_sets(model, wanted, cache_dir=real_cache, cached=("real", "train", "holdout"))
                 result["embedding"].update(st.embedding_stage(emb, config))
             with stages("labels"):
                 result["labels"] = st.label_adherence_stage(model, real_set, synth_set, config.seed)
     else:
         notes.append("embedding metrics and label adherence switched off")
 
-    if config.rhythm:
-        with stages("rhythm"):
-            result["rhythm"] = st.rhythm_stage(real_set, synth_set, config, cache_dir)
-    if config.clinical:
-        with stages("clinical"):
-            empty = {"real_index": np.zeros(0, np.int64), "synth_index": np.zeros(0, np.int64)}
-            result["clinical"] = st.clinical_stage(real_set, synth_set, pairing if do_paired else empty, config,
-                                                   cache_dir)
+    # The real side's measurements are kept (keyed by content) for the next evaluation; the synthetic side's
+    # only for this one, where rhythm and clinical share one pass over the records.
+    with tempfile.TemporaryDirectory(prefix="midtecg-measures-") as synth_cache:
+        caches = (real_cache, synth_cache)
+        if config.rhythm:
+            with stages("rhythm"):
+                result["rhythm"] = st.rhythm_stage(real_set, synth_set, config, caches)
+        if config.clinical:
+            with stages("clinical"):
+                empty = {"real_index": np.zeros(0, np.int64), "synth_index": np.zeros(0, np.int64)}
+                result["clinical"] = st.clinical_stage(real_set, synth_set, pairing if do_paired else empty, config,
+                                                       caches)
     if config.privacy:
         reason = st.privacy_blocker(train_set, holdout_set, synth_set)
         if reason:
