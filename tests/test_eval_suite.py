@@ -172,6 +172,18 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
     assert "omitted" in text and summary_table.split("<tr>")[2] in text
     with pytest.raises(FileExistsError, match="already exists"):
         write_report(tmp_path / "eval", tmp_path / "eval" / "report.html")
+    for damage, match in ((lambda d: d.update(verdicts=3), "'verdicts' is missing"),
+                          (lambda d: d["verdicts"].update(fidelity="close"), "'fidelity' verdict is damaged"),
+                          (lambda d: d.update(version=1), "older midtecg"),
+                          (lambda d: d.update(format="other"), "not a midtecg evaluation")):
+        broken = json.loads(json.dumps(saved))
+        damage(broken)
+        (tmp_path / "broken.json").write_text(json.dumps(broken))
+        with pytest.raises(ValueError, match=match):
+            write_report(tmp_path / "broken.json", tmp_path / "broken.html")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        write_report(tmp_path / "broken.json", tmp_path / "broken.html")
 
 
 def test_label_adherence_scores_requested_labels(fixture_cache, sets, fast):

@@ -290,6 +290,13 @@ def read_evaluation(path) -> dict:
         raise ValueError(f"{path}: evaluation format version {version!r} is not one this midtecg reads")
     if version < FORMAT_VERSION:
         raise ValueError(f"{path}: written by an older midtecg (format {version}); evaluate again to get verdicts")
+    for key, kind in (("verdicts", dict), ("inputs", dict), ("pairing", dict), ("timings", dict), ("notes", list),
+                      ("errors", dict)):
+        if not isinstance(result.get(key), kind):
+            raise ValueError(f"{path}: {key!r} is missing or not a {kind.__name__}; the file is damaged")
+    for axis, verdict in result["verdicts"].items():
+        if not isinstance(verdict, dict) or not isinstance(verdict.get("verdict"), str):
+            raise ValueError(f"{path}: the {axis!r} verdict is damaged")
     return result
 
 
