@@ -18,18 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from midtecg.data.cache import is_prepared, load_prepared, prepare
+from midtecg.evaluation.distributional import frechet_distance, log_psd
+from midtecg.evaluation.set_distances import embedding_distances, floor_splits, signal_distances
 
-from midtecg.data.cache import is_prepared, load_prepared, prepare  # noqa: E402
-from midtecg.evaluation.distributional import frechet_distance, log_psd  # noqa: E402
-from midtecg.evaluation.set_distances import embedding_distances, floor_splits, signal_distances  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
 
 KEYS = ("value", "value_at_floor_n", "floor_mean", "floor_std", "z", "n_floor")
 
@@ -66,12 +65,12 @@ def compare(real, synth, emb_real: dict, emb_synth: dict, n_splits: int, seed: i
     out = {"n_real": len(real), "n_synth": len(synth), "signal": brief(signal_distances(real, synth, fs=100,
                                                                                       n_splits=n_splits, seed=seed))}
     out["signal_seconds"] = round(time.perf_counter() - t0, 2)
-    for name in emb_real:
+    for name, e_real in emb_real.items():
         t0 = time.perf_counter()
-        out[name] = brief(embedding_distances(emb_real[name], emb_synth[name], n_splits=n_splits, seed=seed))
+        out[name] = brief(embedding_distances(e_real, emb_synth[name], n_splits=n_splits, seed=seed))
         out[name]["seconds"] = round(time.perf_counter() - t0, 2)
         out[name]["plain_frechet"] = {k: round(v, 4) if isinstance(v, float) else v
-                                      for k, v in plain_fd(emb_real[name], emb_synth[name], n_splits, seed).items()}
+                                      for k, v in plain_fd(e_real, emb_synth[name], n_splits, seed).items()}
     return out
 
 

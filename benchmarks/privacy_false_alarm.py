@@ -22,8 +22,8 @@ folds 1-8 with :func:`midtecg.evaluation.embeddings.embed_signals`) adds the emb
 scenarios (the battery's transformed records have no embeddings and stay in signal space).
 
 Prints one JSON object: per scenario the verdict counts, pass rate and false-alarm rate (verdict ``fail``),
-per-draw verdicts and deciding numbers, seconds per audit; the battery's verdicts and reasons; settings, load
-average and total seconds.
+per-draw verdicts and deciding numbers, seconds per audit (``classic=False``: the gate does not read the
+classic measures); the battery's verdicts and reasons; settings, load average and total seconds.
 
     python benchmarks/privacy_false_alarm.py                       # 20 draws x 3 scenarios + battery
     python benchmarks/privacy_false_alarm.py --draws 50 --n-synth 277 --embeddings emb.npz
@@ -35,17 +35,16 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+from midtecg.data.cache import is_prepared, load_prepared, prepare
+from midtecg.evaluation.privacy import privacy_audit, privacy_gate
 
-from midtecg.data.cache import is_prepared, load_prepared, prepare  # noqa: E402
-from midtecg.evaluation.privacy import privacy_audit, privacy_gate  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+
 
 
 def _numbers(gate: dict) -> dict:
@@ -55,7 +54,7 @@ def _numbers(gate: dict) -> dict:
 
 def _run(train, holdout, synth, emb, rng) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    audit = privacy_audit(train, holdout, synth, embeddings=emb, rng=rng, keep_arrays=False)
+    audit = privacy_audit(train, holdout, synth, embeddings=emb, classic=False, rng=rng, keep_arrays=False)
     return privacy_gate(audit), time.perf_counter() - t0
 
 
@@ -70,7 +69,7 @@ def scenario(signals, emb, train_idx, draw_sets, n_synth, draws, gen) -> dict:
         rows.append({"verdict": gate["verdict"], "failed": gate["failed"], "far": gate["far"], **_numbers(gate)})
         seconds.append(sec)
     verdicts = [r["verdict"] for r in rows]
-    return {"draws": draws, "n_train": int(len(train_idx)), "n_synth": int(n_synth),
+    return {"draws": draws, "n_train": len(train_idx), "n_synth": int(n_synth),
             "counts": {v: verdicts.count(v) for v in ("pass", "fail", "not_informative")},
             "pass_rate": verdicts.count("pass") / draws, "false_alarm_rate": verdicts.count("fail") / draws,
             "seconds_per_audit": round(float(np.mean(seconds)), 2), "per_draw": rows}

@@ -174,7 +174,8 @@ def radial_winsorizer(reference, *, cutoff: float = 5.0) -> Callable[[np.ndarray
     maps ``x`` to ``c + (x - c) min(1, r_max / ||x - c||)``: rows inside the limit are unchanged, a row far
     outside is moved radially onto it, so no single record (a 28.5 mV artefact, say) can carry more weight
     in a mean or a covariance than a record at the limit. With the default cutoff of 5, samples of a Gaussian
-    are practically never moved (in 4 dimensions the limit is beyond the 1 - 1e-6 quantile).
+    are rarely moved (a fraction 1.3e-5 of them in 4 dimensions, 1.2e-6 in 64); heavy-tailed embeddings
+    lose more of their tail (6 % of PTB-XL training records in a classifier's 512-dim embedding).
     """
     a = _embeddings(reference, "reference")
     centre = np.median(a, axis=0)

@@ -12,7 +12,7 @@ embeddings, also in embedding space; the gate fails when either space shows copy
   standardised, best common time shift (circular or with padded edges, up to half the record), so that a
   copy that is shifted, amplified (x 0.8, x 1.25, any gain per lead), offset or slightly noisy still sits
   at distance ~0 from its source. Unrelated records sit near ``sqrt(2)`` = 1.41; on PTB-XL, unseen real
-  records have distances 0.64-1.27 to their nearest of 1,924 training records (fold 10 vs folds 1-8). Its
+  records have distances 0.64-1.30 to their nearest of 1,924 training records (fold 10 vs folds 1-8). Its
   shortlist measure, the spectral-signature distance (magnitude spectra of the standardised leads and of
   their differences), serves the far-from-data check and the membership attack, where every candidate is
   compared with every synthetic record.
@@ -25,7 +25,7 @@ embeddings, also in embedding space; the gate fails when either space shows copy
   ``near_copy_quantile`` (5th) percentile of the holdout's DCRs: closer than half the distance at which the
   closest 5 % of unseen real records sit. The holdout's own rate at that threshold (~0 by construction) is
   subtracted: ``excess``. On PTB-XL signal space this threshold is 0.39 (aligned correlation 0.92); copies
-  with 0.02 mV of added noise sit at 0.05-0.28, with 0.05 mV at 0.12-0.59.
+  with 0.02 mV of added noise sit at 0.06-0.33, with 0.05 mV at 0.16-0.60 (62 % of them below 0.39).
 - *Far from the data*: the fraction of synthetic records farther from every training record than the
   holdout's ``far_quantile`` (99th) percentile. A generator of noise, sines or flat lines puts nearly all
   its records there (white noise in the aligned distance, sines and flat lines in the spectral one); unseen
@@ -313,6 +313,13 @@ def privacy_gate(audit: Mapping, *, fidelity_verdict: str | None = None,
 
     ``thresholds`` overrides entries of :data:`DEFAULT_GATE_THRESHOLDS`. A membership check that could not
     be computed (too few records) is listed under ``skipped`` and decides nothing.
+
+    Measured on PTB-XL (``benchmarks/privacy_false_alarm.py``, train = folds 1-8, 200 synthetic records,
+    classifier embeddings): 60 of 60 draws of unseen real records passed (three ways of drawing them, the
+    largest near-copy excess 0.00, membership advantage at most +0.05, far fraction at most 0.045); exact,
+    noisy (0.02 and 0.05 mV), rescaled (x 0.8, x 1.25), rolled and edge-padded shifted copies, and 5 % or 50 %
+    of copies among unseen records, failed in signal space alone; white noise, 1.2 Hz sines and flat lines were
+    ``not_informative``.
 
     Returns ``{"verdict", "reason" (plain words), "checks": {"<space>.<check>": {"value", "op", "threshold",
     "passed", ...}}, "failed", "far", "skipped" (check names), "fidelity_verdict", "thresholds"}``.

@@ -98,7 +98,9 @@ def embedding_distances(emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: i
        sets is pulled radially onto a limit set by the real set's robust spread (median + 5 MAD of the
        distances to the coordinate-wise median) when it lies beyond it. Inside the limit nothing changes;
        a record beyond it weighs in the means and covariances like one on the limit. Shrinkage covariance
-       alone would not help: it damps small eigenvalues, not one huge direction.
+       alone would not help: it damps small eigenvalues, not one huge direction. (In a small classifier's
+       512-dim embedding of PTB-XL the radii are heavy-tailed: the limit is 2.6 times the median radius and
+       moves 6 % of the training records; the artefact record sat at 84 times the median.)
     2. *Fewer dimensions than records* for the FD only: the winsorised embeddings are projected onto the
        top ``dim = min(D, max(1, n_floor // 5), n_floor - 1)`` principal components of the real set (at
        least five records per dimension in every covariance the floor uses). With ``D >= n`` the two
@@ -107,6 +109,11 @@ def embedding_distances(emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: i
        principal subspace are still seen by KID and precision / recall, computed on the full winsorised
        embeddings. On well-conditioned data (``D <= n_floor // 5``, no row beyond the limit) the projection is
        a rotation and the FD equals the plain formula.
+
+    Measured (``benchmarks/distributional_floors.py``, that classifier): real = fold 10 (277 records),
+    synthetic = 277 training records including the artefact record: the plain FD is 1405 against a plain
+    floor of 22 +- 2 ("unseen real records are the worst generator"); this FD is 5.7 against 5.3 +- 0.9
+    (rFID 1.08, z 0.4), KID z 1.0, precision and recall within their floors.
 
     ``k``: neighbours of the precision / recall balls (Kynkaanniemi et al. use 3). ``kid_subsets``: subsets
     of ``n_floor`` records for the KID's spread on the whole sets.
