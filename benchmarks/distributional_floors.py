@@ -1,10 +1,10 @@
-"""Set distances between real PTB-XL sets beside their real-vs-real floors (``midtecg.evaluation.floors``).
+"""Set distances between real PTB-XL sets beside their real-vs-real floors (``midtecg.evaluation.set_distances``).
 
 Unseen real records must sit within their floor: ``real`` = folds 1-8 (1,924 records, among them one with a
 28.5 mV artefact), ``synth`` = fold 10 (277 records, other patients), and the other way round (``real`` =
 fold 10, ``synth`` = 277 random records of folds 1-8 always including the artefact record). For each direction:
-:func:`~midtecg.evaluation.floors.signal_distances` (MMD, Welch, inter-lead correlation) and
-:func:`~midtecg.evaluation.floors.embedding_distances` (FD, KID, precision, recall) on two embeddings: a cheap
+:func:`~midtecg.evaluation.set_distances.signal_distances` (MMD, Welch, inter-lead correlation) and
+:func:`~midtecg.evaluation.set_distances.embedding_distances` (FD, KID, precision, recall) on two embeddings: a cheap
 signal-space one (per-lead log Welch power in 0.4 Hz bins up to 40 Hz, 12 x 100 values) and, with
 ``--embeddings FILE.npz`` (``embeddings`` (N, D), ``ecg_id`` (N,)), classifier embeddings. The plain Frechet
 distance on the raw embeddings (no winsorising, no projection) is printed beside the robust one, with its own

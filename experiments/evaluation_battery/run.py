@@ -40,7 +40,7 @@ CASES = ("unseen real", "exact copies", "noisy copies", "scaled copies", "shifte
          "flat lines", "built-in model")
 
 
-def make_case(name: str, real, train, unseen, rng: np.random.Generator, threads: int):
+def make_case(name: str, real, train, unseen, rng: np.random.Generator, out: Path):
     """The synthetic set of one case: (signals, table, fs)."""
     n, shape = len(real), real.signals.shape
     table = real.table.drop(columns=["ecg_id"])
@@ -68,9 +68,9 @@ def make_case(name: str, real, train, unseen, rng: np.random.Generator, threads:
         from midtecg.generate import generate, paired_conditions
 
         conditions = paired_conditions(real_cache_path(real), split="test")
-        out = generate(conditions, out_dir=None, formats=(), sampler="dpm++2m", steps=20, seed=0, progress=False,
-                       strict=False)
-        return out.ecgs  # carries ecg_ids: paired with fold 10
+        result = generate(conditions, out_dir=out / "built-in model", formats=("npz",), sampler="dpm++2m", steps=20,
+                          seed=0, progress=False, strict=False, overwrite=True)
+        return result.ecgs  # carries ecg_ids: paired with fold 10
     raise ValueError(f"unknown case {name!r}")
 
 
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> None:
         if path.is_file():
             rows[name] = json.loads(path.read_text())
             continue
-        synth = make_case(name, real, train, unseen, np.random.default_rng(i), args.threads)
+        synth = make_case(name, real, train, unseen, np.random.default_rng(i), out)
         start = time.perf_counter()
         result = evaluate((cache, "test"), synth, train=(cache, "train"), config=config)
         rows[name] = summarise(result, time.perf_counter() - start)
