@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")  # midtecg.diffusion SAMPLER_NAMES + FLOW_SAMPLER_NAMES
+
 
 def _prepare(args) -> None:
     from midtecg.data.cache import prepare
@@ -166,8 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/generated", help="output folder (default out/generated)")
     p.add_argument("--format", default="wfdb,png", help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)")
     p.add_argument("--fs", type=int, help="output rate; a multiple of the model's rate (e.g. 500)")
-    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="default ddpm (200 ancestral steps)")
-    p.add_argument("--steps", type=int, help="sampler steps (ddim, dpm++2m)")
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help="diffusion models: ddpm (200 ancestral steps), ddim, dpm++2m; rectified-flow models: euler, "
+                   "heun (default: the model's own, ddpm unless its config names another)")
+    p.add_argument("--steps", type=int, help="sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = plain conditional)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=32)
@@ -211,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cores shared with other work)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="auto (default), cpu, cuda or cuda:N (generation and classifiers)")
-    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="with --model")
-    p.add_argument("--steps", type=int, help="with --model: sampler steps (ddim, dpm++2m)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="with --model (default: the model's own)")
+    p.add_argument("--steps", type=int, help="with --model: sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument("--guidance", type=float, default=1.0, help="with --model: classifier-free guidance scale")
     p.add_argument("--batch-size", type=int, default=32, help="with --model: generation batch size")
     p.add_argument("--quiet", action="store_true", help="no progress output")
