@@ -72,7 +72,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile on CUDA only
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
     max_cpu_seconds: float = 0.0  # stop (checkpointed, resumable) after this much process CPU time; 0: off
-    check_after_steps: int = 500  # from here on, warn when the validation loss is not below the Gaussian baseline
+    check_after_steps: int = 2000  # from here on, warn when the validation loss is not below the Gaussian baseline
     check_samples: int = 4  # ECGs sampled at each validation to check their amplitude; 0: off
 
 

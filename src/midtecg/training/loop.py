@@ -359,8 +359,9 @@ def _open_log(path: Path, new: bool):
     with the current ones (missing cells empty)."""
     if not new and path.exists():
         with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if rows and tuple(rows[0].keys()) != LOG_COLUMNS:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        if tuple(reader.fieldnames or ()) != LOG_COLUMNS:
             with path.open("w", newline="") as handle:
                 rewrite = csv.DictWriter(handle, LOG_COLUMNS, extrasaction="ignore")
                 rewrite.writeheader()
