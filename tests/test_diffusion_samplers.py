@@ -317,15 +317,16 @@ def test_zero_terminal_snr_v_prediction_has_no_start_bias(name, steps, bound):
 def test_zero_terminal_snr_ancestral_v_and_eps():
     """Ancestral sampling on the rescaled schedule from N(0, I): with v (x0_hat = -v at the first step) it
     recovers the data; with eps (x0_hat = 0 there, nothing else is known) it still runs and is close."""
+    n = 10_000
     g = torch.Generator().manual_seed(13)
-    out = make_sampler("ddpm", ZTSNR, prediction="v").sample(exact_fn(ZTSNR, "v"), (N, len(MU)), generator=g,
+    out = make_sampler("ddpm", ZTSNR, prediction="v").sample(exact_fn(ZTSNR, "v"), (n, len(MU)), generator=g,
                                                               progress=False)
     mean, var = moments(out)
-    assert np.all(np.abs(mean - MU) < mean_tol()), mean - MU
-    assert np.all(np.abs(var / SD**2 - 1) < 0.06 + var_ratio_tol()), var / SD**2
+    assert np.all(np.abs(mean - MU) < Z * SD / math.sqrt(n)), mean - MU
+    assert np.all(np.abs(var / SD**2 - 1) < 0.06 + Z * math.sqrt(2 / (n - 1))), var / SD**2
     for name in ("ddpm", "ddim", "dpm++2m"):
         out = make_sampler(name, ZTSNR, prediction="eps").sample(
-            exact_fn(ZTSNR, "eps"), (4000, len(MU)), generator=torch.Generator().manual_seed(14), progress=False)
+            exact_fn(ZTSNR, "eps"), (2000, len(MU)), generator=torch.Generator().manual_seed(14), progress=False)
         mean, var = moments(out)
         assert torch.isfinite(out).all(), name
         # x0_hat = 0 at the first step costs the large-mean dimensions a little: within 0.15 of the data

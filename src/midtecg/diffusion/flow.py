@@ -36,6 +36,7 @@ from .samplers import initial_state
 __all__ = [
     "VelocityFn",
     "FLOW_SAMPLER_NAMES",
+    "flow_time",
     "flow_interpolate",
     "velocity_target",
     "velocity_to_eps_x0",
@@ -52,9 +53,11 @@ FLOW_SAMPLER_NAMES: tuple[str, ...] = ("euler", "heun")
 DEFAULT_FLOW_STEPS = 20
 
 
-def _time_like(t, like: torch.Tensor) -> torch.Tensor:
+def flow_time(t, like: torch.Tensor) -> torch.Tensor:
+    """Flow times (a float or a (B,) float tensor) shaped to broadcast against ``like`` (batch on axis 0),
+    float64 for float64 ``like``, else float32."""
     t = torch.as_tensor(t, device=like.device)
-    if t.dtype.is_floating_point is False:
+    if not t.dtype.is_floating_point:
         raise TypeError(f"flow time must be a float in [0, 1], got dtype {t.dtype}")
     t = t.to(torch.float64 if like.dtype == torch.float64 else torch.float32)
     return t.reshape(t.shape[0], *([1] * (like.dim() - 1))) if t.dim() == 1 else t
@@ -62,7 +65,7 @@ def _time_like(t, like: torch.Tensor) -> torch.Tensor:
 
 def flow_interpolate(x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
     """x_t = (1 - t) x0 + t noise (``t`` a float or a (B,) float tensor)."""
-    t = _time_like(t, x0)
+    t = flow_time(t, x0)
     return (1.0 - t) * x0 + t * noise
 
 
@@ -73,7 +76,7 @@ def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
 
 def velocity_to_eps_x0(u: torch.Tensor, x_t: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
     """(eps, x0) implied by a velocity estimate at (x_t, t): x_t + (1 - t) u and x_t - t u."""
-    t = _time_like(t, x_t)
+    t = flow_time(t, x_t)
     return x_t + (1.0 - t) * u, x_t - t * u
 
 

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .flow import FLOW_SAMPLER_NAMES, flow_interpolate, make_flow_sampler, velocity_target, velocity_to_eps_x0
+from .flow import (FLOW_SAMPLER_NAMES, flow_interpolate, flow_time, make_flow_sampler, velocity_target,
+                   velocity_to_eps_x0)
 from .samplers import SAMPLER_NAMES, make_sampler
 from .schedule import NoiseSchedule
 
@@ -74,8 +75,7 @@ class Parameterization:
     def coefficients(self, t, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(a, b) of x_t = a x0 + b eps, shaped to broadcast against ``like``."""
         if self.is_flow:
-            t = torch.as_tensor(t, device=like.device, dtype=torch.float64 if like.dtype == torch.float64 else torch.float32)
-            t = t.reshape(-1, *([1] * (like.dim() - 1))) if t.dim() == 1 else t
+            t = flow_time(t, like)
             return 1.0 - t, t
         return self.schedule.coefficients(t, like)
 

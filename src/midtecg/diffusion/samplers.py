@@ -177,13 +177,16 @@ class Sampler:
             raise ValueError(f"eps_fn returned {got}, expected a tensor of shape {tuple(x.shape)}")
         return out.to(torch.float32)
 
-    def _predict(self, eps_fn: EpsFn, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(eps_hat, x0_hat) at step t from the model output (see the module docstring for alpha_bar = 0)."""
+    def _predict(self, eps_fn: EpsFn, x: torch.Tensor, t: int, eps: bool = True, x0: bool = True):
+        """(eps_hat, x0_hat) at step t from the model output, each None unless asked for (see the module
+        docstring for alpha_bar = 0)."""
         out = self._call(eps_fn, x, t)
         ab = self._ab[t]
         a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
-        if self.prediction == "v":
-            return b * x + a * out, a * x - b * out  # v_to_eps_x0 with scalar coefficients
+        if self.prediction == "v":  # v_to_eps_x0 with scalar coefficients
+            return (b * x + a * out) if eps else None, (a * x - b * out) if x0 else None
+        if not x0:
+            return out, None
         return out, (x - b * out) / a if ab > 0.0 else torch.zeros_like(x)
 
     def _progress(self, progress: bool):
@@ -226,8 +229,8 @@ class DDPMSampler(Sampler):
 
     def _run(self, eps_fn, x, generator, progress):
         for t in self._progress(progress):
-            eps, x0 = self._predict(eps_fn, x, t)
             beta = self._betas[t]
+            eps, x0 = self._predict(eps_fn, x, t, eps=beta < 1.0, x0=beta >= 1.0)
             if beta < 1.0:
                 x = (x - (beta / math.sqrt(1.0 - self._ab[t])) * eps) / math.sqrt(1.0 - beta)
             else:
@@ -309,7 +312,7 @@ class DPMSolverPP2M(Sampler):
         prev_x0 = None
         prev_h = None
         for i, t in enumerate(self._progress(progress)):
-            _, x0 = self._predict(eps_fn, x, t)
+            _, x0 = self._predict(eps_fn, x, t, eps=False)
             if i == len(steps) - 1:
                 return x0  # first-order step to alpha_bar = 1
             ab_t, ab_s = self.alpha_bar(t), self.alpha_bar(steps[i + 1])
