@@ -76,7 +76,7 @@ def test_toy_study_end_to_end_and_resumable(tmp_path):
             "--set", "model.blocks=1", "--set", "train.batch_size=4", "--set", "train.checkpoint_every=10",
             "--set", "train.val_every=20", "--set", "train.check_samples=2", "--set", "generate.steps=2",
             "--set", "generate.flow_steps=2", "--set", "evaluate.classifier_epochs=1", "--set", "evaluate.report=false",
-            "--set", "evaluate.clinical=false"]
+            "--set", "evaluate.clinical=false", "--set", "train.val_batches=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     result = _study(args, env)
     assert result.returncode == 0, result.stderr[-3000:]
