@@ -110,3 +110,32 @@ def test_dict_round_trip_and_cosine():
         NoiseSchedule.from_dict({"num_steps": 10, "bogus": 1})
     with pytest.raises(Exception):
         NoiseSchedule().num_steps = 3  # frozen
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_zero_terminal_snr_rescaling(kind):
+    """Lin et al. 2024, algorithm 1, checked against its definition: sqrt(alpha_bar) is an affine function of
+    the original one, keeps its first value and ends at exactly 0."""
+    base = NoiseSchedule(kind=kind)
+    zt = NoiseSchedule(kind=kind, zero_terminal_snr=True)
+    root, root0 = zt.alpha_bars.sqrt(), base.alpha_bars.sqrt()
+    expected = (root0 - root0[-1]) * root0[0] / (root0[0] - root0[-1])
+    torch.testing.assert_close(root, expected, rtol=0, atol=1e-12)
+    assert zt.alpha_bars[-1] == 0.0 and zt.betas[-1] == 1.0 and zt.terminal_snr_is_zero
+    assert not base.terminal_snr_is_zero
+    assert float(zt.alpha_bars[0]) == pytest.approx(float(base.alpha_bars[0]), abs=1e-15)
+    assert torch.all(torch.diff(zt.alpha_bars) < 0) and torch.all((zt.betas > 0) & (zt.betas <= 1))
+    # the process at the last step is pure noise; the tables stay finite except log-SNR = -inf
+    x0, eps = torch.ones(2, 3), torch.full((2, 3), 0.5)
+    torch.testing.assert_close(zt.add_noise(x0, eps, torch.tensor([199, 199])), eps)
+    assert torch.isinf(zt.log_snr[-1]) and torch.isfinite(zt.log_snr[:-1]).all()
+    for name in ("posterior_variance", "posterior_mean_coef_x0", "posterior_mean_coef_xt"):
+        assert torch.isfinite(zt.table(name, dtype=torch.float64)).all(), name
+    assert zt.table("posterior_mean_coef_xt", dtype=torch.float64)[-1] == 0  # alpha_{T-1} = 0
+    back = NoiseSchedule.from_dict(json.loads(json.dumps(zt.to_dict())))
+    assert back == zt and back.to_dict()["zero_terminal_snr"] is True
+    # a config written before the option existed has no such key: the schedule is the plain one
+    old = {k: v for k, v in base.to_dict().items() if k != "zero_terminal_snr"}
+    assert NoiseSchedule.from_dict(old) == base
+    with pytest.raises(ValueError):
+        NoiseSchedule(zero_terminal_snr="yes")

@@ -277,3 +277,83 @@ def test_large_jobs_print_an_estimate_first(monkeypatch, capsys):
                     r"\(one step of a full batch measured at \d+\.\d\d s\)", line), line
     generate(conditions_from_request(n=1, labels="NORM"), estimate=True, **FAST)  # 1 ECG-step: below the threshold
     assert "generating" not in capsys.readouterr().err
+
+
+def _option_model(cache, folder: Path, *sets: str) -> Path:
+    config = load_config(REPO / "configs" / "tiny.toml", [
+        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(folder))}", "model.channels=8",
+        "model.blocks=1", "train.steps=3", "train.batch_size=4", "train.device='cpu'", "train.threads=1",
+        "train.val_every=1000", "train.check_samples=0", *sets])
+    return train(config, progress=False)
+
+
+@pytest.fixture(scope="module")
+def scaled_v_model(cache, tmp_path_factory) -> Path:
+    return _option_model(cache, tmp_path_factory.mktemp("scaled"), "data.scaling='std'", "diffusion.prediction='v'",
+                         "diffusion.zero_terminal_snr=true")
+
+
+@pytest.fixture(scope="module")
+def flow_model(cache, tmp_path_factory) -> Path:
+    return _option_model(cache, tmp_path_factory.mktemp("flow"), "diffusion.prediction='flow'")
+
+
+def test_a_scaled_model_is_sampled_back_in_millivolts(scaled_v_model):
+    """sample() multiplies the network's units by the stored per-lead scale (for every sampler)."""
+    from midtecg.data.leads import to_model_leads
+
+    generator = load_generator(scaled_v_model, device="cpu")
+    assert generator.parameterization.prediction == "v" and generator.schedule.terminal_snr_is_zero
+    scale = generator.lead_scale
+    assert scale.shape == (8,) and np.all((scale > 0.05) & (scale < 1.0))
+    request = conditions_from_request(n=2, labels="NORM")
+    for sampler, steps in (("ddpm", None), ("ddim", 4), ("dpm++2m", 4)):
+        mv = sample(generator, request, sampler=sampler, steps=steps, seed=2, progress=False).signals
+        generator.lead_scale = None
+        units = sample(generator, request, sampler=sampler, steps=steps, seed=2, progress=False).signals
+        generator.lead_scale = scale
+        assert np.isfinite(mv).all(), sampler
+        np.testing.assert_allclose(to_model_leads(mv), to_model_leads(units) * scale[:, None], rtol=1e-5, atol=1e-6)
+
+
+def test_a_flow_model_samples_with_euler_and_heun(flow_model, tmp_path):
+    from midtecg.cli import SAMPLERS
+    from midtecg.diffusion import FLOW_SAMPLER_NAMES, SAMPLER_NAMES
+
+    assert SAMPLERS == SAMPLER_NAMES + FLOW_SAMPLER_NAMES
+    generator = load_generator(flow_model, device="cpu")
+    assert generator.parameterization.is_flow and generator.parameterization.time_scale == 199.0
+    request = conditions_from_request(n=2, labels="NORM")
+    default = sample(generator, request, seed=1, progress=False).signals  # heun, 20 steps
+    assert np.array_equal(default, sample(generator, request, sampler="heun", steps=20, seed=1, progress=False).signals)
+    assert not np.array_equal(default, sample(generator, request, sampler="euler", steps=20, seed=1,
+                                              progress=False).signals)
+    with pytest.raises(ValueError, match="rectified-flow"):
+        sample(generator, request, sampler="ddpm", progress=False)
+    out = tmp_path / "cli"
+    assert main(["generate", "-n", "2", "--labels", "NORM", "--model", str(flow_model), "--out", str(out),
+                 "--sampler", "euler", "--steps", "3", "--format", "npz", "--quiet"]) == 0
+    assert np.isfinite(np.load(out / "ecgs.npz")["signals"]).all()
+
+
+def test_the_checkpoint_names_its_default_sampler(model_dir, tmp_path):
+    """config.json "sampling" sets the default sampler; without it a diffusion model samples with ddpm."""
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    assert "sampling" not in config and "parameterization" not in config  # written as before the options
+    request = conditions_from_request(n=1, labels="NORM")
+    generator = load_generator(copy, device="cpu")
+    plain = sample(generator, request, seed=5, progress=False).signals
+    assert np.array_equal(plain, sample(generator, request, sampler="ddpm", seed=5, progress=False).signals)
+    config["sampling"] = {"sampler": "ddim", "steps": 3}
+    (copy / "config.json").write_text(json.dumps(config))
+    generator = load_generator(copy, device="cpu")
+    named = sample(generator, request, seed=5, progress=False).signals
+    assert np.array_equal(named, sample(generator, request, sampler="ddim", steps=3, seed=5, progress=False).signals)
+    config["sampling"] = {"sampler": "ddim", "eta": 1}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="sampling"):
+        load_generator(copy, device="cpu")

@@ -41,12 +41,16 @@ def ref_mel(signals: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarra
     return np.einsum("mf,...ft->...mt", fb, spec)
 
 
-def ref_loss(x_hat: np.ndarray, x: np.ndarray, scales) -> float:
+def ref_loss(x_hat: np.ndarray, x: np.ndarray, scales, order: str = "clamp_first") -> float:
+    """audiotools' order: clamp the magnitude at 1e-5, then square, then log10 (method.md section 4)."""
+    def log_power(m):
+        return np.log10(np.maximum(m, 1e-5) ** 2) if order == "clamp_first" else np.log10(np.maximum(m**2, 1e-5))
+
     total = 0.0
     for n_fft, hop, n_mels in scales:
         mh = ref_mel(x_hat.reshape(-1, x_hat.shape[-1]), n_fft, hop, n_mels)
         m = ref_mel(x.reshape(-1, x.shape[-1]), n_fft, hop, n_mels)
-        log_l1 = np.abs(np.log10(np.maximum(mh**2, 1e-5)) - np.log10(np.maximum(m**2, 1e-5))).mean()
+        log_l1 = np.abs(log_power(mh) - log_power(m)).mean()
         total += log_l1 + np.abs(mh - m).mean()
     return float(total)
 
@@ -115,6 +119,29 @@ def test_loss_matches_librosa_reference(scales, ecgs):
     noisy = (0.9 * ecgs + 0.05 * rng.standard_normal(ecgs.shape)).astype(np.float32)
     ours = multi_resolution_mel_loss(torch.from_numpy(noisy), torch.from_numpy(ecgs), scales).item()
     assert ours == pytest.approx(ref_loss(noisy, ecgs, scales), rel=1e-6)
+
+
+def test_log_term_clamps_the_magnitude_before_squaring():
+    """Where the mel magnitude lies between 1e-5 and sqrt(1e-5) = 3.2e-3 the two orders differ: clamping the
+    power flattens log10(M^2) at -5, clamping the magnitude keeps it down to -10. Faint noise (std 1e-4 and
+    3e-4 mV: every mel bin in that range) against silence (every bin clamped) shows it."""
+    scale = ((64, 16, 16),)
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(1, 2, 200, dtype=torch.float64)
+    for std in (1e-4, 3e-4):
+        x_hat = std * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        m_hat = mel_magnitude(x_hat, 64, 16, 16).numpy()
+        assert 1e-5 < m_hat.min() and m_hat.max() < 1e-5**0.5
+        lin = m_hat.mean()  # mean |M_hat - 0|
+        expected = np.abs(2 * np.log10(m_hat) - 2 * np.log10(1e-5)).mean() + lin
+        ours = multi_resolution_mel_loss(x_hat, x, scale).item()
+        assert ours == pytest.approx(expected, rel=1e-9)
+        assert ours == pytest.approx(ref_loss(x_hat.numpy(), x.numpy(), scale), rel=1e-9)
+        # the old order, log10(max(M^2, 1e-5)), clamps both log powers at -5: no log term at all
+        old = multi_resolution_mel_loss(x_hat, x, scale, log_order="square_first").item()
+        assert old == pytest.approx(lin, rel=1e-9) and ours > old + 1.0
+    with pytest.raises(ValueError, match="log order"):
+        multi_resolution_mel_loss(x_hat, x, scale, log_order="power")
 
 
 def test_zero_for_identical_and_shape_rules(ecgs):

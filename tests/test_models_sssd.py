@@ -267,3 +267,20 @@ def test_no_graph_breaks_under_dynamo(variant):
     torch._dynamo.reset()
     assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
     assert explained.graph_count == 1
+
+
+def test_condition_embeddings_start_like_the_reference_nn_embedding():
+    """The reference SSSD-ECG's label table is an nn.Embedding: N(0, 1) entries. nn.Linear's default (std
+    1 / sqrt(3 * 71) = 0.068) is kept only as cond_init="linear"."""
+    groups = (ConditionGroup("labels", 71, 96), ConditionGroup("age", 6, 32))
+    torch.manual_seed(0)
+    model = SSSDECG(SSSDConfig(channels=8, blocks=1, length=64, condition_groups=groups))
+    for group in groups:
+        weight = model.cond_embed[group.name].weight.detach()
+        n = weight.numel()
+        assert abs(weight.std().item() - 1.0) < 4 / math.sqrt(2 * n), group  # 4 standard errors of a std
+        assert abs(weight.mean().item()) < 4 / math.sqrt(n), group
+    old = SSSDECG(SSSDConfig(channels=8, blocks=1, length=64, condition_groups=groups, cond_init="linear"))
+    assert old.cond_embed["labels"].weight.std().item() == pytest.approx(1 / math.sqrt(3 * 71), rel=0.05)
+    with pytest.raises(ValueError, match="cond_init"):
+        SSSDConfig(cond_init="xavier")

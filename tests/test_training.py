@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 from midtecg.data.cache import prepare
 from midtecg.training.config import ExperimentConfig, load_config
-from midtecg.training.loop import batch_indices, train
+from midtecg.training.loop import LOG_COLUMNS, batch_indices, train
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
@@ -176,3 +176,124 @@ def test_training_without_validation_folds(fixture_cache, tmp_path):
     checkpoint = train(config, progress=False)
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     assert checkpoint.name.endswith("2") and [r["val_loss"] for r in rows] == ["", ""]
+
+
+PAPER_PRESETS = ("sssd-ecg", "midt-ecg", "midt-ecg-age", "midt-ecg-sex", "midt-ecg-demographics")
+
+
+@pytest.mark.parametrize("name", PAPER_PRESETS)
+def test_paper_presets_keep_the_published_recipe(name):
+    """The recipe options are off in the paper presets (method.md sections 1-4): millivolts, linear betas
+    not rescaled, epsilon prediction, the reference's N(0, 1) label embedding, audiotools' mel log order."""
+    config = load_config(REPO / "configs" / f"{name}.toml")
+    assert config.data.scaling == "none"
+    assert (config.diffusion.steps, config.diffusion.kind, config.diffusion.prediction) == (200, "linear", "eps")
+    assert not config.diffusion.zero_terminal_snr
+    assert (config.diffusion.beta_start, config.diffusion.beta_end) == (1e-4, 0.02)
+    assert config.model.cond_init == "normal" and config.objective.mel_log_order == "clamp_first"
+    assert config.train.max_cpu_seconds == 0
+    assert config.objective.kind == ("eps" if name == "sssd-ecg" else "midt")
+
+
+def test_mel_filters_follow_the_cache_rate(tmp_path, monkeypatch):
+    """A 500 Hz cache is trained with 500 Hz mel filters (the objective's sample rate comes from the
+    cache's manifest), and config.json records the objective that was used."""
+    cache = prepare(FIXTURE, tmp_path / "cache500", rate=500, progress=False)
+    rates = []
+    import midtecg.losses.objective as objective_module
+
+    real = objective_module.multi_resolution_mel_loss
+
+    def spy(*args, **kwargs):
+        rates.append(kwargs["sample_rate"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, "multi_resolution_mel_loss", spy)
+    config = tiny_config(cache, tmp_path / "run", steps=1, log_every=1, checkpoint_every=1, batch_size=2,
+                         check_samples=0)
+    config.model.channels, config.model.blocks = 8, 1
+    config.data.val_folds = ()
+    config.objective.kind = "midt"
+    checkpoint = train(config, progress=False)
+    assert rates == [500.0]
+    saved = json.loads((checkpoint / "config.json").read_text())
+    assert saved["objective"]["sample_rate"] == 500.0 and saved["signal"]["fs"] == 500
+
+
+def test_cpu_budget_stops_checkpoints_and_resumes(fixture_cache, tmp_path):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=100_000, log_every=10_000, val_every=10_000,
+                         checkpoint_every=10_000, max_cpu_seconds=1.5, check_samples=0)
+    config.model.channels, config.model.blocks = 8, 1
+    checkpoint = train(config, progress=False)
+    meta = json.loads((checkpoint / "training.json").read_text())
+    assert 1.5 <= meta["cpu_s"] < 10 and 0 < meta["step"] < 100_000
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert int(rows[-1]["step"]) == meta["step"] and float(rows[-1]["cpu_s"]) == pytest.approx(meta["cpu_s"])
+    # resuming a run whose budget is spent does nothing
+    assert train(config, resume=True, progress=False) == checkpoint
+    assert json.loads((tmp_path / "run" / "latest.json").read_text())["step"] == meta["step"]
+    # a larger budget continues from there
+    config.train.max_cpu_seconds = meta["cpu_s"] + 1.0
+    longer = json.loads((train(config, resume=True, progress=False) / "training.json").read_text())
+    assert longer["step"] > meta["step"] and longer["cpu_s"] >= meta["cpu_s"] + 1.0
+
+
+def test_a_short_run_says_it_is_far_from_the_data(fixture_cache, tmp_path):
+    """The issue's case: a few steps of configs/tiny.toml give noise, and the log now says so."""
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=20, log_every=10, val_every=1000,
+                         checkpoint_every=20, batch_size=4)
+    config.model.channels, config.model.blocks = 8, 1
+    train(config, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert rows[0]["warning"] == "" and rows[0]["val_loss"] == ""  # no validation at step 10
+    last = rows[-1]
+    assert "far from the data" in last["warning"] and "sample amplitude" in last["warning"]
+    assert float(last["val_loss"]) > float(last["val_reference"]) and float(last["sample_amplitude_ratio"]) > 3
+
+
+def test_an_old_log_is_rewritten_with_the_new_columns_on_resume(fixture_cache, tmp_path):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2,
+                         check_samples=0)
+    config.model.channels, config.model.blocks = 8, 1
+    train(config, progress=False)
+    log = tmp_path / "run" / "log.csv"
+    old = ["step,loss,mse_loss,mel_loss,lr,val_loss,steps_per_s,elapsed_s", "1,0.9,0.9,,0.001,,1.0,1.0",
+           "2,0.8,0.8,,0.001,0.95,1.0,2.0"]
+    log.write_text("\n".join(old) + "\n")
+    config.train.steps = 3
+    train(config, resume=True, progress=False)
+    rows = list(csv.DictReader(log.open()))
+    assert list(rows[0]) == list(LOG_COLUMNS) and [r["step"] for r in rows] == ["1", "2", "3"]
+    assert rows[1]["val_loss"] == "0.95" and rows[1]["warning"] == ""
+
+
+@pytest.mark.parametrize("sets", [
+    {"data.scaling": "std"},
+    {"diffusion.prediction": "v", "diffusion.zero_terminal_snr": True},
+    {"diffusion.prediction": "flow", "objective.kind": "midt"},
+], ids=["scaling", "v-ztsnr", "flow-midt"])
+def test_each_option_trains_and_is_stored_for_sampling(fixture_cache, tmp_path, sets):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=30, log_every=10, val_every=30,
+                         checkpoint_every=30, batch_size=4, check_samples=2)
+    config.model.channels, config.model.blocks = 8, 1
+    config.objective.mel_scales = "small"
+    for key, value in sets.items():
+        section, leaf = key.split(".")
+        setattr(getattr(config, section), leaf, value)
+    checkpoint = train(config, progress=False)
+    saved = json.loads((checkpoint / "config.json").read_text())
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert np.isfinite(log["loss"]).all() and np.isfinite(log["val_loss"].dropna()).all()
+    assert np.isfinite(log["sample_amplitude_ratio"].dropna()).all()
+    if "data.scaling" in sets:
+        from midtecg.data.cache import load_prepared
+        from midtecg.data.leads import to_model_leads
+
+        signals = to_model_leads(load_prepared(fixture_cache, split=list(config.data.train_folds)).signals)
+        expected = signals.astype(np.float64).std(axis=(0, 2))
+        np.testing.assert_allclose(saved["signal"]["lead_scale"], expected, rtol=1e-4)
+        assert "parameterization" not in saved
+    else:
+        assert "lead_scale" not in saved["signal"]
+        assert saved["parameterization"]["prediction"] == sets["diffusion.prediction"]
+        assert saved["schedule"]["zero_terminal_snr"] == sets.get("diffusion.zero_terminal_snr", False)

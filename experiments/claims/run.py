@@ -98,20 +98,20 @@ def check_equal_budget(configs: dict) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def _worker_init(threads: int) -> None:
+def worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
 
 
-def _parallel(function, tasks: list[tuple], jobs: int, threads: int) -> list:
+def run_parallel(function, tasks: list[tuple], jobs: int, threads: int) -> list:
     """Run ``function(*task)`` for every task, ``jobs`` at a time, each in its own process."""
     if not tasks:
         return []
     if jobs <= 1:
-        _worker_init(threads)
+        worker_init(threads)
         return [function(*task) for task in tasks]
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=worker_init,
                              initargs=(threads,)) as pool:
         futures = [pool.submit(function, *task) for task in tasks]
         return [future.result() for future in futures]
@@ -500,14 +500,14 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         print(f"== {stage}", file=sys.stderr, flush=True)
         if stage == "train":
-            messages = _parallel(train_run, [(c,) for c in configs.values()], args.jobs, threads)
+            messages = run_parallel(train_run, [(c,) for c in configs.values()], args.jobs, threads)
         elif stage == "generate":
-            messages = _parallel(generate_run, [(out / "runs" / n, out / "generated" / n, cache, experiment, args.device,
+            messages = run_parallel(generate_run, [(out / "runs" / n, out / "generated" / n, cache, experiment, args.device,
                                                  configs[n].train.seed) for n in configs], args.jobs, threads)
         elif stage == "evaluate":
-            messages = _parallel(train_embedding_classifier, [(out, cache, experiment, args.device)], 1,
+            messages = run_parallel(train_embedding_classifier, [(out, cache, experiment, args.device)], 1,
                                  os.cpu_count() or 1)
-            messages += _parallel(evaluate_run, [(n, out, cache, experiment, args.device) for n in configs],
+            messages += run_parallel(evaluate_run, [(n, out, cache, experiment, args.device) for n in configs],
                                   args.jobs, threads)
         else:
             summary = summarize(out, experiment, compute)

@@ -78,6 +78,10 @@ def _prepared_cache(path, flag: str) -> Path:
     return p
 
 
+# midtecg.diffusion SAMPLER_NAMES + FLOW_SAMPLER_NAMES, restated so that arguments are checked before torch loads
+SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")
+
+
 def _prepare(args) -> None:
     _existing(args.source, "source", "folder")
     if Path(args.out).exists() and not Path(args.out).is_dir():
@@ -350,10 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)",
     )
     p.add_argument("--fs", type=COUNT, help="output rate in Hz; a multiple of the model's rate (e.g. 500)")
-    p.add_argument(
-        "--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="default ddpm (200 ancestral steps)"
-    )
-    p.add_argument("--steps", type=COUNT, help="sampler steps (ddim, dpm++2m)")
+    p.add_argument("--sampler", choices=SAMPLERS,
+                   help="diffusion models: ddpm (200 ancestral steps), ddim, dpm++2m; rectified-flow models: euler, "
+                   "heun (default: the model's own, ddpm unless its config names another)")
+    p.add_argument("--steps", type=COUNT, help="sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument(
         "--guidance", type=FINITE, default=1.0, help="classifier-free guidance scale (1 = plain conditional)"
     )
@@ -449,8 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (default), cpu, cuda, cuda:N or mps (generation and classifiers)",
     )
-    p.add_argument("--sampler", default="ddpm", choices=("ddpm", "ddim", "dpm++2m"), help="with --model")
-    p.add_argument("--steps", type=COUNT, help="with --model: sampler steps (ddim, dpm++2m)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="with --model (default: the model's own)")
+    p.add_argument("--steps", type=COUNT, help="with --model: sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument("--guidance", type=FINITE, default=1.0, help="with --model: classifier-free guidance scale")
     p.add_argument("--batch-size", type=COUNT, default=32, help="with --model: generation batch size")
     p.add_argument("--quiet", action="store_true", help="no progress output")

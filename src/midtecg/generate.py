@@ -190,7 +190,7 @@ def generate(
     formats=("wfdb", "png"),
     *,
     fs: int | None = None,
-    sampler: str = "ddpm",
+    sampler: str | None = None,
     steps: int | None = None,
     guidance: float = 1.0,
     seed: int = 0,
@@ -203,6 +203,7 @@ def generate(
 ) -> GenerationResult:
     """Sample one ECG per row of ``conditions`` and, when ``out_dir`` is given, write ``formats`` there.
 
+    ``sampler``: None is the model's default (``midtecg.sample.default_sampler``).
     ``strict``: refuse demographics the model cannot use (a user asked for them); ``False`` drops them instead,
     for conditions copied from real records (``paired_conditions``), which carry every field. ``overwrite``:
     replace an earlier generation in ``out_dir`` (refused otherwise). ``estimate`` (default: ``progress``):

@@ -3,6 +3,11 @@
 ``load_generator`` rebuilds a trained generator from a checkpoint folder (safetensors + JSON, no pickle);
 ``sample`` runs a sampler from ``midtecg.diffusion`` on it, batch by batch, with optional classifier-free
 guidance, and returns float32 millivolt signals in WFDB lead order with the conditions attached.
+
+What the network predicts (config.json ``parameterization``: eps, v or rectified flow; absent: eps), the
+per-lead scale it works in (``signal.lead_scale``; absent: millivolts) and its default sampler (``sampling``:
+``{"sampler": ..., "steps": ...}``; absent: ddpm for diffusion models, heun with 20 steps for flow models)
+are read from the checkpoint, so every sampler gets the right conversion and the output is always in mV.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from tqdm.auto import tqdm
 
 from midtecg.data.conditions import ConditionEncoder
 from midtecg.data.leads import WFDB_LEADS, to_twelve_leads
-from midtecg.diffusion import NoiseSchedule, make_sampler
+from midtecg.diffusion import NoiseSchedule, Parameterization, make_parameterized_sampler
 from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.training.checkpoint import read_model_files
 
@@ -31,6 +36,8 @@ class ECGGenerator:
     length: int
     config: dict
     source: str
+    parameterization: Parameterization | None = None  # None: epsilon prediction on ``schedule``
+    lead_scale: np.ndarray | None = None  # (8,) mV per model unit; None: the model works in mV
 
     @property
     def device(self) -> torch.device:
@@ -63,6 +70,10 @@ def load_generator(path: str | Path, device: str | torch.device | None = None) -
         encoder = ConditionEncoder.from_dict(config["conditions"])
         schedule = NoiseSchedule.from_dict(config["schedule"])
         fs, length = int(config["signal"]["fs"]), int(config["signal"]["length"])
+        param = Parameterization.from_dict(config.get("parameterization"), schedule)
+        scale = config["signal"].get("lead_scale")
+        scale = None if scale is None else np.asarray(scale, dtype=np.float32).reshape(model_config.in_leads)
+        _sampling_defaults(config.get("sampling"))  # checked here, read by ``sample``
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: config.json is not a midtecg generator config ({error})") from None
     model = SSSDECG(model_config)
@@ -71,11 +82,26 @@ def load_generator(path: str | Path, device: str | torch.device | None = None) -
         raise ValueError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     device = resolve_device(device)
     model.to(device).eval().requires_grad_(False)
-    return ECGGenerator(model, schedule, encoder, fs, length, config, str(path))
+    return ECGGenerator(model, schedule, encoder, fs, length, config, str(path), param, scale)
+
+
+def _sampling_defaults(data) -> dict:
+    data = dict(data or {})
+    unknown = set(data) - {"sampler", "steps"}
+    if unknown:
+        raise ValueError(f"unknown sampling fields {sorted(unknown)}")
+    return data
+
+
+def default_sampler(generator: ECGGenerator) -> tuple[str | None, int | None]:
+    """The sampler and step count a checkpoint names as its default (config.json ``sampling``), else
+    (None, None): ddpm for diffusion models, heun for flow models."""
+    sampling = _sampling_defaults(generator.config.get("sampling"))
+    return sampling.get("sampler"), sampling.get("steps")
 
 
 def guided_eps_fn(model: SSSDECG, conditions: dict[str, torch.Tensor], guidance: float):
-    """The noise estimate a sampler sees; with guidance w: eps_u + w (eps_c - eps_u)."""
+    """The network output a sampler sees (eps, v or flow velocity); with guidance w: out_u + w (out_c - out_u)."""
     if guidance == 1.0:
         return lambda x_t, t: model(x_t, t, conditions).float()
     batch = next(iter(conditions.values())).shape[0]
@@ -97,7 +123,7 @@ def sample(
     generator: ECGGenerator,
     conditions: pd.DataFrame,
     *,
-    sampler: str = "ddpm",
+    sampler: str | None = None,
     steps: int | None = None,
     eta: float = 0.0,
     guidance: float = 1.0,
@@ -106,14 +132,21 @@ def sample(
     bf16: bool = False,
     progress: bool = True,
 ) -> SampledECGs:
-    """Generate one ECG per row of ``conditions`` (SCP code columns 0/1 plus demographic columns)."""
+    """Generate one ECG per row of ``conditions`` (SCP code columns 0/1 plus demographic columns).
+
+    ``sampler``: ddpm, ddim or dpm++2m for diffusion models, euler or heun for rectified-flow models; None:
+    the checkpoint's default (``default_sampler``), with its steps unless ``steps`` is given."""
     if guidance != 1.0 and not generator.supports_guidance:
         raise ValueError(f"{generator.source} was trained without condition dropout, so guidance must be 1.0 (got {guidance})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     encoded = generator.encoder.encode(conditions)
     device = generator.device
-    solver = make_sampler(sampler, generator.schedule, steps=steps, eta=eta)
+    param = generator.parameterization or Parameterization("eps", generator.schedule)
+    if sampler is None:
+        sampler, default_steps = default_sampler(generator)
+        steps = default_steps if steps is None and sampler is not None else steps
+    solver = make_parameterized_sampler(param, sampler, steps=steps, eta=eta)
     shape_tail = (generator.model.config.in_leads, generator.length)
     outputs = []
     n = len(conditions)
@@ -124,8 +157,11 @@ def sample(
             stop = min(start + batch_size, n)
             cond = {k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()}  # copies: v may be read-only
             rng = torch.Generator(device=device).manual_seed(seed * 1_000_003 + number)
-            x8 = solver.sample(guided_eps_fn(generator.model, cond, guidance), (stop - start, *shape_tail),
+            eps_fn = guided_eps_fn(generator.model, cond, guidance)
+            x8 = solver.sample(lambda x_t, t: eps_fn(x_t, param.model_time(t)), (stop - start, *shape_tail),
                                generator=rng, device=device, progress=progress and len(batches) < 2)
+            if generator.lead_scale is not None:  # back to millivolts
+                x8 = x8 * torch.from_numpy(generator.lead_scale).to(x8.device)[:, None]
             outputs.append(to_twelve_leads(x8.float()).cpu().numpy())
     signals = np.concatenate(outputs) if outputs else np.zeros((0, 12, generator.length), np.float32)
     return SampledECGs(signals.astype(np.float32), conditions.reset_index(drop=True), generator.fs)

@@ -12,6 +12,7 @@ Public API (imported lazily, so ``import midtecg.data.errors`` stays cheap):
 - ``ptbxl``: ``load_ptbxl_metadata``, ``read_ptbxl_record``, ``DEFAULT_SPLITS``, ``resolve_folds``
 - ``wfdb_folder``: ``load_folder_metadata``, ``read_folder_record``
 - ``cache``: ``prepare``, ``load_prepared``, ``PreparedData``
+- ``scaling``: ``SCALINGS``, ``lead_scale`` (per-lead data scaling for training)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _EXPORTS = {
     "ptbxl": ("DEFAULT_SPLITS", "load_ptbxl_metadata", "read_ptbxl_record", "resolve_folds"),
     "wfdb_folder": ("load_folder_metadata", "read_folder_record"),
     "cache": ("prepare", "load_prepared", "PreparedData"),
+    "scaling": ("SCALINGS", "lead_scale"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -7,6 +7,13 @@ Every sampler shares one interface::
 ``eps_fn(x_t, t)`` receives the current state ``x_t`` (float32, ``shape``) and the step as a long tensor of
 shape ``(B,)`` (``B = shape[0]``, all entries equal) and returns the noise estimate of the same shape. The
 caller wraps the model in ``eps_fn`` (conditions, classifier-free guidance, cached kernels, autocast).
+A sampler built with ``prediction="v"`` takes a v estimate (v = sqrt(ab) eps - sqrt(1 - ab) x0) from the
+same function instead and converts it (``midtecg.diffusion.parameterization.v_to_eps_x0``).
+
+Zero terminal SNR (``NoiseSchedule(zero_terminal_snr=True)``, alpha_bar_{T-1} = 0): the first step uses the
+data prediction x0_hat, which a v estimate gives exactly (x0_hat = -v there); an epsilon estimate carries
+nothing of x0 at that step, and x0_hat = 0 (the mean of centred data, the MMSE estimate when x_{T-1} holds
+no trace of x0) is used instead.
 
 How the chain starts (all samplers, kept consistent): at ``t = T-1`` from ``x_T ~ N(0, I)`` drawn with
 ``generator``, exactly as the reference SSSD-ECG code does, or from the ``x_T`` passed in. Note that
@@ -56,12 +63,15 @@ __all__ = [
     "logsnr_spaced_timesteps",
     "make_timesteps",
     "SPACINGS",
+    "SAMPLER_PREDICTIONS",
+    "initial_state",
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 SAMPLER_NAMES: tuple[str, ...] = ("ddpm", "ddim", "dpm++2m")
 SPACINGS: tuple[str, ...] = ("linear", "logsnr")
+SAMPLER_PREDICTIONS: tuple[str, ...] = ("eps", "v")
 
 
 def evenly_spaced_timesteps(num_train_steps: int, steps: int) -> tuple[int, ...]:
@@ -84,7 +94,9 @@ def logsnr_spaced_timesteps(schedule: NoiseSchedule, steps: int) -> tuple[int, .
     T = schedule.num_steps
     if int(steps) < 3:
         return evenly_spaced_timesteps(T, steps)  # also validates steps; (T-1,) or (T-1, 0)
-    lam = schedule.log_snr.numpy()  # decreasing in t
+    lam = schedule.log_snr.numpy().copy()  # decreasing in t
+    if not np.isfinite(lam[-1]):  # zero terminal SNR: space the grid over the finite part; T-1 stays first
+        lam[-1] = lam[-2]
     grid = np.linspace(lam[-1], lam[0], int(steps))
     ts = np.rint(np.interp(grid, lam[::-1], np.arange(T - 1, -1, -1, dtype=np.float64))).astype(np.int64)
     ts[0], ts[-1] = T - 1, 0
@@ -113,15 +125,31 @@ def _randn(shape, generator: torch.Generator | None, device: torch.device) -> to
     return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32).to(device)
 
 
+def initial_state(shape, x_T: torch.Tensor | None, generator: torch.Generator | None, device) -> torch.Tensor:
+    """The chain's start: ``x_T`` (checked, copied to float32 on ``device``) or N(0, I) drawn with ``generator``
+    on the generator's device (see the module docstring)."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 1 or shape[0] < 1:
+        raise ValueError(f"shape must start with a positive batch size, got {shape}")
+    if x_T is not None:
+        if tuple(x_T.shape) != shape:
+            raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
+        return x_T.detach().to(device=device, dtype=torch.float32).clone()
+    return _randn(shape, generator, torch.device(device))
+
+
 class Sampler:
     """Shared plumbing: timesteps, the initial state, the model call and the progress bar."""
 
     name: str = ""
 
-    def __init__(self, schedule: NoiseSchedule, timesteps: Sequence[int]):
+    def __init__(self, schedule: NoiseSchedule, timesteps: Sequence[int], prediction: str = "eps"):
         if not isinstance(schedule, NoiseSchedule):
             raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+        if prediction not in SAMPLER_PREDICTIONS:
+            raise ValueError(f"unknown prediction {prediction!r}; expected one of {', '.join(SAMPLER_PREDICTIONS)}")
         self.schedule = schedule
+        self.prediction = prediction
         self.timesteps: tuple[int, ...] = tuple(int(t) for t in timesteps)
         # Python floats (from the float64 tables) used as step coefficients: the float32 state is only
         # ever multiplied by exactly-rounded scalars.
@@ -141,24 +169,25 @@ class Sampler:
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
-    def _initial(shape, x_T, generator, device) -> torch.Tensor:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) < 1 or shape[0] < 1:
-            raise ValueError(f"shape must start with a positive batch size, got {shape}")
-        if x_T is not None:
-            if tuple(x_T.shape) != shape:
-                raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
-            return x_T.detach().to(device=device, dtype=torch.float32).clone()
-        return _randn(shape, generator, device)
-
-    @staticmethod
-    def _eps(eps_fn: EpsFn, x: torch.Tensor, t: int) -> torch.Tensor:
+    def _call(eps_fn: EpsFn, x: torch.Tensor, t: int) -> torch.Tensor:
         t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        eps = eps_fn(x, t_batch)
-        if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
-            got = tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__
+        out = eps_fn(x, t_batch)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(f"eps_fn returned {got}, expected a tensor of shape {tuple(x.shape)}")
-        return eps.to(torch.float32)
+        return out.to(torch.float32)
+
+    def _predict(self, eps_fn: EpsFn, x: torch.Tensor, t: int, eps: bool = True, x0: bool = True):
+        """(eps_hat, x0_hat) at step t from the model output, each None unless asked for (see the module
+        docstring for alpha_bar = 0)."""
+        out = self._call(eps_fn, x, t)
+        ab = self._ab[t]
+        a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
+        if self.prediction == "v":  # v_to_eps_x0 with scalar coefficients
+            return (b * x + a * out) if eps else None, (a * x - b * out) if x0 else None
+        if not x0:
+            return out, None
+        return out, (x - b * out) / a if ab > 0.0 else torch.zeros_like(x)
 
     def _progress(self, progress: bool):
         return tqdm(self.timesteps, desc=self.name or type(self).__name__, disable=not progress, leave=False)
@@ -176,7 +205,7 @@ class Sampler:
         """Draw samples of ``shape`` (float32 on ``device``); see the module docstring."""
         device = torch.device(device)
         with torch.no_grad():
-            x = self._initial(shape, x_T, generator, device)
+            x = initial_state(shape, x_T, generator, device)
             return self._run(eps_fn, x, generator, progress)
 
     def _run(self, eps_fn, x, generator, progress):  # pragma: no cover - abstract
@@ -187,21 +216,25 @@ class DDPMSampler(Sampler):
     """Ancestral DDPM sampling over all T steps, as in the reference SSSD-ECG code.
 
     x_{t-1} = (x_t - beta_t / sqrt(1 - ab_t) * eps_hat) / sqrt(alpha_t) + sqrt(beta_tilde_t) z,
-    no noise at t = 0, no clipping.
+    no noise at t = 0, no clipping. Where alpha_t = 0 (the last step of a zero terminal SNR schedule) the
+    same posterior mean is written with the data prediction: sqrt(ab_{t-1}) x0_hat.
     """
 
     name = "ddpm"
 
-    def __init__(self, schedule: NoiseSchedule):
-        super().__init__(schedule, range(schedule.num_steps - 1, -1, -1))
+    def __init__(self, schedule: NoiseSchedule, prediction: str = "eps"):
+        super().__init__(schedule, range(schedule.num_steps - 1, -1, -1), prediction)
         self._betas = [float(v) for v in schedule.betas]
         self._sigmas = [math.sqrt(float(v)) for v in schedule.posterior_variance]
 
     def _run(self, eps_fn, x, generator, progress):
         for t in self._progress(progress):
-            eps = self._eps(eps_fn, x, t)
             beta = self._betas[t]
-            x = (x - (beta / math.sqrt(1.0 - self._ab[t])) * eps) / math.sqrt(1.0 - beta)
+            eps, x0 = self._predict(eps_fn, x, t, eps=beta < 1.0, x0=beta >= 1.0)
+            if beta < 1.0:
+                x = (x - (beta / math.sqrt(1.0 - self._ab[t])) * eps) / math.sqrt(1.0 - beta)
+            else:
+                x = math.sqrt(self.alpha_bar(t - 1)) * x0
             if t > 0:
                 x = x + self._sigmas[t] * _randn(x.shape, generator, x.device)
         return x
@@ -220,8 +253,9 @@ class DDIMSampler(Sampler):
 
     name = "ddim"
 
-    def __init__(self, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0, spacing: str = "linear"):
-        super().__init__(schedule, make_timesteps(schedule, steps, spacing))
+    def __init__(self, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0, spacing: str = "linear",
+                 prediction: str = "eps"):
+        super().__init__(schedule, make_timesteps(schedule, steps, spacing), prediction)
         if not eta >= 0.0:
             raise ValueError(f"eta must be >= 0, got {eta}")
         self.eta = float(eta)
@@ -236,9 +270,8 @@ class DDIMSampler(Sampler):
     def _run(self, eps_fn, x, generator, progress):
         nexts = self.timesteps[1:] + (-1,)
         for t, s in zip(self._progress(progress), nexts):
-            eps = self._eps(eps_fn, x, t)
+            eps, x0 = self._predict(eps_fn, x, t)
             ab_t, ab_s = self.alpha_bar(t), self.alpha_bar(s)
-            x0 = (x - math.sqrt(1.0 - ab_t) * eps) / math.sqrt(ab_t)
             sigma = self.eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
             x = math.sqrt(ab_s) * x0 + math.sqrt(max(1.0 - ab_s - sigma * sigma, 0.0)) * eps
             if sigma > 0.0:
@@ -267,8 +300,8 @@ class DPMSolverPP2M(Sampler):
 
     name = "dpm++2m"
 
-    def __init__(self, schedule: NoiseSchedule, steps: int = 20, spacing: str = "logsnr"):
-        super().__init__(schedule, make_timesteps(schedule, steps, spacing))
+    def __init__(self, schedule: NoiseSchedule, steps: int = 20, spacing: str = "logsnr", prediction: str = "eps"):
+        super().__init__(schedule, make_timesteps(schedule, steps, spacing), prediction)
         self.spacing = spacing
 
     def __repr__(self) -> str:
@@ -279,16 +312,14 @@ class DPMSolverPP2M(Sampler):
         prev_x0 = None
         prev_h = None
         for i, t in enumerate(self._progress(progress)):
-            eps = self._eps(eps_fn, x, t)
-            ab_t = self.alpha_bar(t)
-            alpha_t, sigma_t = math.sqrt(ab_t), math.sqrt(1.0 - ab_t)
-            x0 = (x - sigma_t * eps) / alpha_t
+            _, x0 = self._predict(eps_fn, x, t, eps=False)
             if i == len(steps) - 1:
                 return x0  # first-order step to alpha_bar = 1
-            ab_s = self.alpha_bar(steps[i + 1])
+            ab_t, ab_s = self.alpha_bar(t), self.alpha_bar(steps[i + 1])
+            sigma_t = math.sqrt(1.0 - ab_t)
             alpha_s, sigma_s = math.sqrt(ab_s), math.sqrt(1.0 - ab_s)
-            h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)
-            if prev_x0 is None:
+            h = _log_snr(alpha_s, sigma_s) - _log_snr(math.sqrt(ab_t), sigma_t)  # +inf out of alpha_bar = 0
+            if prev_x0 is None or math.isinf(prev_h):
                 d = x0
             else:
                 r = prev_h / h
@@ -298,16 +329,23 @@ class DPMSolverPP2M(Sampler):
         return x  # not reached: the loop returns at its last step
 
 
+def _log_snr(alpha: float, sigma: float) -> float:
+    """lambda = log(alpha / sigma); -inf at alpha = 0 (then the step below lands on alpha_s x0_hat + sigma_s x)."""
+    return -math.inf if alpha == 0.0 else math.log(alpha / sigma)
+
+
 def make_sampler(
     name: str,
     schedule: NoiseSchedule,
     steps: int | None = None,
     eta: float = 0.0,
     spacing: str | None = None,
+    prediction: str = "eps",
 ) -> Sampler:
     """Build a sampler by name: ``"ddpm"`` (all T steps), ``"ddim"`` (default 50 steps, linear spacing) or
     ``"dpm++2m"`` (default 20 steps, log-SNR spacing). ``eta`` is only meaningful for DDIM; ``spacing``
-    (None: the sampler's default) for DDIM and DPM-Solver++."""
+    (None: the sampler's default) for DDIM and DPM-Solver++; ``prediction`` ("eps" or "v") says what the
+    function handed to ``sample`` returns."""
     key = str(name).lower().strip()
     if key == "ddpm":
         if steps is not None and int(steps) != schedule.num_steps:
@@ -319,11 +357,13 @@ def make_sampler(
             raise ValueError("eta is not used by the ddpm sampler; use 'ddim' to set eta")
         if spacing not in (None, "linear"):
             raise ValueError("the ddpm sampler runs every step; spacing does not apply")
-        return DDPMSampler(schedule)
+        return DDPMSampler(schedule, prediction)
     if key == "ddim":
-        return DDIMSampler(schedule, 50 if steps is None else int(steps), eta=eta, spacing=spacing or "linear")
+        return DDIMSampler(schedule, 50 if steps is None else int(steps), eta=eta, spacing=spacing or "linear",
+                           prediction=prediction)
     if key in ("dpm++2m", "dpmpp2m", "dpm++", "dpmsolver++"):
         if eta != 0.0:
             raise ValueError("eta is not used by the dpm++2m sampler")
-        return DPMSolverPP2M(schedule, 20 if steps is None else int(steps), spacing=spacing or "logsnr")
+        return DPMSolverPP2M(schedule, 20 if steps is None else int(steps), spacing=spacing or "logsnr",
+                             prediction=prediction)
     raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLER_NAMES)}")

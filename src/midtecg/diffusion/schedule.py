@@ -8,6 +8,14 @@ With the default linear schedule (T = 200, beta 1e-4 -> 0.02, method.md section 
 about 0.132: the forward process never reaches pure noise. The samplers nevertheless start from N(0, I) at
 ``t = T-1``, as the reference implementation does (see ``midtecg.diffusion.samplers``).
 
+``zero_terminal_snr=True`` rescales the schedule as Lin et al. (2024, "Common diffusion noise schedules and
+sample steps are flawed", algorithm 1) propose: sqrt(alpha_bar) is shifted and scaled so that its first value
+is kept and its last is exactly 0, i.e. ``x_{T-1}`` is pure noise and the samplers' N(0, I) start is the
+true marginal. Then ``alpha_bar_{T-1} = 0``, ``beta_{T-1} = 1`` and ``log_snr[T-1] = -inf``; the clean signal
+cannot be recovered from an epsilon estimate there (``predict_x0`` divides by zero), which is why the paper
+pairs the rescaled schedule with v-prediction (``midtecg.diffusion.parameterization``); the samplers handle
+that step with the data prediction.
+
 All tables are computed once, in float64, when the schedule is created (attributes ``betas``, ``alphas``,
 ``alpha_bars``, ``alpha_bars_prev``, ``posterior_variance``, ... are float64 CPU tensors of length T).
 ``table(name, device, dtype)`` returns (and caches) a copy on a device in float32 by default; the methods
@@ -48,6 +56,7 @@ class NoiseSchedule:
     ``kind="cosine"``: Nichol & Dhariwal's ``alpha_bar(t) = f(t+1) / f(0)``,
     ``f(u) = cos(((u / T) + s) / (1 + s) * pi / 2)^2`` with ``s = cosine_s``; betas clipped at 0.999.
     ``beta_start`` / ``beta_end`` are ignored by the cosine schedule.
+    ``zero_terminal_snr``: rescale either so that alpha_bar_{T-1} = 0 (module docstring).
     """
 
     num_steps: int = 200
@@ -55,6 +64,7 @@ class NoiseSchedule:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     cosine_s: float = 0.008
+    zero_terminal_snr: bool = False
     _tables: dict = field(init=False, repr=False, compare=False, hash=False)
     _cache: dict = field(init=False, repr=False, compare=False, hash=False)
 
@@ -78,6 +88,12 @@ class NoiseSchedule:
             ab = f[1:] / f[0]
             ab_prev = f[:-1] / f[0]
             betas = torch.clamp(1.0 - ab / ab_prev, max=0.999)
+        if not isinstance(self.zero_terminal_snr, bool):
+            raise ValueError(f"zero_terminal_snr must be a bool, got {self.zero_terminal_snr!r}")
+        if self.zero_terminal_snr:
+            if T < 2:
+                raise ValueError("a zero terminal SNR schedule needs at least 2 steps")
+            betas = _rescale_to_zero_terminal_snr(betas)
         alphas = 1.0 - betas
         alpha_bars = torch.cumprod(alphas, dim=0)
         alpha_bars_prev = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
@@ -103,6 +119,11 @@ class NoiseSchedule:
         object.__setattr__(self, "_cache", {})
 
     # ------------------------------------------------------------------ tables
+    @property
+    def terminal_snr_is_zero(self) -> bool:
+        """alpha_bar_{T-1} == 0: the last step holds no trace of the data."""
+        return bool(self._tables["alpha_bars"][-1] == 0.0)
+
     @property
     def T(self) -> int:  # noqa: N802 - the paper's symbol
         return self.num_steps
@@ -170,6 +191,10 @@ class NoiseSchedule:
         return t
 
     # ------------------------------------------------------------------ process
+    def coefficients(self, t, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sqrt(ab_t), sqrt(1 - ab_t)) shaped to broadcast against ``like``: x_t = a x0 + b eps."""
+        return self._gather("sqrt_alpha_bars", t, like), self._gather("sqrt_one_minus_alpha_bars", t, like)
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t) -> torch.Tensor:
         """Sample of q(x_t | x0): sqrt(ab_t) x0 + sqrt(1 - ab_t) noise."""
         return self._gather("sqrt_alpha_bars", t, x0) * x0 + self._gather("sqrt_one_minus_alpha_bars", t, x0) * noise
@@ -204,11 +229,12 @@ class NoiseSchedule:
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
             "cosine_s": self.cosine_s,
+            "zero_terminal_snr": self.zero_terminal_snr,
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> "NoiseSchedule":
-        known = {"num_steps", "kind", "beta_start", "beta_end", "cosine_s"}
+        known = {"num_steps", "kind", "beta_start", "beta_end", "cosine_s", "zero_terminal_snr"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown NoiseSchedule fields: {', '.join(sorted(unknown))}")
@@ -219,3 +245,13 @@ class NoiseSchedule:
             if key in kwargs:
                 kwargs[key] = float(kwargs[key])
         return cls(**kwargs)
+
+
+def _rescale_to_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
+    """Lin et al. 2024, algorithm 1: sqrt(alpha_bar) -> (sqrt(alpha_bar) - last) * first / (first - last)."""
+    root = torch.cumprod(1.0 - betas, dim=0).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    alpha_bars = root.square()
+    alphas = torch.cat([alpha_bars[:1], alpha_bars[1:] / alpha_bars[:-1]])
+    return 1.0 - alphas

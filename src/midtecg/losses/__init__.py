@@ -1,6 +1,7 @@
 """The epsilon objective and the MIDT mel-spectrogram loss."""
 
 from .mel import (
+    LOG_ORDERS,
     PAPER_SCALES,
     SCALE_PRESETS,
     SMALL_SCALES,
@@ -16,6 +17,7 @@ from .mel import (
 from .objective import MEL_TARGETS, OBJECTIVE_KINDS, ObjectiveConfig, training_loss
 
 __all__ = [
+    "LOG_ORDERS",
     "MelScale",
     "PAPER_SCALES",
     "SMALL_SCALES",

@@ -5,9 +5,12 @@ periodic Hann window of length n_fft, a centred STFT with reflect padding, the m
 Slaney-style mel filters ``fb`` (Slaney mel scale, Slaney area normalisation, 0 Hz to Nyquist), the mel
 magnitude is ``M = fb @ |S|`` and the scale's loss is
 
-    mean|log10(max(M_hat^2, 1e-5)) - log10(max(M^2, 1e-5))| + mean|M_hat - M|,
+    mean|log10(max(M_hat, 1e-5)^2) - log10(max(M, 1e-5)^2)| + mean|M_hat - M|,
 
-summed over the scales. The computation runs in float32 with autocast disabled (inputs in bf16/fp16 are cast
+summed over the scales: the magnitude is clamped first, then squared (audiotools' order, method.md section 4).
+``mel_log_order="square_first"`` gives midtecg's order before that was corrected, ``log10(max(M^2, 1e-5))``
+(a floor 1e-5 on the power instead of the magnitude: it flattens the log term wherever M < 3.2e-3), kept only
+to reproduce old runs and ablations. The computation runs in float32 with autocast disabled (inputs in bf16/fp16 are cast
 up; float64 inputs are computed in float64, e.g. for gradcheck), and is differentiable. Windows and filterbanks are built once per (parameters, device, dtype) and cached.
 """
 
@@ -32,7 +35,10 @@ __all__ = [
     "multi_resolution_mel_loss",
     "MelSpectrogramLoss",
     "resolve_scales",
+    "LOG_ORDERS",
 ]
+
+LOG_ORDERS: tuple[str, ...] = ("clamp_first", "square_first")
 
 
 class MelScale(NamedTuple):
@@ -192,13 +198,17 @@ def multi_resolution_mel_loss(
     f_min: float = 0.0,
     f_max: float | None = None,
     clamp_min: float = 1e-5,
+    log_order: str = "clamp_first",
 ) -> torch.Tensor:
     """MIDT multi-resolution mel loss between ``x_hat`` and ``x`` (same shape ``(..., L)``), a float32 scalar
     (float64 if an input is float64).
 
-    Per scale: mean|log10(max(M_hat^2, clamp_min)) - log10(max(M^2, clamp_min))| + mean|M_hat - M|;
-    summed over ``scales`` ("paper", "small" or (n_fft, hop, n_mels) triples).
+    Per scale: mean|log10(max(M_hat, clamp_min)^2) - log10(max(M, clamp_min)^2)| + mean|M_hat - M|;
+    summed over ``scales`` ("paper", "small" or (n_fft, hop, n_mels) triples). ``log_order="square_first"``:
+    log10(max(M^2, clamp_min)) instead (the order used before the correction; see the module docstring).
     """
+    if log_order not in LOG_ORDERS:
+        raise ValueError(f"unknown mel log order {log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
     if x_hat.shape != x.shape:
         raise ValueError(f"x_hat and x must have the same shape, got {tuple(x_hat.shape)} and {tuple(x.shape)}")
     scales = resolve_scales(scales)
@@ -211,28 +221,37 @@ def multi_resolution_mel_loss(
         for scale in scales:
             mel = mel_magnitude(both, scale.n_fft, scale.hop_length, scale.n_mels, sample_rate, f_min, f_max)
             m_hat, m = mel[:n], mel[n:]
-            log_term = (
-                torch.log10(m_hat.square().clamp_min(clamp_min)) - torch.log10(m.square().clamp_min(clamp_min))
-            ).abs().mean()
+            log_term = (_log_power(m_hat, clamp_min, log_order) - _log_power(m, clamp_min, log_order)).abs().mean()
             lin_term = (m_hat - m).abs().mean()
             term = log_term + lin_term
             total = term if total is None else total + term
     return total
 
 
+def _log_power(m: torch.Tensor, clamp_min: float, log_order: str) -> torch.Tensor:
+    if log_order == "clamp_first":
+        return torch.log10(m.clamp_min(clamp_min).square())
+    return torch.log10(m.square().clamp_min(clamp_min))
+
+
 class MelSpectrogramLoss(nn.Module):
     """``multi_resolution_mel_loss`` as a module (no parameters, nothing in the state dict)."""
 
-    def __init__(self, scales="paper", sample_rate: float = 100.0, f_min: float = 0.0, f_max: float | None = None):
+    def __init__(self, scales="paper", sample_rate: float = 100.0, f_min: float = 0.0, f_max: float | None = None,
+                 log_order: str = "clamp_first"):
         super().__init__()
+        if log_order not in LOG_ORDERS:
+            raise ValueError(f"unknown mel log order {log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
         self.scales = resolve_scales(scales)
         self.sample_rate = float(sample_rate)
         self.f_min = float(f_min)
         self.f_max = f_max
+        self.log_order = log_order
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return multi_resolution_mel_loss(
-            x_hat, x, self.scales, sample_rate=self.sample_rate, f_min=self.f_min, f_max=self.f_max
+            x_hat, x, self.scales, sample_rate=self.sample_rate, f_min=self.f_min, f_max=self.f_max,
+            log_order=self.log_order,
         )
 
     def extra_repr(self) -> str:

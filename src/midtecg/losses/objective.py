@@ -1,12 +1,19 @@
 """Training objectives: the epsilon MSE of DDPM and MIDT's mel-informed objective (method.md sections 3, 4).
 
-    eps:   L = MSE(eps_hat, eps)
-    midt:  L = MSE(eps_hat, eps) + mel_weight * L_mel(target(x0_hat), target(x0))
+    eps:   L = MSE(out, target)
+    midt:  L = MSE(out, target) + mel_weight * L_mel(mel_target(x0_hat), mel_target(x0))
 
-with x0_hat = (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t) (gradients flow through eps_hat), target the
-identity (``mel_target="x0"``) or the posterior mean of x_{t-1}, mu~(., x_t, t) (``"posterior_mean"``), and
-L_mel the multi-resolution mel loss (``mel_scales`` "paper": (512, 128, 64) + (256, 64, 128); "small":
-(64, 16, 16)). The mel weight is constant over t (0.02 in the paper; 0.2 is an ablation).
+``out`` is the network output and ``target`` what its parameterisation asks for
+(``midtecg.diffusion.Parameterization``: eps, v or the rectified-flow velocity; with a plain
+``NoiseSchedule`` it is eps, the paper's setting). x0_hat is the clean signal implied by the output (for eps:
+(x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t)); gradients flow through it. ``mel_target`` is the identity
+(``"x0"``) or the posterior mean of x_{t-1}, mu~(., x_t, t) (``"posterior_mean"``, DDPM only), and L_mel the
+multi-resolution mel loss (``mel_scales`` "paper": (512, 128, 64) + (256, 64, 128); "small": (64, 16, 16)) at
+``sample_rate`` (set from the training cache's rate by the training loop). The mel weight is constant over t
+(0.02 in the paper; 0.2 is an ablation). With per-lead data scaling the network works on x / scale;
+``signal_scale`` turns x0_hat and x0 back into millivolts before the mel term, so that term means the same
+whatever the scaling. Samples whose x0_hat carries no information (eps prediction at alpha_bar = 0) get no
+mel term (prediction and target both set to 0).
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
+from midtecg.diffusion.parameterization import Parameterization
 from midtecg.diffusion.schedule import NoiseSchedule
 
-from .mel import SCALE_PRESETS, multi_resolution_mel_loss
+from .mel import LOG_ORDERS, SCALE_PRESETS, multi_resolution_mel_loss
 
 __all__ = ["ObjectiveConfig", "training_loss", "OBJECTIVE_KINDS", "MEL_TARGETS"]
 
@@ -35,6 +43,7 @@ class ObjectiveConfig:
     mel_target: str = "x0"
     mel_scales: str = "paper"
     sample_rate: float = 100.0
+    mel_log_order: str = "clamp_first"  # square_first: midtecg's order before the fix (study arms only)
 
     def __post_init__(self) -> None:
         if self.kind not in OBJECTIVE_KINDS:
@@ -43,6 +52,8 @@ class ObjectiveConfig:
             raise ValueError(f"unknown mel_target {self.mel_target!r}; expected one of {', '.join(MEL_TARGETS)}")
         if self.mel_scales not in SCALE_PRESETS:
             raise ValueError(f"unknown mel_scales {self.mel_scales!r}; expected one of {', '.join(SCALE_PRESETS)}")
+        if self.mel_log_order not in LOG_ORDERS:
+            raise ValueError(f"unknown mel_log_order {self.mel_log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
         if not float(self.mel_weight) >= 0.0:
             raise ValueError(f"mel_weight must be >= 0, got {self.mel_weight}")
         if not float(self.sample_rate) > 0.0:
@@ -65,37 +76,50 @@ class ObjectiveConfig:
 
 
 def training_loss(
-    eps_hat: torch.Tensor,
+    output: torch.Tensor,
     noise: torch.Tensor,
     x_t: torch.Tensor,
     x0: torch.Tensor,
     t: torch.Tensor,
-    schedule: NoiseSchedule,
+    schedule: NoiseSchedule | Parameterization,
     objective: ObjectiveConfig | None = None,
+    signal_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Scalar loss and its parts (detached scalar tensors: ``mse``, ``mel`` for midt, ``loss``).
 
-    Shapes: ``eps_hat``, ``noise``, ``x_t``, ``x0``: (B, C, L); ``t``: (B,) long. The MSE is taken in
-    float32 (averaged over all elements); the mel term always runs in float32 with autocast disabled.
+    Shapes: ``output``, ``noise``, ``x_t``, ``x0``: (B, C, L); ``t``: (B,) (long steps, or float flow
+    times); ``schedule``: a ``NoiseSchedule`` (epsilon prediction) or a ``Parameterization``;
+    ``signal_scale``: None or per-lead millivolts per model unit, broadcasting as (C, 1). The MSE is taken
+    in float32 (averaged over all elements); the mel term always runs in float32 with autocast disabled.
     """
     objective = ObjectiveConfig() if objective is None else objective
+    param = schedule if isinstance(schedule, Parameterization) else Parameterization("eps", schedule)
     for name, tensor in (("noise", noise), ("x_t", x_t), ("x0", x0)):
-        if tensor.shape != eps_hat.shape:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(eps_hat.shape)} like eps_hat")
-    mse = F.mse_loss(eps_hat.float(), noise.float())
+        if tensor.shape != output.shape:
+            raise ValueError(f"{name} has shape {tuple(tensor.shape)}, expected {tuple(output.shape)} like the output")
+    if objective.kind == "midt" and objective.mel_target == "posterior_mean" and param.is_flow:
+        raise ValueError("mel_target 'posterior_mean' needs a DDPM schedule; use 'x0' with rectified flow")
+    mse = F.mse_loss(output.float(), param.target(x0.float(), noise.float(), t))
     parts: dict[str, torch.Tensor] = {"mse": mse.detach()}
     loss = mse
     if objective.kind == "midt":
-        with torch.autocast(device_type=eps_hat.device.type, enabled=False):
-            eps32, xt32, x032 = eps_hat.float(), x_t.float(), x0.float()
-            x0_hat = schedule.predict_x0(xt32, eps32, t)
+        with torch.autocast(device_type=output.device.type, enabled=False):
+            out32, xt32, x032 = output.float(), x_t.float(), x0.float()
+            _, x0_hat = param.split(out32, xt32, t)
             if objective.mel_target == "posterior_mean":
-                pred = schedule.posterior_mean(x0_hat, xt32, t)
-                target = schedule.posterior_mean(x032, xt32, t)
+                pred = param.schedule.posterior_mean(x0_hat, xt32, t)
+                target = param.schedule.posterior_mean(x032, xt32, t)
             else:
                 pred, target = x0_hat, x032
+            known = param.x0_known(t, target)
+            if known is not None:
+                pred, target = pred * known, target * known
+            if signal_scale is not None:
+                scale = signal_scale.to(device=pred.device, dtype=pred.dtype)
+                pred, target = pred * scale, target * scale
             mel = multi_resolution_mel_loss(
-                pred, target, objective.mel_scales, sample_rate=objective.sample_rate
+                pred, target, objective.mel_scales, sample_rate=objective.sample_rate,
+                log_order=objective.mel_log_order,
             )
         parts["mel"] = mel.detach()
         loss = mse + float(objective.mel_weight) * mel

@@ -15,6 +15,7 @@ class DataConfig:
     cache: str = ""  # a folder written by `midtecg prepare`
     train_folds: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
     val_folds: tuple[int, ...] = (9,)
+    scaling: str = "none"  # none | std: divide each model lead by its training-split std (undone at sampling)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class ModelConfig:
     blocks: int = 36
     state_size: int = 64
     s4_variant: str = "s4"
+    cond_init: str = "normal"  # normal: N(0, 1) as the reference; linear: nn.Linear's default (before the fix)
 
 
 @dataclass
@@ -38,6 +40,8 @@ class DiffusionConfig:
     kind: str = "linear"  # linear | cosine
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    zero_terminal_snr: bool = False  # rescale the betas so that alpha_bar_{T-1} = 0 (Lin et al. 2024)
+    prediction: str = "eps"  # eps | v | flow (rectified flow: x_t = (1-t) x0 + t eps, target eps - x0)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class ObjectiveSection:
     mel_weight: float = 0.02
     mel_target: str = "x0"  # x0 | posterior_mean
     mel_scales: str = "paper"  # paper | small
+    mel_log_order: str = "clamp_first"  # clamp_first (method.md) | square_first (before the fix)
 
 
 @dataclass
@@ -66,6 +71,9 @@ class TrainConfig:
     bf16: bool = True  # autocast on CUDA only
     compile: bool = False  # torch.compile on CUDA only
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    max_cpu_seconds: float = 0.0  # stop (checkpointed, resumable) after this much process CPU time; 0: off
+    check_after_steps: int = 2000  # from here on, warn when the validation loss is not below the Gaussian baseline
+    check_samples: int = 4  # ECGs sampled at each validation to check their amplitude; 0: off
 
 
 @dataclass

@@ -4,11 +4,17 @@ Everything random in a step (which records, which diffusion times, which noise, 
 dropped) is drawn from generators seeded by (seed, step, rank), so a run resumed from a checkpoint
 continues exactly as if it had never stopped, and every rank of a distributed run draws its own batch.
 ``train.batch_size`` is the batch of one process; the global batch is that times the world size.
+
+``train.max_cpu_seconds`` stops a run once the process has spent that much CPU time in the loop (summed over
+resumes; kept in each checkpoint's training.json as ``cpu_s``): it validates, checks, checkpoints and returns,
+and resuming a run whose budget is spent returns at once. For CPU studies at a fixed budget (one thread per run).
+``midtecg.training.monitor`` describes the warnings written to log.csv.
 """
 
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +28,17 @@ from tqdm.auto import tqdm
 import midtecg
 from midtecg.data.cache import load_prepared
 from midtecg.data.conditions import ConditionEncoder
-from midtecg.data.leads import to_model_leads
-from midtecg.diffusion import NoiseSchedule
+from midtecg.data.leads import MODEL_LEADS, to_model_leads
+from midtecg.data.scaling import lead_scale
+from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
 from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.training import monitor
 from midtecg.training.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from midtecg.training.config import ExperimentConfig
+
+LOG_COLUMNS = ("step", "loss", "mse_loss", "mel_loss", "lr", "val_loss", "val_reference", "sample_amplitude_ratio",
+               "steps_per_s", "elapsed_s", "cpu_s", "warning")
 
 
 @dataclass(frozen=True)
@@ -96,16 +107,40 @@ def step_generator(seed: int, step: int, rank: int, device: torch.device) -> tor
 
 
 def generator_config(config: ExperimentConfig, model_config: SSSDConfig, encoder: ConditionEncoder,
-                     schedule: NoiseSchedule, manifest: dict) -> dict:
-    """What a checkpoint's config.json holds: everything needed to rebuild and sample the generator."""
-    return {
+                     schedule: NoiseSchedule, manifest: dict, param: Parameterization | None = None,
+                     scale: np.ndarray | None = None, objective: ObjectiveConfig | None = None) -> dict:
+    """What a checkpoint's config.json holds: everything needed to rebuild and sample the generator.
+    ``parameterization`` and ``signal.lead_scale`` are written only when they differ from the defaults
+    (epsilon prediction, millivolts), so such checkpoints read exactly as before."""
+    signal = {"fs": manifest["rate"], "length": manifest["length"], "leads": "I,V1-V6,aVF"}
+    if scale is not None:
+        signal["lead_scale"] = [float(v) for v in scale]
+    out = {
         "midtecg_version": midtecg.__version__,
         "model": model_config.to_dict(),
         "conditions": encoder.to_dict(),
         "schedule": schedule.to_dict(),
-        "signal": {"fs": manifest["rate"], "length": manifest["length"], "leads": "I,V1-V6,aVF"},
+        "signal": signal,
         "experiment": config.to_dict(),
     }
+    if param is not None and param.prediction != "eps":
+        out["parameterization"] = param.to_dict()
+    if objective is not None:
+        out["objective"] = objective.to_dict()
+    return out
+
+
+def build_objective(config: ExperimentConfig, fs: float) -> ObjectiveConfig:
+    """The training objective of ``config`` for signals at ``fs`` Hz (the cache's rate: the mel filters
+    must match the signals, a 500 Hz cache gets 500 Hz filters)."""
+    return ObjectiveConfig(**vars(config.objective), sample_rate=float(fs))
+
+
+def build_parameterization(config: ExperimentConfig) -> Parameterization:
+    d = config.diffusion
+    schedule = NoiseSchedule(num_steps=d.steps, kind=d.kind, beta_start=d.beta_start, beta_end=d.beta_end,
+                             zero_terminal_snr=d.zero_terminal_snr)
+    return Parameterization(d.prediction, schedule)
 
 
 def _model_inputs(signals: np.ndarray) -> torch.Tensor:
@@ -115,9 +150,9 @@ def _model_inputs(signals: np.ndarray) -> torch.Tensor:
     return x
 
 
-def _draw(x0: torch.Tensor, schedule: NoiseSchedule, dropout: float, groups, gen: torch.Generator):
+def _draw(x0: torch.Tensor, param: Parameterization, dropout: float, groups, gen: torch.Generator):
     batch = x0.shape[0]
-    t = torch.randint(0, schedule.num_steps, (batch,), generator=gen, device=x0.device)
+    t = param.draw_times(batch, gen, x0.device)
     noise = torch.randn(x0.shape, generator=gen, device=x0.device)
     drop = None
     if dropout > 0:
@@ -134,19 +169,16 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step:
 
 
 @torch.no_grad()
-def validation_loss(model, x_val, cond_val, schedule, objective, batch_size, batches, seed, device, autocast):
+def validation_loss(model, x_val, cond_val, param, objective, batch_size, batches, seed, device, autocast,
+                    signal_scale=None):
     """Mean loss over fixed batches with fixed noise, so values are comparable across a run."""
     model.eval()
     losses = []
-    for i in range(batches):
-        idx = np.arange(i * batch_size, (i + 1) * batch_size) % len(x_val)
-        x0 = x_val[idx].to(device)
-        gen = torch.Generator(device=device).manual_seed(seed + 7919 * (i + 1))
-        t, noise, _ = _draw(x0, schedule, 0.0, (), gen)
-        x_t = schedule.add_noise(x0, noise, t)
+    for x0, conditions, t, noise, x_t in monitor.validation_batches(x_val, cond_val, param, batch_size, batches,
+                                                                     seed, device):
         with autocast:
-            eps_hat = model(x_t, t, {k: v[idx].to(device) for k, v in cond_val.items()})
-        loss, _ = training_loss(eps_hat.float(), noise, x_t, x0, t, schedule, objective)
+            out = model(x_t, param.model_time(t), conditions)
+        loss, _ = training_loss(out.float(), noise, x_t, x0, t, param, objective, signal_scale)
         losses.append(loss.item())
     model.train()
     return float(np.mean(losses))
@@ -171,11 +203,17 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         raise ValueError(f"{config.data.cache}: no records in training folds {config.data.train_folds}")
     encoder = ConditionEncoder.fit(train_data.records, config.conditions.mode, config.conditions.numeric_fields)
     x_train = _model_inputs(train_data.signals)
+    scale = lead_scale(x_train, config.data.scaling, MODEL_LEADS)  # None: the network works in millivolts
+    signal_scale = None if scale is None else torch.from_numpy(scale)[:, None]
+    if signal_scale is not None:
+        x_train = x_train / signal_scale
     cond_train = {k: torch.from_numpy(v) for k, v in encoder.encode(train_data.records).items()}
     if device.type == "cuda":
         x_train = x_train.pin_memory()
         cond_train = {k: v.pin_memory() for k, v in cond_train.items()}
     x_val = _model_inputs(val_data.signals) if val_data is not None and len(val_data.records) else None
+    if x_val is not None and signal_scale is not None:
+        x_val = x_val / signal_scale
     cond_val = {k: torch.from_numpy(v) for k, v in encoder.encode(val_data.records).items()} if x_val is not None else None
 
     # Model, EMA, optimiser, schedule.
@@ -184,6 +222,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         length=length, channels=config.model.channels, blocks=config.model.blocks,
         state_size=config.model.state_size, s4_variant=config.model.s4_variant,
         condition_groups=encoder.groups, null_conditions=config.conditions.dropout > 0,
+        cond_init=config.model.cond_init,
     )
     model = SSSDECG(model_config).to(device)
     ema = None
@@ -191,19 +230,29 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         ema = SSSDECG(model_config).to(device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False).eval()
-    schedule = NoiseSchedule(num_steps=config.diffusion.steps, kind=config.diffusion.kind, beta_start=config.diffusion.beta_start,
-                             beta_end=config.diffusion.beta_end)
-    objective = ObjectiveConfig(**vars(config.objective))
+    param = build_parameterization(config)
+    schedule = param.schedule
+    objective = build_objective(config, train_data.manifest["rate"])
+    if param.is_flow and objective.kind == "midt" and objective.mel_target == "posterior_mean":
+        raise ValueError("objective.mel_target = 'posterior_mean' needs a DDPM process; use 'x0' with diffusion.prediction = 'flow'")
+    if tc.max_cpu_seconds > 0 and ddp.world > 1:
+        raise ValueError("train.max_cpu_seconds is for single-process runs (a CPU budget per run)")
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
     warmup = max(tc.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    saved_config = generator_config(config, model_config, encoder, schedule, train_data.manifest)
+    saved_config = generator_config(config, model_config, encoder, schedule, train_data.manifest, param, scale,
+                                    objective)
 
-    start_step = 0
+    start_step, cpu_before = 0, 0.0
     if resume:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is not None:
-            start_step = load_training_state(checkpoint, model, ema, optimizer, scheduler)["step"]
+            meta = load_training_state(checkpoint, model, ema, optimizer, scheduler)
+            start_step, cpu_before = meta["step"], float(meta.get("cpu_s", 0.0))
+            if tc.max_cpu_seconds > 0 and cpu_before >= tc.max_cpu_seconds:
+                if ddp.is_main:
+                    print(f"{checkpoint}: the CPU budget of {tc.max_cpu_seconds:g} s is spent ({cpu_before:.0f} s)")
+                return checkpoint
             if ddp.is_main:
                 print(f"resuming from {checkpoint} at step {start_step}")
     elif latest_checkpoint(run_dir) is not None:  # every rank stops, none waits for the others
@@ -222,29 +271,26 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     log_file = writer = bar = None
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = run_dir / "log.csv"
-        new_log = not log_path.exists() or start_step == 0
-        log_file = log_path.open("w" if new_log else "a", newline="")
-        log = csv.writer(log_file)
-        if new_log:
-            log.writerow(["step", "loss", "mse_loss", "mel_loss", "lr", "val_loss", "steps_per_s", "elapsed_s"])
+        log_file, log = _open_log(run_dir / "log.csv", start_step == 0)
         writer = _tensorboard(run_dir)
+        check = _checks(config, param, objective, x_train, cond_train, x_val, cond_val, signal_scale, device)
         bar = tqdm(total=tc.steps, initial=start_step, desc=config.name, disable=not progress, dynamic_ncols=True)
 
     n_train = len(x_train)
     started, window_start, window_steps = time.perf_counter(), time.perf_counter(), 0
+    cpu_started = time.process_time()
     running: dict[str, float] = {}
     model.train()
     for step in range(start_step, tc.steps):
         idx = batch_indices(step, n_train, tc.batch_size, tc.seed, ddp.rank, ddp.world)
         x0 = x_train[idx].to(device, non_blocking=True)
         conditions = {k: v[idx].to(device, non_blocking=True) for k, v in cond_train.items()}
-        t, noise, drop = _draw(x0, schedule, config.conditions.dropout, encoder.groups,
+        t, noise, drop = _draw(x0, param, config.conditions.dropout, encoder.groups,
                                step_generator(tc.seed, step, ddp.rank, device))
-        x_t = schedule.add_noise(x0, noise, t)
+        x_t = param.add_noise(x0, noise, t)
         with autocast():
-            eps_hat = step_model(x_t, t, conditions, drop)
-        loss, parts = training_loss(eps_hat.float(), noise, x_t, x0, t, schedule, objective)
+            out = step_model(x_t, param.model_time(t), conditions, drop)
+        loss, parts = training_loss(out.float(), noise, x_t, x0, t, param, objective, signal_scale)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or enable train.grad_clip")
         optimizer.zero_grad(set_to_none=True)
@@ -258,19 +304,25 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
 
         done = step + 1
         window_steps += 1
+        cpu_used = cpu_before + time.process_time() - cpu_started
+        out_of_budget = 0 < tc.max_cpu_seconds <= cpu_used
+        last = done == tc.steps or out_of_budget
         for key, value in parts.items():
             running[key] = running.get(key, 0.0) + float(value)
-        if ddp.is_main and (done % tc.log_every == 0 or done == tc.steps):
+        if ddp.is_main and (done % tc.log_every == 0 or last):
             now = time.perf_counter()
             rate = window_steps / max(now - window_start, 1e-9)
             means = {k: v / window_steps for k, v in running.items()}
-            val = ""
-            if x_val is not None and (done % tc.val_every == 0 or done == tc.steps):
-                val = validation_loss(model, x_val, cond_val, schedule, objective, tc.batch_size, tc.val_batches,
-                                      tc.seed, device, autocast())
-                writer and writer.add_scalar("loss/val", val, done)
+            val, reference, amplitude, warning = "", "", "", ""
+            if done % tc.val_every == 0 or last:
+                if x_val is not None:
+                    val = validation_loss(model, x_val, cond_val, param, objective, tc.batch_size, tc.val_batches,
+                                          tc.seed, device, autocast(), signal_scale)
+                    writer and writer.add_scalar("loss/val", val, done)
+                reference, amplitude, warning = check(ema if ema is not None else model, done, val, last, autocast())
             log.writerow([done, means["loss"], means.get("mse", ""), means.get("mel", ""),
-                          scheduler.get_last_lr()[0], val, rate, now - started])
+                          scheduler.get_last_lr()[0], val, reference, amplitude, rate, now - started, cpu_used,
+                          warning])
             log_file.flush()
             if writer:
                 for key, value in means.items():
@@ -281,13 +333,18 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
             running, window_start, window_steps = {}, now, 0
         if bar is not None:
             bar.update(1)
-        if done % tc.checkpoint_every == 0 or done == tc.steps:
+        if done % tc.checkpoint_every == 0 or last:
             if ddp.is_main:
                 save_checkpoint(run_dir, done, saved_config, model, ema, optimizer, scheduler,
-                                extra={"elapsed_s": time.perf_counter() - started}, keep=tc.keep_checkpoints)
+                                extra={"elapsed_s": time.perf_counter() - started, "cpu_s": cpu_used},
+                                keep=tc.keep_checkpoints)
             if ddp.world > 1:
                 check_in_sync(model)
                 dist.barrier()
+        if out_of_budget:
+            if ddp.is_main:
+                print(f"{config.name}: CPU budget of {tc.max_cpu_seconds:g} s spent at step {done}")
+            break
     if bar is not None:
         bar.close()
     if log_file is not None:
@@ -295,6 +352,60 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     if writer is not None:
         writer.close()
     return latest_checkpoint(run_dir) or run_dir
+
+
+def _open_log(path: Path, new: bool):
+    """log.csv for writing (a new file, or appended to); an older log with other columns is rewritten
+    with the current ones (missing cells empty)."""
+    if not new and path.exists():
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+        if tuple(reader.fieldnames or ()) != LOG_COLUMNS:
+            with path.open("w", newline="") as handle:
+                rewrite = csv.DictWriter(handle, LOG_COLUMNS, extrasaction="ignore")
+                rewrite.writeheader()
+                rewrite.writerows(rows)
+    new = new or not path.exists()
+    handle = path.open("w" if new else "a", newline="")
+    log = csv.writer(handle)
+    if new:
+        log.writerow(LOG_COLUMNS)
+    return handle, log
+
+
+def _checks(config, param, objective, x_train, cond_train, x_val, cond_val, signal_scale, device):
+    """The monitor's checks as one function ``check(sampling_model, step, val_loss, last, autocast)`` ->
+    (reference level, sample amplitude ratio, warning), each "" when it does not apply."""
+    tc = config.train
+    references = None
+    if x_val is not None:
+        mean, var = x_train.mean(dim=(0, 2))[:, None], x_train.var(dim=(0, 2))[:, None]
+        references = monitor.reference_losses(
+            monitor.validation_batches(x_val, cond_val, param, tc.batch_size, tc.val_batches, tc.seed, device),
+            param, objective, mean, var, signal_scale)
+        print(f"{config.name}: validation reference levels: zero output {references['zero']:.4g}, Gaussian "
+              f"baseline {references['gaussian']:.4g} (see midtecg.training.monitor)", file=sys.stderr)
+    x_ref, cond_ref = (x_val, cond_val) if x_val is not None else (x_train, cond_train)
+    n = min(tc.check_samples, len(x_ref))
+    amplitude_ref = monitor.amplitude_reference(x_ref if signal_scale is None else x_ref * signal_scale)
+    check_conditions = {k: v[:n].to(device) for k, v in cond_ref.items()}
+
+    def check(sampling_model, step: int, val_loss, last: bool, autocast):
+        warnings = []
+        if references is not None and val_loss != "":
+            warnings.append(monitor.validation_warning(step, val_loss, references, tc.check_after_steps, last))
+        amplitude = ""
+        if n > 0:
+            amplitude = monitor.sample_amplitude_ratio(sampling_model, check_conditions, param, x_ref.shape[-1],
+                                                       amplitude_ref, signal_scale, tc.seed, autocast)
+            warnings.append(monitor.amplitude_warning(step, amplitude))
+        warning = "; ".join(w for w in warnings if w)
+        if warning:
+            print(f"{config.name}: warning: {warning}", file=sys.stderr)
+        return ("" if references is None else references["gaussian"]), amplitude, warning
+
+    return check
 
 
 def _tensorboard(run_dir: Path):
