@@ -219,8 +219,7 @@ def generate(
     names = record_names_of(conditions)
     if out_dir is not None:
         check_output_folder(out_dir, OUTPUT_ENTRIES, overwrite)
-    from midtecg.diffusion import make_sampler
-    from midtecg.sample import ECGGenerator, load_generator, sample
+    from midtecg.sample import ECGGenerator, generator_sampler, load_generator, sample
 
     generator = (
         model if isinstance(model, ECGGenerator) else load_generator(model or DEFAULT_MODEL, resolve_device(device))
@@ -231,9 +230,10 @@ def generate(
         usable = usable_demographics(generator.encoder)
         conditions = conditions.drop(columns=[c for c in DEMOGRAPHICS if c in conditions.columns and c not in usable])
     check_request(generator, conditions)
-    n_steps = len(make_sampler(sampler, generator.schedule, steps=steps).timesteps)
+    solver = generator_sampler(generator, sampler, steps)
+    n_steps = getattr(solver, "num_evaluations", solver.num_steps)  # network evaluations per ECG
     if (progress if estimate is None else estimate) and len(conditions) * n_steps >= LARGE_JOB_ECG_STEPS:
-        print(describe_job(generator, conditions, sampler, n_steps, guidance, batch_size), file=sys.stderr)
+        print(describe_job(generator, conditions, sampler or repr(solver), n_steps, guidance, batch_size), file=sys.stderr)
     ecgs = sample(
         generator,
         conditions,

@@ -100,6 +100,17 @@ def default_sampler(generator: ECGGenerator) -> tuple[str | None, int | None]:
     return sampling.get("sampler"), sampling.get("steps")
 
 
+def generator_sampler(generator: ECGGenerator, sampler: str | None = None, steps: int | None = None,
+                      eta: float = 0.0):
+    """The sampler ``sample`` runs for this generator: ``sampler`` (None: the checkpoint's default, with its
+    steps unless ``steps`` is given) on the generator's parameterisation (eps, v or rectified flow)."""
+    param = generator.parameterization or Parameterization("eps", generator.schedule)
+    if sampler is None:
+        sampler, default_steps = default_sampler(generator)
+        steps = default_steps if steps is None and sampler is not None else steps
+    return make_parameterized_sampler(param, sampler, steps=steps, eta=eta)
+
+
 def guided_eps_fn(model: SSSDECG, conditions: dict[str, torch.Tensor], guidance: float):
     """The network output a sampler sees (eps, v or flow velocity); with guidance w: out_u + w (out_c - out_u)."""
     if guidance == 1.0:
@@ -143,10 +154,7 @@ def sample(
     encoded = generator.encoder.encode(conditions)
     device = generator.device
     param = generator.parameterization or Parameterization("eps", generator.schedule)
-    if sampler is None:
-        sampler, default_steps = default_sampler(generator)
-        steps = default_steps if steps is None and sampler is not None else steps
-    solver = make_parameterized_sampler(param, sampler, steps=steps, eta=eta)
+    solver = generator_sampler(generator, sampler, steps, eta)
     shape_tail = (generator.model.config.in_leads, generator.length)
     outputs = []
     n = len(conditions)
