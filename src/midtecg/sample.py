@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from midtecg.data.conditions import ConditionEncoder
+from midtecg.device import resolve_device
 from midtecg.data.leads import WFDB_LEADS, to_twelve_leads
 from midtecg.diffusion import NoiseSchedule, Parameterization, make_parameterized_sampler
 from midtecg.models.sssd import SSSDECG, SSSDConfig
@@ -54,12 +55,6 @@ class SampledECGs:
     conditions: pd.DataFrame  # one row per ECG
     fs: int
     lead_names: tuple[str, ...] = WFDB_LEADS
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load_generator(path: str | Path, device: str | torch.device | None = None) -> ECGGenerator:

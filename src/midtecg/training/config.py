@@ -125,7 +125,10 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     with path.open("rb") as handle:
-        data = tomllib.load(handle)
+        try:
+            data = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML ({error})") from None
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep:
