@@ -57,6 +57,10 @@ def test_config_overrides_and_errors(tmp_path):
     assert config.data.cache == "some/folder" and config.model.s4_variant == "s4d"
     with pytest.raises(ValueError, match="unknown key"):
         load_config(path, ["train.batchsize=3"])
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[train\nsteps = 10\n")
+    with pytest.raises(ValueError, match="broken.toml: not valid TOML"):
+        load_config(broken)
     with pytest.raises(ValueError, match="not a int"):
         load_config(path, ["train.steps='many'"])
     with pytest.raises(FileNotFoundError):
