@@ -122,24 +122,30 @@ def make_step(model, config):
     ema.requires_grad_(False)
     if not hasattr(loop, "TrainStep"):
         return LegacyStep(model, ema, schedule, objective), schedule
-    optimizer = loop.make_optimizer(model, lr=2e-4, device=torch.device("cpu"))
+    optimizer = loop.make_optimizer(model, 2e-4)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-    step = loop.TrainStep(model, optimizer, scheduler, schedule, objective, ema=ema, ema_decay=0.999)
+    step = loop.TrainStep(model, optimizer, scheduler, schedule, objective, ema=ema, ema_decay=0.999, steps=100)
     return step, schedule
 
 
 def inputs(config, batch: int, schedule, step: int):
+    """A batch and its diffusion draws (no condition dropout), as the loop draws them."""
     gen = torch.Generator().manual_seed(step)
     x0 = 0.3 * torch.randn(batch, config.in_leads, config.length, generator=gen)
     conditions = {"labels": (torch.rand(batch, 71, generator=gen) < 0.05).float()}
-    t, noise, drop = loop._draw(x0, schedule, 0.0, config.condition_groups, loop.step_generator(0, step, 0, x0.device))
-    return x0, conditions, t, noise, drop
+    draws = loop.step_generator(0, step, 0, x0.device)
+    t = torch.randint(0, schedule.num_steps, (batch,), generator=draws)
+    noise = torch.randn(x0.shape, generator=draws)
+    return x0, conditions, t, noise, None
 
 
 def run_step(trainer, step, batch_inputs):
-    loss = trainer.forward(step, *batch_inputs)
-    trainer.backward(loss)
-    trainer.update(step)
+    if isinstance(trainer, LegacyStep):
+        loss = trainer.forward(step, *batch_inputs)
+        trainer.backward(loss)
+        trainer.update(step)
+    else:
+        trainer(step, *batch_inputs)
 
 
 def count_training(model, config, batch: int) -> dict:
@@ -154,7 +160,7 @@ def count_training(model, config, batch: int) -> dict:
     batch_inputs = inputs(config, batch, schedule, 3)
     counters["step"], _ = count(lambda: run_step(trainer, 3, batch_inputs))
     if hasattr(trainer, "read_log"):
-        trainer.read_log(4)  # the step's device-side checks, read as the loop reads them on logging steps
+        trainer.read_log()  # the step's device-side log, read as the loop reads it on logging steps
     out = {"total": {k: c.total for k, c in counters.items()}, "launching": {k: c.launching for k, c in counters.items()}}
     for kind in ("total", "launching"):
         out[kind]["forward_backward"] = out[kind]["forward"] + out[kind]["backward"]
