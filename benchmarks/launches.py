@@ -18,9 +18,13 @@ loss bookkeeping); ``step`` is the whole step counted in one go.
 A cached sampling step is one DDIM step (model evaluation and update) inside ``model.cached_kernels()``:
 (ops of a 4-step run - ops of a 2-step run) / 2.
 
+Timing: CPU time (``time.process_time``, one thread) per training step of ``--time`` at ``--time-batch``,
+the median of ``--time-steps`` steps after two warm-up steps, each code in its own process; the best of
+``--rounds`` rounds. Wall time is reported too; on a shared machine only the CPU time is comparable.
+
 ``--compare-with SRC`` runs this script again with ``PYTHONPATH=SRC`` (e.g. the ``src`` folder of an older
 commit, ``git archive c3da3ec src | tar -x -C /tmp/old``), for the counts and for the timing, alternating
-the two codes ``--rounds`` times so that both see the same machine load; the timing line gives both.
+the two codes round by round; the timing line gives both.
 """
 
 from __future__ import annotations
@@ -186,17 +190,19 @@ def count_sampling(model, config, batch: int) -> dict:
             "launching_per_block": round(launching / config.blocks, 1)}
 
 
-def time_training(blocks: int, channels: int, length: int, batch: int, steps: int) -> float:
-    """Median seconds per training step (after two warm-up steps)."""
+def time_training(blocks: int, channels: int, length: int, batch: int, steps: int) -> tuple[float, float]:
+    """Median CPU seconds (process time: what this process computed, whatever else the machine runs) and
+    wall seconds per training step, after two warm-up steps."""
     model, config = build(blocks, channels, length)
     trainer, schedule = make_step(model, config)
-    times = []
+    cpu, wall = [], []
     for step in range(steps + 2):
         batch_inputs = inputs(config, batch, schedule, step)
-        start = time.perf_counter()
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
         run_step(trainer, step, batch_inputs)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[2:])
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start_wall)
+    return statistics.median(cpu[2:]), statistics.median(wall[2:])
 
 
 def code_name() -> str:
@@ -237,8 +243,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.only_time:
         blocks, channels = (int(v) for v in args.time.split("x"))
-        seconds = time_training(blocks, channels, args.length, args.time_batch, args.time_steps)
-        print(json.dumps({"code": code_name(), "s_per_step": seconds}))
+        cpu, wall = time_training(blocks, channels, args.length, args.time_batch, args.time_steps)
+        print(json.dumps({"code": code_name(), "cpu_s": cpu, "wall_s": wall}))
         return
     if args.sizes:
         counts_main(args)
@@ -252,17 +258,19 @@ def main(argv: list[str] | None = None) -> None:
         codes = {"this": str(Path(__file__).resolve().parents[1] / "src")}
         if args.compare_with:
             codes["other"] = args.compare_with
-        seconds: dict[str, list[float]] = {name: [] for name in codes}
+        runs: dict[str, list[dict]] = {name: [] for name in codes}
         for _ in range(args.rounds):
             for name, src in codes.items():
-                seconds[name].append(rerun(src, timing_args)[0]["s_per_step"])
+                runs[name].append(rerun(src, timing_args)[0])
+        cpu = {name: min(r["cpu_s"] for r in v) for name, v in runs.items()}
         result = {"benchmark": "launches-time", "size": args.time, "length": args.length, "batch": args.time_batch,
                   "threads": 1, "steps_per_round": args.time_steps, "rounds": args.rounds,
                   "code": {name: src for name, src in codes.items()},
-                  "ms_per_step": {name: round(1e3 * min(v), 1) for name, v in seconds.items()},
-                  "ms_per_step_all_rounds": {name: [round(1e3 * s, 1) for s in v] for name, v in seconds.items()}}
+                  "cpu_ms_per_step": {name: round(1e3 * v, 1) for name, v in cpu.items()},
+                  "cpu_ms_all_rounds": {name: [round(1e3 * r["cpu_s"], 1) for r in v] for name, v in runs.items()},
+                  "wall_ms_all_rounds": {name: [round(1e3 * r["wall_s"], 1) for r in v] for name, v in runs.items()}}
         if args.compare_with:
-            result["speedup"] = round(min(seconds["other"]) / min(seconds["this"]), 2)
+            result["cpu_speedup"] = round(cpu["other"] / cpu["this"], 2)
         print(json.dumps(result), flush=True)
 
 

@@ -81,3 +81,16 @@ def test_kernel_constants_follow_the_buffers():
     layer.load_state_dict(other.state_dict())
     assert torch.allclose(layer.kernel(), other.kernel())
     assert layer.double().kernel().dtype == torch.float64
+
+
+def test_kernel_fft_backward_matches_autograd():
+    torch.manual_seed(14)
+    k = torch.randn(3, 2, 9, dtype=torch.float64, requires_grad=True)
+    for channels in (2, 1):
+        kc = k[:, :channels]
+        assert torch.autograd.gradcheck(lambda x: combined_fft(x, 9), (kc,))
+        g = torch.randn(3, 10, dtype=torch.complex128)
+        full = torch.cat([kc[:, 0], kc[:, 1].flip(-1)], -1) if channels == 2 else kc[:, 0]
+        plain = torch.fft.rfft(full, n=18)
+        assert torch.allclose(torch.autograd.grad(combined_fft(kc, 9), k, g)[0], torch.autograd.grad(plain, k, g)[0],
+                              atol=1e-12)

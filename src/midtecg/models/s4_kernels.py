@@ -220,8 +220,26 @@ def _vandermonde_kernels(c: torch.Tensor, er: torch.Tensor, ei: torch.Tensor, po
 def combined_fft(k: torch.Tensor, length: int) -> torch.Tensor:
     """Kernels (F, ch, >= L) -> rfft (n = 2L) of the combined non-causal kernel, (F, L + 1) complex."""
     k = k[..., :length]
-    full = torch.cat([k[:, 0], k[:, 1].flip(-1)], dim=-1) if k.shape[1] == 2 else k[:, 0]
-    return torch.fft.rfft(full, n=2 * length)
+    if k.shape[1] == 2:
+        return _RFFT.apply(torch.cat([k[:, 0], k[:, 1].flip(-1)], dim=-1))
+    return _RFFT.apply(torch.nn.functional.pad(k[:, 0], (0, length)))
+
+
+class _RFFT(torch.autograd.Function):
+    """rfft of real x (..., n), n even, with the backward written out: Re(inverse FFT of the zero-filled
+    one-sided gradient) is the unnormalised inverse rfft of the gradient halved except at bins 0 and n/2
+    (autograd's generic backward runs a complex FFT of the full length)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.fft.rfft(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        n = 2 * (grad.shape[-1] - 1)
+        half = grad * 0.5
+        half[..., ::n // 2].mul_(2)  # bins 0 and n/2
+        return torch.fft.irfft(half, n=n, norm="forward")
 
 
 def layer_spectra(layers: Sequence, length: int, cache: dict) -> torch.Tensor:
@@ -238,9 +256,9 @@ def bidirectional_fft_conv(u: torch.Tensor, kernel_f: torch.Tensor, length: int)
     """Linear (not circular) convolution of u (..., H, L) with a combined kernel given by its rfft at n=2L.
 
     Its backward is written out (``_FFTConv``): the gradient for u is the correlation with the kernel,
-    irfft(rfft(g) conj(K)), and the one for K sums rfft(g) conj(rfft(u)) over the batch with the
-    one-sided spectrum's weights; autograd's generic FFT backward takes twice the operators and a full
-    complex FFT. u is kept for backward rather than its spectrum (half the memory, one more rfft)."""
+    irfft(rfft(g) conj(K)), and the one for K sums rfft(g) conj(rfft(u)) over the batch with the one-sided
+    spectrum's weights: two FFTs, where autograd's generic FFT backward takes twice the operators and a
+    full complex FFT."""
     if u.shape[-1] != length:
         raise ValueError(f"bidirectional_fft_conv: input has {u.shape[-1]} samples, expected {length}")
     return _FFTConv.apply(u, kernel_f)
@@ -249,21 +267,22 @@ def bidirectional_fft_conv(u: torch.Tensor, kernel_f: torch.Tensor, length: int)
 class _FFTConv(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, kernel_f):
-        n = 2 * u.shape[-1]
-        ctx.save_for_backward(u, kernel_f)
-        return torch.fft.irfft(torch.fft.rfft(u, n=n) * kernel_f, n=n)[..., :u.shape[-1]]
+        length = u.shape[-1]
+        u_f = torch.fft.rfft(u, n=2 * length)
+        ctx.save_for_backward(u_f, kernel_f)
+        return torch.fft.irfft(u_f * kernel_f, n=2 * length)[..., :length]
 
     @staticmethod
     def backward(ctx, grad):
-        u, kernel_f = ctx.saved_tensors
-        length = u.shape[-1]
+        u_f, kernel_f = ctx.saved_tensors
+        length = kernel_f.shape[-1] - 1
         n = 2 * length
         grad_f = torch.fft.rfft(grad, n=n)
         grad_u = grad_k = None
         if ctx.needs_input_grad[0]:
-            grad_u = torch.fft.irfft(grad_f * torch.conj_physical(kernel_f), n=n)[..., :length]
+            grad_u = torch.fft.irfft(grad_f * kernel_f.conj(), n=n)[..., :length]
         if ctx.needs_input_grad[1]:
             # d/dK of the inverse rfft: 1/n, doubled for the bins whose mirror image is not stored
-            grad_k = (grad_f * torch.conj_physical(torch.fft.rfft(u, n=n))).sum_to_size(kernel_f.shape).mul_(2 / n)
+            grad_k = (grad_f * u_f.conj()).sum_to_size(kernel_f.shape).mul_(2 / n)
             grad_k[..., ::length].mul_(0.5)  # bins 0 and n/2
         return grad_u, grad_k

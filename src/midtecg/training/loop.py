@@ -157,7 +157,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, weight: torch.Tenso
     """ema <- ema + weight (model - ema) for every parameter; ``weight`` is a 0-dim tensor on the
     parameters' device (see ``ema_weights``). Three multi-tensor ops, whatever the number of parameters."""
     ema_params = list(ema.parameters())
-    delta = torch._foreach_sub([p.detach() for p in model.parameters()], ema_params)
+    delta = torch._foreach_sub(list(model.parameters()), ema_params)
     torch._foreach_mul_(delta, weight)
     torch._foreach_add_(ema_params, delta)
 
