@@ -375,7 +375,7 @@ class SSSDECG(nn.Module):
         for i, block in enumerate(self.blocks):
             args = (h, step_bias[i], cond_bias[i], conv[i], s4[2 * i], s4[2 * i + 1], skip_w[i],
                     res[i] if i < len(res) else None)
-            h, s = checkpoint(block, *args, use_reentrant=False) if recompute else block(*args)
+            h, s = checkpoint(block, *args, use_reentrant=False, preserve_rng_state=False) if recompute else block(*args)
             skip = s.to(stream) if skip is None else skip + s
         skip = skip * math.sqrt(1.0 / len(self.blocks))
         return self.out_conv(F.relu(self.skip_out(skip)))

@@ -225,7 +225,7 @@ class TrainStep:
         self._slot = torch.zeros((), dtype=torch.long, device=self.device)  # next row of the log
         self._names: list[str] = []
         self._first_step, self._rows = 0, 0  # host bookkeeping of the log window
-        self._graph = self._static = None
+        self._graph = self._static = self._stream = None
         self._eager_steps = 0
 
     # ---- the phases ----------------------------------------------------------------------------------
@@ -270,18 +270,22 @@ class TrainStep:
             update_ema(self.ema, self.model, self._ema_weights[min(step, len(self._ema_weights) - 1)])
 
     def __call__(self, step: int, x0, conditions, t, noise, drop) -> None:
-        if not self.cuda_graph:
-            self.backward(self.forward(step, x0, conditions, t, noise, drop))
-        elif self._graph is None and self._eager_steps < self.WARMUP_STEPS:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side):
-                self.backward(self.forward(step, x0, conditions, t, noise, drop))
-            torch.cuda.current_stream(self.device).wait_stream(side)
+        if self.cuda_graph and self._graph is None and self._eager_steps < self.WARMUP_STEPS:
+            stream = self._stream = self._stream or torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):  # capture needs its warm-up off the default stream
+                self._eager(step, x0, conditions, t, noise, drop)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
             self._eager_steps += 1
-        else:
+        elif self.cuda_graph:
             self._count(step)
             self._replay(x0, conditions, t, noise, drop)
+            self.update(step)
+        else:
+            self._eager(step, x0, conditions, t, noise, drop)
+
+    def _eager(self, step: int, *batch) -> None:
+        self.backward(self.forward(step, *batch))
         self.update(step)
 
     def _replay(self, *batch) -> None:
