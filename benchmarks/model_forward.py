@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16 = autocast")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (forward/backward)")
-    parser.add_argument("--no-checkpoint", action="store_true", help="keep S4 kernel intermediates for backward")
+    parser.add_argument("--checkpoint-activations", action="store_true", help="recompute block activations in backward")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = SSSDECG(config)
     build_s = time.perf_counter() - start
     model.to(device)
-    if args.no_checkpoint:
-        model.set_kernel_checkpointing(False)
+    model.set_activation_checkpointing(args.checkpoint_activations)
     with torch.no_grad():  # non-zero output so that backward does real work
         model.out_conv.weight.normal_(0, 0.01)
     step_model = torch.compile(model) if args.compile else model
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": args.config, "model": config.to_dict(), "variant": args.variant, "batch": b,
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "dtype": args.dtype, "compile": args.compile, "kernel_checkpointing": not args.no_checkpoint,
+        "dtype": args.dtype, "compile": args.compile, "activation_checkpointing": args.checkpoint_activations,
         "torch": torch.__version__, "python": sys.version.split()[0], "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "build_s": round(build_s, 3),

@@ -20,7 +20,7 @@ import torch
 from midtecg.diffusion import NoiseSchedule
 from midtecg.losses import ObjectiveConfig, training_loss
 from midtecg.models.sssd import SSSDECG, SSSDConfig
-from midtecg.training.loop import update_ema
+from midtecg.training.loop import ema_weights, make_optimizer, update_ema
 
 CONFIGS = {"full": {}, "small": dict(channels=64, blocks=4), "tiny": dict(channels=32, blocks=4)}
 
@@ -54,7 +54,8 @@ def main() -> dict:
     model = SSSDECG(config).to(device)
     ema = SSSDECG(config).to(device).requires_grad_(False)
     step_model = torch.compile(model) if args.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    optimizer = make_optimizer(model, 2e-4)
+    ema_weight = ema_weights(0.999, args.steps + 2, device)
     schedule = NoiseSchedule()
     objective = ObjectiveConfig(kind=args.objective)
     x0 = torch.randn(args.batch, config.in_leads, config.length, device=device) * 0.3
@@ -70,7 +71,7 @@ def main() -> dict:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        update_ema(ema, model, 0.999, i)
+        update_ema(ema, model, ema_weight[i])
 
     for i in range(2):
         step(i)

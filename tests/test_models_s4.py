@@ -154,20 +154,6 @@ def test_forward_formula():
     assert torch.allclose(layer(u), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("variant", ["s4", "s4d"])
-def test_checkpointed_kernel_gradient_matches(variant):
-    torch.manual_seed(7)
-    layer = S4Layer(5, 30, state_size=8, variant=variant)
-    u = torch.randn(2, 5, 30)
-    grads = []
-    for flag in (True, False):
-        layer.zero_grad()
-        layer.checkpoint_kernel = flag
-        layer(u).square().sum().backward()
-        grads.append(layer.C.grad.clone())
-    assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
-
-
 def test_cached_kernel_reused_and_released():
     torch.manual_seed(8)
     layer = S4Layer(4, 32, state_size=8)
@@ -205,12 +191,3 @@ def test_bad_arguments():
         S4Layer(4, 8, variant="s5")
     with pytest.raises(ValueError, match="even"):
         S4Layer(4, 8, state_size=7)
-
-
-def test_cpu_chunked_nplr_kernel_matches_unchunked():
-    from midtecg.models.s4 import _nplr_kernel
-
-    torch.manual_seed(10)
-    layer = S4Layer(150, 24, state_size=4, variant="s4")  # more features than one CPU chunk
-    whole = _nplr_kernel(layer.C, layer.log_dt, layer.lam, layer.P, layer.B, 24)
-    assert torch.allclose(layer.kernel(), whole, atol=1e-6)

@@ -2,9 +2,11 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from midtecg.models.s4 import S4Layer
 from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig, step_embedding
@@ -209,21 +211,143 @@ def test_config_round_trip_and_validation():
         SSSDConfig(channels=0)
 
 
-def test_cached_kernels_context():
+def test_cached_kernels_context(monkeypatch):
     cfg = small_config()
     torch.manual_seed(3)
     model = SSSDECG(cfg).eval()
     perturb_output(model)
     x, t, cond = inputs(cfg)
+    calls = []
+    original = model._weight_tensors
+    monkeypatch.setattr(model, "_weight_tensors", lambda length: calls.append(length) or original(length))
     with torch.no_grad():
         plain = model(x, t, cond)
         with model.cached_kernels():
-            assert all(layer._cache is not None for layer in model.s4_layers())
-            cached = [model(x, t, cond) for _ in range(2)]
-            assert all(len(layer._cache) == 1 for layer in model.s4_layers())
-    assert all(layer._cache is None for layer in model.s4_layers())
+            with model.cached_kernels():  # nesting is harmless
+                cached = [model(x, t, cond) for _ in range(2)]
+            model(x[..., :40], t, cond)  # another length gets its own entry
+            assert sorted(model._frozen) == [40, cfg.length]
+    assert calls == [cfg.length, cfg.length, 40] and model._frozen is None
     assert len(model.s4_layers()) == 2 * cfg.blocks
     assert torch.allclose(cached[0], plain, atol=1e-5) and torch.equal(cached[0], cached[1])
+
+
+def s4_reference(layer: S4Layer, u: torch.Tensor) -> torch.Tensor:
+    """The S4 layer as written before its kernels were batched: D u outside the FFT, Linear_out on (B, L, H)."""
+    y = F.gelu(layer.ssm_conv(u) + layer.D[:, None] * u)
+    return layer.norm(u.transpose(1, 2) + layer.out(y.transpose(1, 2))).transpose(1, 2)
+
+
+def reference_forward(model: SSSDECG, x, t, cond, drop=None) -> torch.Tensor:
+    """The denoiser block by block from its modules (per-layer kernels, projections and weight norms, residual
+    and skip convs as one conv): the computation the batched forward replaced."""
+    cfg, c = model.config, model.config.channels
+    embedded = model.embed_conditions(cond, drop, x.shape[0], x.device)
+    step = model.step_mlp(step_embedding(t, cfg.step_embed_dim).to(x.dtype))
+    h, skip = F.relu(model.input_conv(x)), 0
+    for block in model.blocks:
+        z = block.conv(h + block.step_proj(step)[:, :, None])
+        z = s4_reference(block.s4_1, z)
+        z = s4_reference(block.s4_2, z + block.cond_proj(embedded)[:, :, None])
+        out = torch.tanh(z[:, :c]) * torch.sigmoid(z[:, c:])
+        both = F.conv1d(out, torch.cat([block.res_conv.weight, block.skip_conv.weight]),
+                        torch.cat([block.res_conv.bias, block.skip_conv.bias]))
+        h, skip = (h + both[:, :c]) * math.sqrt(0.5), skip + both[:, c:]
+    return model.out_conv(F.relu(model.skip_out(skip * math.sqrt(1 / len(model.blocks)))))
+
+
+@pytest.mark.parametrize("variant", ["s4", "s4d"])
+def test_batched_forward_matches_the_block_by_block_computation(variant):
+    """Kernels, projections and weight norms of all blocks in one call each: the same numbers (float64 to
+    1e-12, float32 to round-off) and the same gradients."""
+    cfg = small_config(blocks=3, length=50, s4_variant=variant, null_conditions=True)
+    x, t, cond = inputs(cfg, length=50)
+    drop = {"labels": torch.tensor([True, False, False])}
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        torch.manual_seed(6)
+        model = SSSDECG(cfg).to(dtype)
+        perturb_output(model)
+        x_d, cond_d = x.to(dtype), {k: v.to(dtype) for k, v in cond.items()}
+        grads = []
+        for forward in (model, lambda *a: reference_forward(model, *a)):
+            model.zero_grad()
+            out = forward(x_d, t, cond_d, drop)
+            out.square().sum().backward()
+            grads.append((out.detach(), {n: p.grad for n, p in model.named_parameters() if p.grad is not None}))
+        (fast, fast_grads), (ref, ref_grads) = grads
+        assert (fast - ref).abs().max() <= tol * ref.abs().max(), (dtype, (fast - ref).abs().max())
+        for name, grad in ref_grads.items():
+            if name.startswith(f"blocks.{cfg.blocks - 1}.res_conv."):
+                assert grad.abs().max() == 0 and name not in fast_grads  # the last residual is not computed
+                continue
+            assert (fast_grads[name] - grad).abs().max() <= 10 * tol * grad.abs().max().clamp_min(1e-30), name
+
+
+# Outputs of the built-in model and of the test fixture model for fixed inputs, from commit c3da3ec (before
+# the forward was batched): sum of squares, sum, out[1, :, 500] and out[2, 3, ::200].
+SAVED_OUTPUTS = {
+    "default": (38419.78533024651, 341.13076194934547,
+                [1.292211, -3.518682, -1.54206, 2.233704, 1.410365, 0.63984, -1.448933, -0.776038],
+                [-0.510272, 2.764225, -0.469447, -0.921854, -0.827316]),
+    "fixture": (60077.78233507217, -4083.939393690671,
+                [1.50831, -4.373302, -2.377611, 2.991282, 2.047422, 0.894324, -1.359606, -0.668223],
+                [-1.242556, 0.331649, -1.156929, -1.515588, -1.379334]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAVED_OUTPUTS))
+def test_shipped_models_give_the_saved_outputs(name):
+    from midtecg.generate import DEFAULT_MODEL
+    from midtecg.sample import load_generator
+
+    path = DEFAULT_MODEL if name == "default" else Path(__file__).parent / "fixtures" / "conditioning_model"
+    model = load_generator(path, device="cpu").model
+    cfg = model.config
+    g = torch.Generator().manual_seed(123)
+    x = torch.randn(3, cfg.in_leads, cfg.length, generator=g)
+    t = torch.tensor([0, 57, 199])
+    cond = {grp.name: torch.randn(3, grp.size, generator=g) for grp in cfg.condition_groups}
+    drop = {grp.name: torch.tensor([False, True, False]) for grp in cfg.condition_groups}
+    square_sum, total, column, row = SAVED_OUTPUTS[name]
+    with torch.no_grad():
+        outs = [model(x, t, cond, drop)]
+        with model.cached_kernels():
+            outs.append(model(x, t, cond, drop))
+    for out in outs:
+        out = out.double()
+        assert out.square().sum().item() == pytest.approx(square_sum, rel=1e-5)
+        assert out.sum().item() == pytest.approx(total, abs=1e-3 * abs(total))
+        assert torch.allclose(out[1, :, 500], torch.tensor(column, dtype=torch.float64), atol=2e-5)
+        assert torch.allclose(out[2, 3, ::200], torch.tensor(row, dtype=torch.float64), atol=2e-5)
+
+
+def test_state_dict_layout_is_the_shipped_one():
+    """Checkpoints, the built-in model and converted reference weights depend on the exact keys and shapes."""
+    from safetensors.torch import load_file
+
+    from midtecg.generate import DEFAULT_MODEL
+
+    saved = load_file(DEFAULT_MODEL / "model.safetensors")
+    config = json.loads((DEFAULT_MODEL / "config.json").read_text())["model"]
+    state = SSSDECG(SSSDConfig.from_dict(config)).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == {k: tuple(v.shape) for k, v in saved.items()}
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    cfg = small_config(blocks=2)
+    torch.manual_seed(7)
+    model = SSSDECG(cfg)
+    perturb_output(model)
+    x, t, cond = inputs(cfg)
+    results = []
+    for enabled in (False, True):
+        model.set_activation_checkpointing(enabled)
+        model.zero_grad()
+        out = model(x, t, cond)
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(results[0][1], results[1][1]))
 
 
 def test_bf16_autocast_forward_backward():
@@ -262,6 +386,7 @@ def test_no_graph_breaks_under_dynamo(variant):
     model = SSSDECG(cfg)
     x, t, cond = inputs(cfg, batch=2)
     drop = {"labels": torch.tensor([True, False])}
+    model(x, t, cond, drop)  # builds the kernel constants (eagerly, outside any graph)
     torch._dynamo.reset()
     explained = torch._dynamo.explain(model)(x, t, cond, drop)
     torch._dynamo.reset()

@@ -1,9 +1,11 @@
-"""Training: config parsing, the loss falls on real data, exact resume after a kill, distributed sync."""
+"""Training: config parsing, the loss falls on real data, exact resume after a kill, distributed sync, and the
+step: no host reads of device values, non-finite losses reported at their step, EMA, compile."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import socket
@@ -18,9 +20,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from host_reads import HostRead, NoHostReads
 from midtecg.data.cache import prepare
+from midtecg.diffusion import NoiseSchedule
+from midtecg.losses import ObjectiveConfig
+from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.training.config import ExperimentConfig, load_config
-from midtecg.training.loop import LOG_COLUMNS, batch_indices, train
+from midtecg.training.loop import (LOG_COLUMNS, TrainStep, activation_checkpointing, batch_indices, ema_weights,
+                                   make_optimizer, step_generator, train, update_ema)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
@@ -301,3 +308,125 @@ def test_each_option_trains_and_is_stored_for_sampling(fixture_cache, tmp_path, 
         assert "lead_scale" not in saved["signal"]
         assert saved["parameterization"]["prediction"] == sets["diffusion.prediction"]
         assert saved["schedule"]["zero_terminal_snr"] == sets.get("diffusion.zero_terminal_snr", False)
+
+
+# ---- the step ---------------------------------------------------------------------------------------------
+
+TINY = SSSDConfig(channels=8, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32, null_conditions=True)
+
+
+def tiny_trainer(objective: str = "eps", **options) -> TrainStep:
+    torch.manual_seed(0)
+    model = SSSDECG(TINY)
+    ema = SSSDECG(TINY)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    optimizer = make_optimizer(model, 1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 3))
+    kind = dict(kind="midt", mel_scales="small", mel_weight=0.2) if objective == "midt" else dict(kind="eps")
+    return TrainStep(model, optimizer, scheduler, NoiseSchedule(), ObjectiveConfig(**kind), ema=ema, ema_decay=0.99,
+                     steps=50, grad_clip=1.0, log_capacity=10, **options)
+
+
+def tiny_batch(step: int, bad: bool = False):
+    g = torch.Generator().manual_seed(step)
+    x0 = 0.3 * torch.randn(4, 8, TINY.length, generator=g)
+    if bad:
+        x0[1, 2, 3] = float("nan")
+    conditions = {"labels": (torch.rand(4, 71, generator=g) < 0.1).float()}
+    draws = step_generator(0, step, 0, x0.device)
+    t = torch.randint(0, 200, (4,), generator=draws)
+    noise = torch.randn(x0.shape, generator=draws)
+    return x0, conditions, t, noise, {"labels": torch.rand(4, generator=draws) < 0.3}
+
+
+@pytest.mark.parametrize("objective", ["eps", "midt"])
+def test_a_step_never_reads_device_values_on_the_host(objective):
+    trainer = tiny_trainer(objective)
+    with NoHostReads():
+        for step in range(3):  # the first step builds the kernel constants and the log
+            trainer(step, *tiny_batch(step))
+    means = trainer.read_log()
+    assert set(means) == ({"mse", "mel", "loss"} if objective == "midt" else {"mse", "loss"})
+    assert all(math.isfinite(v) for v in means.values())
+    # the check catches each way of reading a value
+    trainer(3, *tiny_batch(3))
+    loss = torch.ones(2).sum()
+    for read in (lambda: loss.item(), lambda: float(loss), lambda: bool(loss > 0), lambda: loss.tolist(),
+                 lambda: torch.ones(3).nonzero(), lambda: trainer.read_log()):
+        with pytest.raises(HostRead), NoHostReads():
+            read()
+
+
+def test_log_means_are_the_per_step_losses():
+    trainer = tiny_trainer()
+    losses = []
+    for step in range(4):
+        loss = trainer.forward(step, *tiny_batch(step))
+        losses.append(loss.item())
+        trainer.backward(loss)
+        trainer.update(step)
+    assert trainer.read_log()["loss"] == pytest.approx(sum(losses) / 4, rel=1e-12)
+    assert trainer.read_log() == {}  # the window starts again
+    trainer(4, *tiny_batch(4))
+    assert trainer.read_log()["loss"] > 0
+
+
+def test_a_non_finite_loss_is_reported_at_its_step():
+    trainer = tiny_trainer()
+    for step in range(5):
+        trainer(step, *tiny_batch(step, bad=step == 2))
+    with pytest.raises(FloatingPointError, match="loss became nan at step 2"):
+        trainer.check_log()
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        trainer.read_log()
+    fresh = tiny_trainer()
+    for step in range(10):
+        fresh(step, *tiny_batch(step))
+    with pytest.raises(RuntimeError, match="read_log"):  # the log holds log_capacity steps
+        fresh(10, *tiny_batch(10))
+
+
+def test_ema_weight_table_and_update():
+    for decay, steps in ((0.999, 100_000), (0.995, 2_000), (0.999, 40)):
+        table = ema_weights(decay, steps, torch.device("cpu"))
+        assert table.dtype == torch.float32 and len(table) <= min(steps, 10 / (1 - decay)) + 1
+        for step in (0, 7, 8, 39, 500, 1990, 8989, 8990, 8991, 50_000, steps - 1):
+            if step < steps:  # the table ends where the weight stops changing
+                expected = torch.tensor(1.0 - min(decay, (1 + step) / (10 + step))).float()
+                assert table[min(step, len(table) - 1)] == expected, (decay, step)
+    torch.manual_seed(1)
+    model, ema = torch.nn.Linear(5, 3), torch.nn.Linear(5, 3)
+    before = [p.detach().clone() for p in ema.parameters()]
+    w = ema_weights(0.999, 100, torch.device("cpu"))[3]
+    update_ema(ema, model, w)
+    w = w.item()
+    for old, new, target in zip(before, ema.parameters(), model.parameters()):
+        assert torch.allclose(new, torch.lerp(old, target.detach(), w), atol=1e-7)
+
+
+def test_activation_checkpointing_setting(tmp_path):
+    cpu = torch.device("cpu")
+    assert activation_checkpointing("auto", cpu, SSSDConfig(), 64) is False
+    assert activation_checkpointing(True, cpu, TINY, 1) is True and activation_checkpointing(False, cpu, TINY, 1) is False
+    path = tmp_path / "c.toml"
+    path.write_text("[train]\ncheckpoint_activations = true\n")
+    assert load_config(path).train.checkpoint_activations is True
+    assert load_config(path, ["train.checkpoint_activations='auto'"]).train.checkpoint_activations == "auto"
+    with pytest.raises(ValueError, match="checkpoint_activations"):
+        load_config(path, ["train.checkpoint_activations='sometimes'"])
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_the_eager_step():
+    """train.compile: inductor on the CPU compiles the forward and loss; the same losses as eager."""
+    logs = []
+    for compile in (False, True):
+        torch._dynamo.reset()
+        trainer = tiny_trainer(compile=compile)
+        for step in range(3):
+            trainer(step, *tiny_batch(step))
+            logs.append(trainer.read_log()["loss"])
+    torch._dynamo.reset()
+    eager, compiled = logs[:3], logs[3:]
+    assert compiled == pytest.approx(eager, rel=1e-4)

@@ -8,6 +8,11 @@ What the network predicts (config.json ``parameterization``: eps, v or rectified
 per-lead scale it works in (``signal.lead_scale``; absent: millivolts) and its default sampler (``sampling``:
 ``{"sampler": ..., "steps": ...}``; absent: ddpm for diffusion models, heun with 20 steps for flow models)
 are read from the checkpoint, so every sampler gets the right conversion and the output is always in mV.
+
+Every step of a batch runs the same weights: everything that depends only on them (S4 transfer functions,
+weight norms) is computed once (``model.cached_kernels()``), and a step queues its kernels without waiting
+for the device. On CUDA the model evaluation can be compiled (``compile=True``) and replayed as a CUDA
+graph (``cuda_graph=True``, captured once per batch).
 """
 
 from __future__ import annotations
@@ -124,6 +129,31 @@ def guided_eps_fn(model: SSSDECG, conditions: dict[str, torch.Tensor], guidance:
     return eps_fn
 
 
+def graphed_eps_fn(eps_fn, shape: tuple[int, ...], device: torch.device, warmup: int = 2):
+    """``eps_fn`` captured as a CUDA graph for states of ``shape``: each call copies x_t and t into the
+    graph's inputs, replays it and returns a copy of its output. ``warmup`` ordinary calls on a side stream
+    first (on zeros: the model's caches are filled there, not in the graph)."""
+    static_x = torch.zeros(shape, device=device)
+    static_t = torch.zeros(shape[0], dtype=torch.long, device=device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        for _ in range(warmup):
+            eps_fn(static_x, static_t)
+    torch.cuda.current_stream(device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_eps = eps_fn(static_x, static_t)
+
+    def replay(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        static_x.copy_(x_t)
+        static_t.copy_(t)
+        graph.replay()
+        return static_eps.clone()
+
+    return replay
+
+
 @torch.no_grad()
 def sample(
     generator: ECGGenerator,
@@ -136,12 +166,16 @@ def sample(
     seed: int = 0,
     batch_size: int = 32,
     bf16: bool = False,
+    compile: bool = False,
+    cuda_graph: bool = False,
     progress: bool = True,
 ) -> SampledECGs:
     """Generate one ECG per row of ``conditions`` (SCP code columns 0/1 plus demographic columns).
 
     ``sampler``: ddpm, ddim or dpm++2m for diffusion models, euler or heun for rectified-flow models; None:
-    the checkpoint's default (``default_sampler``), with its steps unless ``steps`` is given."""
+    the checkpoint's default (``default_sampler``), with its steps unless ``steps`` is given.
+    ``compile``: ``torch.compile`` the model evaluation; ``cuda_graph`` (CUDA only, else ignored): replay it
+    as a CUDA graph. Both give the eager result up to float round-off."""
     if guidance != 1.0 and not generator.supports_guidance:
         raise ValueError(f"{generator.source} was trained without condition dropout, so guidance must be 1.0 (got {guidance})")
     if batch_size < 1:
@@ -155,13 +189,20 @@ def sample(
     n = len(conditions)
     batches = range(0, n, batch_size)
     use_bf16 = bf16 and device.type == "cuda"
-    with generator.model.cached_kernels(), torch.autocast(device.type, torch.bfloat16, enabled=use_bf16):
+    use_graph = cuda_graph and device.type == "cuda"
+    model = torch.compile(generator.model) if compile else generator.model
+    # Autocast's cast cache must be off while a graph is captured.
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=use_bf16, cache_enabled=not use_graph)
+    with generator.model.cached_kernels(), autocast:
         for number, start in enumerate(tqdm(batches, desc="batches", disable=not progress or len(batches) < 2)):
             stop = min(start + batch_size, n)
             cond = {k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()}  # copies: v may be read-only
             rng = torch.Generator(device=device).manual_seed(seed * 1_000_003 + number)
-            eps_fn = guided_eps_fn(generator.model, cond, guidance)
-            x8 = solver.sample(lambda x_t, t: eps_fn(x_t, param.model_time(t)), (stop - start, *shape_tail),
+            guided = guided_eps_fn(model, cond, guidance)
+            eps_fn = lambda x_t, t, guided=guided: guided(x_t, param.model_time(t))  # noqa: E731
+            if use_graph:
+                eps_fn = graphed_eps_fn(eps_fn, (stop - start, *shape_tail), device)
+            x8 = solver.sample(eps_fn, (stop - start, *shape_tail),
                                generator=rng, device=device, progress=progress and len(batches) < 2)
             if generator.lead_scale is not None:  # back to millivolts
                 x8 = x8 * torch.from_numpy(generator.lead_scale).to(x8.device)[:, None]

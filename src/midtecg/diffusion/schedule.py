@@ -117,12 +117,14 @@ class NoiseSchedule:
             value.requires_grad_(False)
         object.__setattr__(self, "_tables", tables)
         object.__setattr__(self, "_cache", {})
+        # read once here, so that no training or sampling step reads a tensor on the host to know it
+        object.__setattr__(self, "_terminal_snr_is_zero", bool(tables["alpha_bars"][-1] == 0.0))
 
     # ------------------------------------------------------------------ tables
     @property
     def terminal_snr_is_zero(self) -> bool:
         """alpha_bar_{T-1} == 0: the last step holds no trace of the data."""
-        return bool(self._tables["alpha_bars"][-1] == 0.0)
+        return self._terminal_snr_is_zero
 
     @property
     def T(self) -> int:  # noqa: N802 - the paper's symbol

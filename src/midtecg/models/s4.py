@@ -47,21 +47,23 @@ u[n + 1 + j]``, so lag 0 is counted once (plus ``D u``). In FFT terms the combin
 its output at n is read from the state after it has consumed ``u[n + 1]``.
 
 Parameters per layer (H = 512, N = 64, bidirectional): Linear_out 262,656 + C 65,536 (2 x 512 x 32 complex
-as real pairs) + D 512 + LayerNorm 1,024.
+as real pairs) + D 512 + LayerNorm 1,024. Linear_out is applied as a 1x1 convolution on (B, H, L).
 
 Speed notes:
 
 * The kernel depends only on parameters and buffers: it is computed once per forward (batch independent)
   and ``cached_kernel()`` keeps its FFT for reuse across calls (sampling, all steps).
-* ``"s4"``: the Cauchy basis is (H, N, L/2) real numbers (16.4 M at H=512, N=64, L=1000), written in real
-  arithmetic (four elementwise passes and two batched matmuls). It runs under activation checkpointing, so
-  backward recomputes it instead of keeping ~130 MB per layer; on CPU it is built 64 features at a time
-  (cache-sized, 2-3x faster). ``"s4d"``: the blocked Vandermonde needs only (H, N/2, 2 sqrt(L)) powers
-  and one small matmul, no checkpointing.
+* The kernel is linear in C and A, B and the step sizes are frozen, so it is C times a constant computed
+  once (``midtecg.models.s4_kernels``: the basis of ``"s4"``, 64 x L numbers per feature at N = 64, kept
+  while it fits a memory budget; two small Vandermonde tables for S4D). ``SSSDECG`` computes the kernels
+  of all its layers in one call this way; a layer used on its own does the same for itself.
+* D enters as a lag-0 tap of the kernel (added to its FFT), so the layer is FFT convolution, GELU, a 1x1
+  convolution (Linear_out), the residual and LayerNorm: about a dozen operators per forward.
 * The FFT convolution runs in float32 (autocast disabled inside the layer, also under bf16); Linear_out and
   LayerNorm follow the ambient autocast.
-* torch.compile: no graph breaks. Inductor does not generate code for complex tensors and falls back to
-  eager ATen for them (rfft/irfft, the spectral product, the small NPLR post-processing), with a warning.
+* torch.compile: no graph breaks once the kernel constants exist (they are built eagerly on the first
+  call). Inductor does not generate code for complex tensors and falls back to eager ATen for them (rfft/irfft
+  and the spectral product).
 * Initialisation of ``"s4"`` computes A_bar^L for every feature (nine batched 64x64 squarings), about
   0.1 s per layer on one CPU core.
 """
@@ -76,12 +78,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+
+from midtecg.models.s4_kernels import bidirectional_fft_conv, combined_fft, layer_kernels
 
 __all__ = ["S4Layer", "S4_VARIANTS", "hippo_legs", "nplr_legs", "bidirectional_fft_conv"]
 
 S4_VARIANTS = ("s4", "s4d", "s4d-lin")
-_CPU_CHUNK = 64  # features per Cauchy-basis chunk on CPU
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -141,124 +143,6 @@ def _diagonal_init(variant: str, state_size: int) -> tuple[np.ndarray, np.ndarra
 
 
 # --------------------------------------------------------------------------------------------------------
-# Kernels (pure functions of tensors, so they can be checkpointed)
-# --------------------------------------------------------------------------------------------------------
-
-def _as_complex(x: torch.Tensor) -> torch.Tensor:
-    """(..., 2) real pairs -> complex (a new tensor; view_as_complex trips torch.compile on strided inputs)."""
-    return torch.complex(x[..., 0], x[..., 1])
-
-
-def _cauchy_basis(log_dt: torch.Tensor, lam: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Real Cauchy basis of the NPLR kernel (see ``_nplr_kernel``), without the Nyquist bin.
-
-    With z = exp(-i theta), g = (2/dt)(1 - z)/(1 + z) = i t, t = (2/dt) tan(theta/2) real, and for a mode
-    lam = -a + i mu: 1/(g - lam) = (a - i w) q with w = t - mu, q = 1/(a^2 + w^2); its conjugate partner has
-    w = t + mu. Returns ``basis`` = (q, w q), each (H, 2n, F') over the modes [(-), (+)], and
-    ``two_over_beta`` (F',) complex = 2 / (1 + z)."""
-    n_freq = (length - 1) // 2 + 1  # non-negative frequencies below Nyquist
-    theta = torch.arange(n_freq, device=log_dt.device, dtype=torch.float64) * (2 * math.pi / length)
-    tan_half = torch.tan(theta / 2).to(log_dt.dtype)
-    two_over_beta = torch.polar(1 / torch.cos(theta / 2), theta / 2)  # 2 / (1 + e^{-i theta})
-    t = (2 / torch.exp(log_dt))[:, None] * tan_half[None, :]  # (H, F')
-    a, mu = -lam[:, 0], lam[:, 1]
-    a2 = torch.cat([a, a]) ** 2
-    # Fresh (H, 2n, F') tensors, updated in place: four passes over H * N * F' elements.
-    w = t[:, None, :] + torch.cat([-mu, mu])[None, :, None]
-    q = torch.addcmul(a2[None, :, None], w, w).reciprocal_()
-    wq = w.mul_(q)
-    return (q, wq), two_over_beta.to(torch.complex128 if log_dt.dtype == torch.float64 else torch.complex64)
-
-
-def _cauchy_rows(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Coefficients (2, ..., 4n) such that rows @ basis gives Re and Im of sum_full x_n / (g - lam_n), for a
-    complex numerator x (..., n) whose conjugate partner is conj(x). a = -Re(lam) (n,)."""
-    xr, xi = x.real, x.imag
-    re = torch.cat([xr * a, xr * a, xi, -xi], dim=-1)
-    im = torch.cat([xi * a, -xi * a, -xr, -xr], dim=-1)
-    return torch.stack([re, im])
-
-
-def _nplr_kernel(c: torch.Tensor, log_dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor,
-                 length: int) -> torch.Tensor:
-    """S4 (NPLR, bilinear) kernel. c: (ch, H, n, 2) real pairs of C~; lam, p, b: (n, 2). Returns (ch, H, L).
-
-    K^(z_f) = (2 / beta) [T_CB - T_CP T_PB / (1 + T_PP)],  T_X = sum_full X_n / (g - lam_n), for f below
-    Nyquist; at Nyquist (z = -1, g infinite) the limit is K^ = (dt / 2) sum_full C~_n B_n."""
-    ch, h = c.shape[0], c.shape[1]
-    c, pc, bc = _as_complex(c), _as_complex(p), _as_complex(b)
-    a = -lam[:, 0]
-    (q, wq), two_over_beta = _cauchy_basis(log_dt, lam, length)  # (H, 2n, F') each
-    cb, cp = c * bc, c * pc  # (ch, H, n)
-    rows = torch.cat([
-        _cauchy_rows(cb, a), _cauchy_rows(cp, a),
-        _cauchy_rows((pc.conj() * bc).expand(1, h, -1), a), _cauchy_rows((pc.conj() * pc).expand(1, h, -1), a),
-    ], dim=1)  # (2, 2 ch + 2, H, 4n)
-    rows = rows.permute(2, 0, 1, 3).reshape(h, -1, rows.shape[-1])  # (H, 2 (2ch+2), 4n)
-    half2 = q.shape[1]
-    sums = torch.bmm(rows[..., :half2], q) + torch.bmm(rows[..., half2:], wq)  # (H, 2 (2ch+2), F')
-    sums = sums.reshape(h, 2, 2 * ch + 2, -1)
-    t = torch.complex(sums[:, 0], sums[:, 1])  # (H, 2 ch + 2, F')
-    t_cb, t_cp, t_pb, t_pp = t[:, :ch], t[:, ch:2 * ch], t[:, 2 * ch:2 * ch + 1], t[:, 2 * ch + 1:]
-    khat = two_over_beta * (t_cb - t_cp * t_pb / (1 + t_pp))  # (H, ch, F')
-    if length % 2 == 0:
-        nyquist = torch.exp(log_dt)[:, None] * (cb.sum(-1).real.transpose(0, 1))  # (H, ch): (dt/2) * 2 Re sum
-        khat = torch.cat([khat, nyquist[..., None].to(khat.dtype)], dim=-1)
-    return torch.fft.irfft(khat, n=length).transpose(0, 1)  # (ch, H, L)
-
-
-def _vandermonde_kernel(c: torch.Tensor, log_dt: torch.Tensor, lam: torch.Tensor, b: torch.Tensor,
-                        length: int) -> torch.Tensor:
-    """S4D (ZOH) kernel. c: (ch, H, n, 2); lam, b: (n, 2). Returns (ch, H, L).
-
-    k_l = 2 Re sum_n W_n A_n^l with W = C B_bar, A = exp(dt lam), B_bar = (A - 1) / lam * B. Blocked: with
-    l = i m + j (j < m, i < M, m M >= L), A^l = A^j A^{m i}, so the (M, m) table of k is one real matmul
-    over the modes per feature, Re(W A^j) Re(A^{m i}) - Im(W A^j) Im(A^{m i}), and only (H, n, m + M) powers are
-    evaluated (float64, phases reduced mod 2 pi) instead of (H, n, L)."""
-    dtype = c.dtype
-    m = max(1, math.isqrt(length - 1) + 1) if length > 1 else 1
-    big = -(-length // m)
-    f64 = torch.float64
-    with torch.no_grad():  # buffers only
-        dt = torch.exp(log_dt.to(f64))[:, None]  # (H, 1)
-        lam64 = _as_complex(lam.to(f64))
-        dtlam = dt * lam64  # (H, n)
-
-        def powers(step: int, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-            """Re, Im of exp(dt lam step k), k < count: (H, n, count) in the compute dtype."""
-            k = torch.arange(count, device=c.device, dtype=f64) * step
-            mag = torch.exp(dtlam.real[..., None] * k).to(dtype)
-            phase = torch.remainder(dtlam.imag[..., None] * k, 2 * math.pi).to(dtype)
-            return mag * torch.cos(phase), mag * torch.sin(phase)
-
-        (sr, si), (lr, li) = powers(1, m), powers(m, big)
-        b_bar = (torch.exp(dtlam) - 1) / lam64 * _as_complex(b.to(f64))  # (H, n)
-        bbr, bbi = b_bar.real.to(dtype)[..., None], b_bar.imag.to(dtype)[..., None]
-        er, ei = sr * bbr - si * bbi, sr * bbi + si * bbr  # B_bar A^j, (H, n, m)
-    cr, ci = c[..., 0, None], c[..., 1, None]  # (ch, H, n, 1)
-    gr, gi = cr * er - ci * ei, cr * ei + ci * er  # C B_bar A^j, (ch, H, n, m)
-    # Re(G A^{m i}) summed over the modes: (ch, H, M, m), l = i m + j
-    table = torch.einsum("chkj,hki->chij", gr, lr) - torch.einsum("chkj,hki->chij", gi, li)
-    return 2 * table.reshape(c.shape[0], c.shape[1], big * m)[..., :length]
-
-
-def bidirectional_fft_conv(u: torch.Tensor, kernel_f: torch.Tensor, length: int) -> torch.Tensor:
-    """Linear (not circular) convolution of u (..., H, L) with a combined kernel given by its rfft at n=2L."""
-    u_f = torch.fft.rfft(u, n=2 * length)
-    return torch.fft.irfft(u_f * kernel_f, n=2 * length)[..., :length]
-
-
-def _combined_fft(k: torch.Tensor, length: int) -> torch.Tensor:
-    """k (ch, H, >= L) -> rfft at n = 2L of the combined non-causal kernel (H, L + 1), complex."""
-    k = k[..., :length]
-    if k.shape[0] == 2:
-        full = torch.cat([k[0], k[1].flip(-1)], dim=-1)  # (H, 2L): lags 0..L-1, then lags -L..-1
-    else:
-        full = k[0]
-    return torch.fft.rfft(full, n=2 * length)
-
-
-# --------------------------------------------------------------------------------------------------------
 # The layer
 # --------------------------------------------------------------------------------------------------------
 
@@ -275,12 +159,10 @@ class S4Layer(nn.Module):
         variant: ``"s4"`` (HiPPO-LegS NPLR, bilinear), ``"s4d"`` (S4D-LegS, ZOH) or ``"s4d-lin"``.
         bidirectional: forward + backward kernels (two sets of C); else causal.
         dt_min, dt_max: range of the log-uniform step sizes (one per feature).
-        checkpoint_kernel: recompute the kernel in backward rather than keep its intermediates.
     """
 
     def __init__(self, features: int, length: int, state_size: int = 64, variant: str = "s4",
-                 bidirectional: bool = True, dt_min: float = 1e-3, dt_max: float = 1e-1,
-                 checkpoint_kernel: bool = True):
+                 bidirectional: bool = True, dt_min: float = 1e-3, dt_max: float = 1e-1):
         super().__init__()
         if variant not in S4_VARIANTS:
             raise ValueError(f"unknown S4 variant {variant!r}; expected one of {S4_VARIANTS}")
@@ -292,7 +174,6 @@ class S4Layer(nn.Module):
             raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
         self.features, self.length, self.state_size = features, length, state_size
         self.variant, self.bidirectional = variant, bidirectional
-        self.checkpoint_kernel = checkpoint_kernel
         channels = 2 if bidirectional else 1
         half = state_size // 2
 
@@ -313,7 +194,8 @@ class S4Layer(nn.Module):
         self.D = nn.Parameter(torch.randn(features))
         self.out = nn.Linear(features, features)
         self.norm = nn.LayerNorm(features)
-        self._cache: dict | None = None
+        self._cache: dict | None = None  # transfer functions by length, inside cached_kernel()
+        self._constants: dict = {}  # the kernel's buffer-only part (s4_kernels)
 
     # ---- initialisation ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -327,39 +209,25 @@ class S4Layer(nn.Module):
         c_real = c_real - _rows_times_power(c_real.transpose(0, 1), a_bar, self.length).transpose(0, 1)
         return (c_real.to(torch.complex64) @ v)  # back to the N/2 stored modes
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._constants.clear()  # new buffers (compiled code does not re-check them)
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def __getstate__(self):  # copies and pickles leave the caches behind
+        state = super().__getstate__().copy()
+        state["_cache"], state["_constants"] = None, {}
+        return state
+
     # ---- kernels -------------------------------------------------------------------------------------
     def _compute_dtype(self) -> torch.dtype:
         return torch.float64 if self.C.dtype == torch.float64 else torch.float32
-
-    def _kernel_fn(self, c, log_dt, lam, b, p, length):
-        if self.variant == "s4":
-            h = c.shape[1]
-            if c.device.type == "cpu" and h > _CPU_CHUNK:
-                # On CPU, 64 features at a time keep the (64, N, L/2) Cauchy basis in cache (2-3x faster).
-                return torch.cat([_nplr_kernel(c[:, i:i + _CPU_CHUNK], log_dt[i:i + _CPU_CHUNK], lam, p, b, length)
-                                  for i in range(0, h, _CPU_CHUNK)], dim=1)
-            return _nplr_kernel(c, log_dt, lam, p, b, length)
-        return _vandermonde_kernel(c, log_dt, lam, b, length)
 
     def kernel(self, length: int | None = None) -> torch.Tensor:
         """Time-domain kernels (channels, H, L): [0] causal (forward), [1] anti-causal (backward)."""
         length = self.length if length is None else int(length)
         if not 1 <= length <= self.length:
             raise ValueError(f"S4 layer was built for sequences up to {self.length} samples, got {length}")
-        dtype = self._compute_dtype()
-        # "s4": C~ is corrected for self.length, so compute all taps and truncate; S4D needs only L taps.
-        n_taps = self.length if self.variant == "s4" else length
-        tensors = [self.C.to(dtype), self.log_dt.to(dtype), self.lam.to(dtype), self.B.to(dtype),
-                   self.P.to(dtype) if self.P is not None else None]
-        device_type = self.C.device.type
-        with torch.autocast(device_type=device_type, enabled=False) if device_type in ("cuda", "cpu") \
-                else contextlib.nullcontext():
-            if (self.checkpoint_kernel and self.variant == "s4" and torch.is_grad_enabled()
-                    and self.C.requires_grad):
-                k = checkpoint(self._kernel_fn, *tensors, n_taps, use_reentrant=False, preserve_rng_state=False)
-            else:
-                k = self._kernel_fn(*tensors, n_taps)
-        return k[..., :length]
+        return layer_kernels([self], length, self._constants).transpose(0, 1)
 
     def kernel_fft(self, length: int) -> torch.Tensor:
         """rfft (n = 2L) of the combined non-causal kernel, (H, L + 1) complex; cached inside
@@ -369,10 +237,10 @@ class S4Layer(nn.Module):
             kf = self._cache.get(key)
             if kf is None:
                 with torch.no_grad():
-                    kf = _combined_fft(self.kernel(length), length)
+                    kf = combined_fft(self.kernel(length).transpose(0, 1), length)
                 self._cache[key] = kf
             return kf
-        return _combined_fft(self.kernel(length), length)
+        return combined_fft(self.kernel(length).transpose(0, 1), length)
 
     @contextlib.contextmanager
     def cached_kernel(self):
@@ -387,22 +255,34 @@ class S4Layer(nn.Module):
             self._cache = None
 
     # ---- forward -------------------------------------------------------------------------------------
-    def ssm_conv(self, u: torch.Tensor) -> torch.Tensor:
-        """The SSM part alone, K * u (without D), in float32 (float64 for a float64 layer)."""
+    def _check_input(self, u: torch.Tensor) -> None:
         if u.dim() != 3 or u.shape[1] != self.features:
             raise ValueError(f"S4Layer expects (batch, {self.features}, length), got {tuple(u.shape)}")
+
+    def ssm_conv(self, u: torch.Tensor) -> torch.Tensor:
+        """The SSM part alone, K * u (without D), in float32 (float64 for a float64 layer)."""
+        self._check_input(u)
         length = u.shape[-1]
         kf = self.kernel_fft(length)
         with _no_autocast(u):
             return bidirectional_fft_conv(u.to(self._compute_dtype()), kf, length)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        y = self.ssm_conv(u)
+    def forward(self, u: torch.Tensor, kernel_f: torch.Tensor | None = None,
+                out_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``kernel_f``: the layer's transfer function for this length, rfft (n = 2L) of the kernel with D
+        added at lag 0, (H, L + 1); ``out_weight``: Linear_out's weight as a 1x1 conv weight (H, H, 1). Both
+        as ``SSSDECG`` computes them for all its layers at once; computed here when not given."""
+        self._check_input(u)
+        length = u.shape[-1]
+        if kernel_f is None:
+            kernel_f = self.kernel_fft(length) + self.D[:, None]
+        if out_weight is None:
+            out_weight = self.out.weight[:, :, None]
         with _no_autocast(u):
-            y = F.gelu(y + self.D.to(y.dtype)[:, None] * u.to(y.dtype))
-        y = self.out(y.transpose(1, 2).to(self.out.weight.dtype))  # (B, L, H), follows autocast
-        y = self.norm(u.transpose(1, 2) + y)  # the sum takes the wider dtype; LayerNorm is fp32 under autocast
-        return y.transpose(1, 2)
+            y = F.gelu(bidirectional_fft_conv(u.to(self._compute_dtype()), kernel_f, length))
+        y = F.conv1d(y.to(out_weight.dtype), out_weight, self.out.bias)  # Linear_out, follows autocast
+        # The sum takes the wider dtype; LayerNorm (over the features) is fp32 under autocast.
+        return self.norm((u + y).transpose(1, 2)).transpose(1, 2)
 
     # ---- reference state-space matrices (tests, analysis) --------------------------------------------
     @torch.no_grad()
@@ -437,6 +317,11 @@ class S4Layer(nn.Module):
     def extra_repr(self) -> str:
         return (f"features={self.features}, length={self.length}, state_size={self.state_size}, "
                 f"variant={self.variant!r}, bidirectional={self.bidirectional}")
+
+
+def _as_complex(x: torch.Tensor) -> torch.Tensor:
+    """(..., 2) real pairs -> complex."""
+    return torch.complex(x[..., 0], x[..., 1])
 
 
 def _legs_bilinear(state_size: int, dt: torch.Tensor) -> torch.Tensor:

@@ -43,8 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+from torch.utils.checkpoint import checkpoint
 
 from midtecg.models.s4 import S4_VARIANTS, S4Layer
+from midtecg.models.s4_kernels import layer_spectra
 
 __all__ = ["ConditionGroup", "SSSDConfig", "SSSDECG", "ResidualBlock", "step_embedding", "COND_INITS"]
 
@@ -168,7 +170,11 @@ def _wn_conv(c_in: int, c_out: int, kernel_size: int = 1) -> nn.Conv1d:
 
 
 class ResidualBlock(nn.Module):
-    """One SSSD-ECG residual block on ``channels`` (the S4 layers run on 2 x channels features)."""
+    """One SSSD-ECG residual block on ``channels`` (the S4 layers run on 2 x channels features).
+
+    Its forward takes what depends only on the parameters or is shared by all blocks already computed (in
+    one call for all blocks, by ``SSSDECG``): the step and condition projections (B, channels, 1) and
+    (B, 2 channels, 1), the weight-normalised conv weights and the S4 layers' transfer functions."""
 
     def __init__(self, channels: int, step_dim: int, cond_dim: int, length: int, state_size: int, variant: str):
         super().__init__()
@@ -181,19 +187,27 @@ class ResidualBlock(nn.Module):
         self.res_conv = _wn_conv(channels, channels)
         self.skip_conv = _wn_conv(channels, channels)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = x + self.step_proj(step)[:, :, None]
-        h = self.conv(h)
-        h = self.s4_1(h)
-        h = h + self.cond_proj(cond)[:, :, None]
-        h = self.s4_2(h)
-        out = torch.tanh(h[:, :self.channels]) * torch.sigmoid(h[:, self.channels:])
-        # Residual and skip 1x1 convs as one conv (each keeps its own weight norm).
-        weight = torch.cat([self.res_conv.weight, self.skip_conv.weight])
-        bias = torch.cat([self.res_conv.bias, self.skip_conv.bias])
-        both = F.conv1d(out, weight, bias)
-        res, skip = both[:, :self.channels], both[:, self.channels:]
-        return (x + res) * math.sqrt(0.5), skip
+    def forward(self, x: torch.Tensor, step_bias: torch.Tensor, cond_bias: torch.Tensor, conv_weight: torch.Tensor,
+                s4_1: tuple[torch.Tensor, torch.Tensor], s4_2: tuple[torch.Tensor, torch.Tensor],
+                skip_weight: torch.Tensor, res_weight: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(residual output, skip); ``s4_1``, ``s4_2``: each S4 layer's (transfer function, Linear_out
+        weight); the residual output is None without ``res_weight`` (the last block's is never used)."""
+        h = F.conv1d(x + step_bias, conv_weight, self.conv.bias, padding=1)
+        h = self.s4_1(h, *s4_1)
+        h = self.s4_2(h + cond_bias, *s4_2)
+        gate, value = h.chunk(2, dim=1)
+        out = torch.tanh(gate) * torch.sigmoid(value)
+        skip = F.conv1d(out, skip_weight, self.skip_conv.bias)
+        if res_weight is None:
+            return None, skip
+        return (x + F.conv1d(out, res_weight, self.res_conv.bias)) * math.sqrt(0.5), skip
+
+
+def _weight_norms(convs: list[nn.Conv1d]) -> torch.Tensor:
+    """The weight-normalised weights of equally shaped convs, (len(convs), out, in, k), in one op."""
+    g = torch.stack([conv.parametrizations.weight.original0 for conv in convs])
+    v = torch.stack([conv.parametrizations.weight.original1 for conv in convs])
+    return torch._weight_norm(v.flatten(0, 1), g.flatten(0, 1), 0).view_as(v)
 
 
 class SSSDECG(nn.Module):
@@ -232,25 +246,69 @@ class SSSDECG(nn.Module):
         self.out_conv = nn.Conv1d(c, config.in_leads, 1)
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
+        self.checkpoint_activations = False
+        self._frozen: dict | None = None  # weight tensors by length, inside cached_kernels()
+        self._kernel_constants: dict = {}  # the S4 kernels' buffer-only part (s4_kernels)
+        self.register_load_state_dict_post_hook(SSSDECG._clear_kernel_constants)
 
     # ---- helpers -------------------------------------------------------------------------------------
     def s4_layers(self) -> list[S4Layer]:
-        return [m for m in self.modules() if isinstance(m, S4Layer)]
+        return [layer for block in self.blocks for layer in (block.s4_1, block.s4_2)]
 
     @contextlib.contextmanager
     def cached_kernels(self):
-        """Inside the context every S4 layer computes its kernel once (no grad) and reuses it: use it
-        for sampling, where the same weights run for every step."""
-        with contextlib.ExitStack() as stack:
-            for layer in self.s4_layers():
-                stack.enter_context(layer.cached_kernel())
+        """Inside the context the tensors that depend only on the weights (S4 transfer functions, weight
+        norms, stacked projections) are computed once per length (no grad) and reused: use it for sampling,
+        where the same weights run for every step."""
+        if self._frozen is not None:  # nested: the outer context owns the cache
             yield self
+            return
+        self._frozen = {}
+        try:
+            yield self
+        finally:
+            self._frozen = None
 
-    def set_kernel_checkpointing(self, enabled: bool) -> None:
-        """Recompute S4 kernels in backward (default, saves ~130 MB per S4 layer at H=512, L=1000) or keep
-        their intermediates (faster backward, more memory)."""
-        for layer in self.s4_layers():
-            layer.checkpoint_kernel = bool(enabled)
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute each residual block's activations in backward instead of keeping them: about a third
+        more compute for the activation memory of one block instead of all (``train.checkpoint_activations``)."""
+        self.checkpoint_activations = bool(enabled)
+
+    def _clear_kernel_constants(self, *_) -> None:
+        self._kernel_constants.clear()
+
+    def __getstate__(self):  # copies and pickles leave the caches behind
+        state = super().__getstate__().copy()
+        state["_frozen"], state["_kernel_constants"] = None, {}
+        return state
+
+    def weight_tensors(self, length: int) -> dict[str, torch.Tensor]:
+        """What the blocks need that depends only on the weights, for all blocks in one call each:
+        ``kernel_f`` (2 blocks, 2 channels, L + 1) the S4 transfer functions and ``out_w`` (2 blocks,
+        2 channels, 2 channels, 1) their Linear_out weights as 1x1 conv weights, ``conv``, ``res`` (the
+        last block has none), ``skip`` the weight-normalised conv weights stacked over blocks, and the
+        stacked step / condition projections ``step_w``, ``step_b``, ``cond_w``, ``cond_b`` (one Linear for
+        all blocks). Parameters keep their own tensors (torch.stack), so the state dict is unchanged."""
+        if self._frozen is not None:
+            frozen = self._frozen.get(length)
+            if frozen is None:
+                with torch.no_grad():
+                    frozen = self._frozen[length] = self._weight_tensors(length)
+            return frozen
+        return self._weight_tensors(length)
+
+    def _weight_tensors(self, length: int) -> dict[str, torch.Tensor]:
+        blocks = list(self.blocks)
+        stack = lambda get: torch.stack([get(block) for block in blocks]).flatten(0, 1)
+        return {
+            "kernel_f": layer_spectra(self.s4_layers(), length, self._kernel_constants),
+            "out_w": torch.stack([layer.out.weight for layer in self.s4_layers()])[..., None],
+            "conv": _weight_norms([block.conv for block in blocks]),
+            "res": _weight_norms([block.res_conv for block in blocks[:-1]]) if len(blocks) > 1 else None,
+            "skip": _weight_norms([block.skip_conv for block in blocks]),
+            "step_w": stack(lambda b: b.step_proj.weight), "step_b": stack(lambda b: b.step_proj.bias),
+            "cond_w": stack(lambda b: b.cond_proj.weight), "cond_b": stack(lambda b: b.cond_proj.bias),
+        }
 
     def embed_conditions(self, conditions: Mapping[str, torch.Tensor], drop: Mapping[str, torch.Tensor] | None,
                          batch: int, device: torch.device) -> torch.Tensor:
@@ -312,12 +370,23 @@ class SSSDECG(nn.Module):
         cond = self.embed_conditions(conditions, drop, batch, x_t.device)
         step = self.step_mlp(step_embedding(t, cfg.step_embed_dim).to(self.step_mlp[0].weight.dtype))
 
+        weights = self.weight_tensors(length)
+        n_blocks, c = len(self.blocks), cfg.channels
+        step_bias = F.linear(step, weights["step_w"], weights["step_b"]).view(batch, n_blocks, c, 1).unbind(1)
+        cond_bias = F.linear(cond, weights["cond_w"], weights["cond_b"]).view(batch, n_blocks, 2 * c, 1).unbind(1)
+        s4 = list(zip(weights["kernel_f"].unbind(0), weights["out_w"].unbind(0)))
+        conv, skip_w = weights["conv"].unbind(0), weights["skip"].unbind(0)
+        res = weights["res"].unbind(0) if weights["res"] is not None else ()
+
         # The residual stream and the skip sum stay in (at least) float32 under bf16 autocast.
         stream = torch.promote_types(x_t.dtype, torch.float32)
         h = F.relu(self.input_conv(x_t)).to(stream)
         skip = None
-        for block in self.blocks:
-            h, s = block(h, step, cond)
+        recompute = self.checkpoint_activations and torch.is_grad_enabled()
+        for i, block in enumerate(self.blocks):
+            args = (h, step_bias[i], cond_bias[i], conv[i], s4[2 * i], s4[2 * i + 1], skip_w[i],
+                    res[i] if i < len(res) else None)
+            h, s = checkpoint(block, *args, use_reentrant=False, preserve_rng_state=False) if recompute else block(*args)
             skip = s.to(stream) if skip is None else skip + s
         skip = skip * math.sqrt(1.0 / len(self.blocks))
         return self.out_conv(F.relu(self.skip_out(skip)))

@@ -69,11 +69,21 @@ class TrainConfig:
     keep_checkpoints: int = 2
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     bf16: bool = True  # autocast on CUDA only
-    compile: bool = False  # torch.compile on CUDA only
+    compile: bool = False  # torch.compile the step's forward and loss (inductor; CPU or CUDA)
+    cuda_graph: bool = False  # replay the step's forward and backward as a CUDA graph (CUDA, one process)
+    # Recompute each residual block's activations in backward instead of keeping them (about a third more
+    # compute). "auto": where they would take more than half the GPU's memory; never on the CPU.
+    checkpoint_activations: str | bool = "auto"  # auto | true | false
     threads: int = 0  # CPU threads for torch; 0 leaves torch's default
     max_cpu_seconds: float = 0.0  # stop (checkpointed, resumable) after this much process CPU time; 0: off
     check_after_steps: int = 2000  # from here on, warn when the validation loss is not below the Gaussian baseline
     check_samples: int = 4  # ECGs sampled at each validation to check their amplitude; 0: off
+
+    def __post_init__(self):
+        setting = str(self.checkpoint_activations).lower()  # TOML true/false arrive as "True"/"False"
+        if setting not in ("auto", "true", "false"):
+            raise ValueError(f"train.checkpoint_activations must be true, false or \"auto\", got {self.checkpoint_activations!r}")
+        self.checkpoint_activations = {"auto": "auto", "true": True, "false": False}[setting]
 
 
 @dataclass

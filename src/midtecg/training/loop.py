@@ -1,9 +1,17 @@
-"""The training loop: one function, read top to bottom.
+"""The training loop: one function, read top to bottom, and ``TrainStep``, one optimisation step.
 
 Everything random in a step (which records, which diffusion times, which noise, which conditions are
 dropped) is drawn from generators seeded by (seed, step, rank), so a run resumed from a checkpoint
 continues exactly as if it had never stopped, and every rank of a distributed run draws its own batch.
 ``train.batch_size`` is the batch of one process; the global batch is that times the world size.
+
+A step never makes the host wait for the device: the loss parts go into a device-side log that is read on
+logging and checkpoint steps only, where a loss that was not finite is reported with the step it happened
+at; the EMA weight is a device tensor; batches reach the GPU through pinned memory. So the host can queue
+the next steps while the GPU works, ``train.compile`` can compile the step's forward and loss
+(``torch.compile``, inductor, CPU or CUDA) and ``train.cuda_graph`` can replay its forward and backward as
+one CUDA graph. ``train.checkpoint_activations`` recomputes each block's activations in backward ("auto":
+where the activations would take more than half the GPU's memory; never on the CPU).
 
 ``train.max_cpu_seconds`` stops a run once the process has spent that much CPU time in the loop (summed over
 resumes; kept in each checkpoint's training.json as ``cpu_s``): it validates, checks, checkpoints and returns,
@@ -13,7 +21,9 @@ and resuming a run whose budget is spent returns at once. For CPU studies at a f
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -160,12 +170,219 @@ def _draw(x0: torch.Tensor, param: Parameterization, dropout: float, groups, gen
     return t, noise, drop
 
 
+def ema_weights(decay: float, steps: int, device: torch.device) -> torch.Tensor:
+    """The EMA's interpolation weight at steps 0 .. n-1 as a float32 device table: ``1 - min(decay,
+    (1 + s) / (10 + s))`` (a warm-up: early weights are not averaged in for long), computed in float64 on
+    the host. n covers the warm-up (the weight is ``1 - decay`` from its end on) or the run, whichever is
+    shorter; index it with ``min(step, n - 1)``, a view, so a step reads its weight without a copy."""
+    warm_up = 0  # the first step at which (1 + s) / (10 + s) reaches decay, in float64 as below
+    if decay >= 1:
+        warm_up = steps
+    else:
+        warm_up = max(0, math.floor((10 * decay - 1) / (1 - decay)) - 2)
+        while warm_up < steps and (1 + warm_up) / (10 + warm_up) < decay:
+            warm_up += 1
+    n = max(1, min(steps, warm_up) + 1)
+    values = [1.0 - min(decay, (1 + s) / (10 + s)) for s in range(n)]
+    return torch.tensor(values, dtype=torch.float64).to(device=device, dtype=torch.float32)
+
+
 @torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
-    decay = min(decay, (1 + step) / (10 + step))  # warm-up: early weights are not averaged in for long
-    ema_params = [p for p in ema.parameters()]
-    params = [p.detach() for p in model.parameters()]
-    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, weight: torch.Tensor) -> None:
+    """ema <- ema + weight (model - ema) for every parameter; ``weight`` is a 0-dim tensor on the
+    parameters' device (see ``ema_weights``). Three multi-tensor ops, whatever the number of parameters."""
+    ema_params = list(ema.parameters())
+    delta = torch._foreach_sub(list(model.parameters()), ema_params)
+    torch._foreach_mul_(delta, weight)
+    torch._foreach_add_(ema_params, delta)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam as the reference trains it, fused: one multi-tensor kernel for all parameters (CPU and CUDA)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def activation_checkpointing(setting: str | bool, device: torch.device, model_config: SSSDConfig,
+                             batch_size: int) -> bool:
+    """``train.checkpoint_activations``: True, False, or "auto": on where the activations kept for backward
+    would take more than half the GPU's memory (about 25 x batch x channels x length float32 numbers per
+    block, measured on this model); never on the CPU."""
+    if setting != "auto":
+        return bool(setting)
+    if device.type != "cuda":
+        return False
+    need = 25 * 4 * batch_size * model_config.channels * model_config.length * model_config.blocks
+    return need > torch.cuda.get_device_properties(device).total_memory // 2
+
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without making the host wait: through pinned memory on CUDA."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+class TrainStep:
+    """One optimisation step: noising, forward, loss, backward, clipping, Adam, the learning-rate schedule
+    and the EMA, all queued on the device; nothing in it reads a device value on the host. ``param`` says
+    what the network predicts (eps, v or rectified-flow velocity; a ``NoiseSchedule`` means eps on it);
+    ``signal_scale`` is the per-lead data scaling the mel term undoes (None: the data are in millivolts).
+
+    ``step(step, x0, conditions, t, noise, drop)`` runs it (or ``forward`` / ``backward`` / ``update``
+    one phase at a time). Each step's loss parts are written to a device-side log; ``read_log()`` reads it
+    (one synchronisation, on logging steps), raises ``FloatingPointError`` naming the first step whose loss
+    was not finite, and returns the means of the parts since its last call; ``check_log()`` only checks.
+
+    ``compile``: ``torch.compile`` the forward and loss (inductor). ``cuda_graph`` (CUDA, one process):
+    after ``WARMUP_STEPS`` ordinary steps on a side stream, the forward and backward are captured as one
+    CUDA graph and replayed for every later step (the optimiser, the schedule and the EMA stay eager; they
+    are a few multi-tensor kernels); the batch is copied into the graph's inputs.
+    """
+
+    WARMUP_STEPS = 3
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
+                 param: Parameterization | NoiseSchedule, objective: ObjectiveConfig, *,
+                 ema: torch.nn.Module | None = None, ema_decay: float = 0.0, steps: int = 1_000_000,
+                 grad_clip: float = 0.0, step_model: torch.nn.Module | None = None, bf16: bool = False,
+                 log_capacity: int = 1000, compile: bool = False, cuda_graph: bool = False,
+                 signal_scale: torch.Tensor | None = None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        # a bare schedule means epsilon prediction on it, the reference's parameterisation
+        self.param = param if isinstance(param, Parameterization) else Parameterization("eps", param)
+        self.objective, self.ema, self.grad_clip = objective, ema, grad_clip
+        self.step_model = model if step_model is None else step_model
+        self.device = next(model.parameters()).device
+        self.signal_scale = None if signal_scale is None else signal_scale.to(self.device)
+        self.cuda_graph = bool(cuda_graph) and self.device.type == "cuda"
+        if self.cuda_graph and isinstance(self.step_model, torch.nn.parallel.DistributedDataParallel):
+            raise ValueError("train.cuda_graph captures one process's step; it does not work with several processes")
+        # Autocast's cast cache must be off while a graph is captured (its casts would be captured once).
+        self._autocast = lambda: torch.autocast(self.device.type, torch.bfloat16, enabled=bf16,
+                                                cache_enabled=not self.cuda_graph)
+        self._ema_weights = ema_weights(ema_decay, steps, self.device) if ema is not None else None
+        self._forward_loss = torch.compile(self._forward_and_loss) if compile else self._forward_and_loss
+        self._capacity = int(log_capacity)
+        self._log: torch.Tensor | None = None  # (capacity, parts) on the device
+        self._slot = torch.zeros((), dtype=torch.long, device=self.device)  # next row of the log
+        self._names: list[str] = []
+        self._first_step, self._rows = 0, 0  # host bookkeeping of the log window
+        self._graph = self._static = self._stream = None
+        self._eager_steps = 0
+
+    # ---- the phases ----------------------------------------------------------------------------------
+    def _forward_and_loss(self, x0, conditions, t, noise, drop):
+        x_t = self.param.add_noise(x0, noise, t)
+        with self._autocast():
+            out = self.step_model(x_t, self.param.model_time(t), conditions, drop)
+        return training_loss(out.float(), noise, x_t, x0, t, self.param, self.objective, self.signal_scale)
+
+    def _forward_logged(self, x0, conditions, t, noise, drop) -> torch.Tensor:
+        loss, parts = self._forward_loss(x0, conditions, t, noise, drop)
+        if self._log is None:
+            self._names = list(parts)
+            self._log = torch.zeros(self._capacity, len(parts), device=self.device)
+        self._log.index_copy_(0, self._slot, torch.stack([parts[k] for k in self._names])[None])
+        self._slot.add_(1)
+        return loss
+
+    def _count(self, step: int) -> None:
+        if self._rows == 0:
+            self._first_step = step
+        if self._rows == self._capacity:
+            raise RuntimeError(f"TrainStep's log holds {self._capacity} steps: call read_log() at least that often")
+        self._rows += 1
+
+    def forward(self, step: int, x0, conditions, t, noise, drop) -> torch.Tensor:
+        """Noising, model and loss; the loss parts go to the log. Returns the loss."""
+        self._count(step)
+        return self._forward_logged(x0, conditions, t, noise, drop)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+
+    def update(self, step: int) -> None:
+        """Clipping, Adam, the learning-rate schedule, the EMA."""
+        if self.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip, foreach=True)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            update_ema(self.ema, self.model, self._ema_weights[min(step, len(self._ema_weights) - 1)])
+
+    def __call__(self, step: int, x0, conditions, t, noise, drop) -> None:
+        if self.cuda_graph and self._graph is None and self._eager_steps < self.WARMUP_STEPS:
+            stream = self._stream = self._stream or torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):  # capture needs its warm-up off the default stream
+                self._eager(step, x0, conditions, t, noise, drop)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            self._eager_steps += 1
+        elif self.cuda_graph:
+            self._count(step)
+            self._replay(x0, conditions, t, noise, drop)
+            self.update(step)
+        else:
+            self._eager(step, x0, conditions, t, noise, drop)
+
+    def _eager(self, step: int, *batch) -> None:
+        self.backward(self.forward(step, *batch))
+        self.update(step)
+
+    def _replay(self, *batch) -> None:
+        if self._graph is None:  # capture: records the kernels without running them
+            self._static = _clone_tree(batch)
+            self.optimizer.zero_grad(set_to_none=True)  # backward in the graph allocates static gradients
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._forward_logged(*self._static).backward()
+        _copy_tree(self._static, batch)
+        self._graph.replay()
+
+    # ---- the log -------------------------------------------------------------------------------------
+    def _read(self) -> list[list[float]]:
+        rows = self._log[:self._rows].tolist() if self._rows else []
+        for i, row in enumerate(rows):
+            loss = row[self._names.index("loss")]
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {self._first_step + i}; lower train.lr or "
+                                         "enable train.grad_clip")
+        return rows
+
+    def check_log(self) -> None:
+        """Raise FloatingPointError if a loss since the last ``read_log()`` was not finite (synchronises)."""
+        self._read()
+
+    def read_log(self) -> dict[str, float]:
+        """Mean of each loss part over the steps since the last call (synchronises); raises
+        FloatingPointError at a loss that was not finite."""
+        rows = self._read()
+        means = {name: sum(r[i] for r in rows) / len(rows) for i, name in enumerate(self._names)} if rows else {}
+        self._slot.zero_()
+        self._rows = 0
+        return means
+
+
+def _clone_tree(value):
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if isinstance(value, dict):
+        return {k: _clone_tree(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return type(value)(_clone_tree(v) for v in value)
+    return value
+
+
+def _copy_tree(target, source) -> None:
+    if isinstance(target, torch.Tensor):
+        target.copy_(source, non_blocking=True)
+    elif isinstance(target, dict):
+        for key in target:
+            _copy_tree(target[key], source[key])
+    elif isinstance(target, (tuple, list)):
+        for t, s in zip(target, source):
+            _copy_tree(t, s)
 
 
 @torch.no_grad()
@@ -194,7 +411,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     torch.manual_seed(tc.seed + ddp.rank)
     run_dir = Path(config.out_dir)
 
-    # Data: the whole training split lives in (pinned) host memory; batches are gathered by index.
+    # Data: the whole training split lives in host memory; batches are gathered by index.
     if not config.data.cache:
         raise ValueError("config [data] cache is empty: point it at a folder written by `midtecg prepare`")
     train_data = load_prepared(config.data.cache, split=list(config.data.train_folds))
@@ -208,9 +425,6 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     if signal_scale is not None:
         x_train = x_train / signal_scale
     cond_train = {k: torch.from_numpy(v) for k, v in encoder.encode(train_data.records).items()}
-    if device.type == "cuda":
-        x_train = x_train.pin_memory()
-        cond_train = {k: v.pin_memory() for k, v in cond_train.items()}
     x_val = _model_inputs(val_data.signals) if val_data is not None and len(val_data.records) else None
     if x_val is not None and signal_scale is not None:
         x_val = x_val / signal_scale
@@ -225,6 +439,8 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         cond_init=config.model.cond_init,
     )
     model = SSSDECG(model_config).to(device)
+    model.set_activation_checkpointing(activation_checkpointing(tc.checkpoint_activations, device, model_config,
+                                                                tc.batch_size))
     ema = None
     if tc.ema_decay > 0:
         ema = SSSDECG(model_config).to(device)
@@ -237,7 +453,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         raise ValueError("objective.mel_target = 'posterior_mean' needs a DDPM process; use 'x0' with diffusion.prediction = 'flow'")
     if tc.max_cpu_seconds > 0 and ddp.world > 1:
         raise ValueError("train.max_cpu_seconds is for single-process runs (a CPU budget per run)")
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    optimizer = make_optimizer(model, tc.lr)
     warmup = max(tc.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     saved_config = generator_config(config, model_config, encoder, schedule, train_data.manifest, param, scale,
@@ -259,11 +475,14 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir")
 
     step_model = model
-    if ddp.world > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if tc.compile and device.type == "cuda":
-        step_model = torch.compile(step_model)
+    if ddp.world > 1:  # static graph: the same parameters every step, the last residual conv never used
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
     use_bf16 = tc.bf16 and device.type == "cuda"
+    trainer = TrainStep(model, optimizer, scheduler, param, objective, ema=ema, ema_decay=tc.ema_decay,
+                        steps=tc.steps, grad_clip=tc.grad_clip, step_model=step_model, bf16=use_bf16,
+                        log_capacity=max(tc.log_every, 1), compile=tc.compile, cuda_graph=tc.cuda_graph,
+                        signal_scale=signal_scale)
 
     def autocast():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
@@ -279,40 +498,25 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     n_train = len(x_train)
     started, window_start, window_steps = time.perf_counter(), time.perf_counter(), 0
     cpu_started = time.process_time()
-    running: dict[str, float] = {}
     model.train()
     for step in range(start_step, tc.steps):
-        idx = batch_indices(step, n_train, tc.batch_size, tc.seed, ddp.rank, ddp.world)
-        x0 = x_train[idx].to(device, non_blocking=True)
-        conditions = {k: v[idx].to(device, non_blocking=True) for k, v in cond_train.items()}
+        idx = torch.from_numpy(batch_indices(step, n_train, tc.batch_size, tc.seed, ddp.rank, ddp.world))
+        x0 = to_device(x_train[idx], device)
+        conditions = {k: to_device(v[idx], device) for k, v in cond_train.items()}
         t, noise, drop = _draw(x0, param, config.conditions.dropout, encoder.groups,
                                step_generator(tc.seed, step, ddp.rank, device))
-        x_t = param.add_noise(x0, noise, t)
-        with autocast():
-            out = step_model(x_t, param.model_time(t), conditions, drop)
-        loss, parts = training_loss(out.float(), noise, x_t, x0, t, param, objective, signal_scale)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower train.lr or enable train.grad_clip")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        if ema is not None:
-            update_ema(ema, model, tc.ema_decay, step)
+        trainer(step, x0, conditions, t, noise, drop)
 
         done = step + 1
         window_steps += 1
         cpu_used = cpu_before + time.process_time() - cpu_started
         out_of_budget = 0 < tc.max_cpu_seconds <= cpu_used
         last = done == tc.steps or out_of_budget
-        for key, value in parts.items():
-            running[key] = running.get(key, 0.0) + float(value)
+        if done % tc.log_every == 0 or last:
+            means = trainer.read_log()  # every rank: the first read of device values since the last log step
         if ddp.is_main and (done % tc.log_every == 0 or last):
             now = time.perf_counter()
             rate = window_steps / max(now - window_start, 1e-9)
-            means = {k: v / window_steps for k, v in running.items()}
             val, reference, amplitude, warning = "", "", "", ""
             if done % tc.val_every == 0 or last:
                 if x_val is not None:
@@ -330,10 +534,11 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
                 writer.add_scalar("steps_per_s", rate, done)
             bar.set_postfix(loss=f"{means['loss']:.4f}", **({"val": f"{val:.4f}"} if val != "" else {}),
                             it_s=f"{rate:.2f}")
-            running, window_start, window_steps = {}, now, 0
+            window_start, window_steps = now, 0
         if bar is not None:
             bar.update(1)
         if done % tc.checkpoint_every == 0 or last:
+            trainer.check_log()  # never save weights that a non-finite loss has touched
             if ddp.is_main:
                 save_checkpoint(run_dir, done, saved_config, model, ema, optimizer, scheduler,
                                 extra={"elapsed_s": time.perf_counter() - started, "cpu_s": cpu_used},
