@@ -9,13 +9,15 @@ constants that are computed once:
     L-th roots of unity is ``K^(z) = sum_n C~_n U_n(z) + conj(C~_n) U'_n(z)``, with
     ``U_n = (2 / beta) (B_n - W P_n) / (g - lam_n)``, ``U'_n`` its conjugate-mode partner and
     ``W = T_PB / (1 + T_PP)`` the Woodbury factor (it involves only P and B). Writing C~ = c_r + i c_i,
-    ``K^ = sum_n c_r,n (U_n + U'_n) + c_i,n i (U_n - U'_n)``, and the inverse rfft of each bracket gives a
-    real time-domain basis (H, 2N/2, L): the kernel is ``k[h] = [c_r, c_i][h] @ basis[h]``, one batched
-    matmul. The basis is computed in float64 (complex arithmetic, a few features at a time) and stored in
-    the layers' dtype. It takes ``2 N/2 L`` numbers per feature (256 kB at N = 64, L = 1000 in float32;
-    9.4 GB for the 72 layers of the published model): it is kept while training when it fits
-    ``basis_budget`` (a quarter of a GPU's memory, 2 GiB on the CPU) and otherwise rebuilt chunk by chunk
-    in every call (and again in backward, under ``torch.utils.checkpoint``).
+    ``K^ = sum_n c_r,n (U_n + U'_n) + c_i,n i (U_n - U'_n)``: a real spectral basis (H, 2 N/2, 2 (L/2 + 1))
+    holds the brackets (re and im of each rfft bin), the kernel's spectrum is ``[c_r, c_i][h] @ basis[h]``,
+    one batched matmul, and the kernel its inverse rfft. The basis is computed in float64 (real arithmetic,
+    a few features at a time) and stored in the layers' dtype. It takes ``2 N/2 L`` numbers per feature
+    (256 kB at N = 64, L = 1000 in float32; 9.4 GB for the 72 layers of the published model): it is kept
+    when it fits ``basis_budget`` (a quarter of a GPU's memory, an eighth of the RAM) and otherwise rebuilt
+    chunk by chunk in every call (and again in backward, under ``torch.utils.checkpoint``). Building it
+    costs about 1.5 ms per feature on one CPU core (9 s for 12 x 128 channels, 50 s for the published
+    size; a few ms on a GPU).
 ``"s4d"``, ``"s4d-lin"`` (diagonal, ZOH)
     ``k_l = 2 Re sum_n C_n B_bar_n A_n^l``, blocked as l = i m + j: the constants are ``B_bar A^j``
     (H, n, m) and ``A^{m i}`` (H, n, M) with ``m M >= L``, about 2 sqrt(L) numbers per mode; the kernel is
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -42,14 +45,14 @@ from torch.utils.checkpoint import checkpoint
 __all__ = ["basis_budget", "bidirectional_fft_conv", "combined_fft", "layer_kernels", "layer_spectra"]
 
 _F64 = torch.float64
-_CHUNK_BYTES = 128 * 2**20  # float64 working set of one chunk of the NPLR basis
+_CHUNK_BYTES = 4 * 2**20  # float64 working set of one chunk of the NPLR basis on the CPU (cache-sized)
 
 
 def basis_budget(device: torch.device) -> int:
-    """Bytes the kept S4 basis may take on ``device``: a quarter of a GPU's memory, 2 GiB elsewhere."""
+    """Bytes the kept S4 basis may take on ``device``: a quarter of a GPU's memory, an eighth of the RAM."""
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory // 4
-    return 2 * 2**30
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 8
 
 
 def _complex(x: torch.Tensor) -> torch.Tensor:
@@ -68,40 +71,69 @@ def _per_feature(layers, name: str) -> torch.Tensor:
 # Constants (buffers only; float64 arithmetic)
 # --------------------------------------------------------------------------------------------------------
 
-def _nplr_basis(dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor, length: int) -> torch.Tensor:
-    """float64 (F, 2n, L) basis of the NPLR kernel (module docstring): rows 2n and 2n + 1 are the taps
-    contributed by Re and Im of C~_n. dt (F,), lam, p, b (F, n) complex128.
+def _nplr_basis(dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor, length: int,
+                dtype: torch.dtype) -> torch.Tensor:
+    """(F, 2n, 2 (L//2 + 1)) spectral basis of the NPLR kernel (module docstring) in ``dtype``, computed in
+    float64: row 2n (2n + 1) holds the rfft bins (re, im interleaved) that Re (Im) of C~_n contributes.
+    dt (F,), lam, p, b (F, n) complex128.
 
-    Frequencies below Nyquist use g = (2/dt)(1 - z)/(1 + z) = i (2/dt) tan(theta/2), finite there; at
-    Nyquist (z = -1, even L) K^ = dt Re(sum_n C~_n B_n)."""
+    Real arithmetic: with g = i t, t = (2/dt) tan(theta/2) (finite below Nyquist), 1 / (g - lam_n) =
+    (a - i w) q with a = -Re lam, w = t - Im lam, q = 1 / (a^2 + w^2), and w = t + Im lam for the conjugate
+    mode; U_n = G_n / (g - lam_n) with G = (2/beta) B - (2/beta) W P, four outer products per mode and
+    frequency (one batched matmul). At Nyquist (z = -1, even L) K^ = dt Re(sum_n C~_n B_n)."""
+    f, n = lam.shape
     n_freq = (length - 1) // 2 + 1
     theta = torch.arange(n_freq, dtype=_F64, device=dt.device) * (2 * math.pi / length)
-    g = 1j * (2 / dt)[:, None, None] * torch.tan(theta / 2)  # (F, 1, F')
-    r = 1 / (g - lam[..., None])  # (F, n, F'): 1 / (g - lam_n)
-    rc = 1 / (g - lam.conj()[..., None])  # the conjugate modes
-    pb, pp = (p.conj() * b)[..., None], (p.abs() ** 2)[..., None]
-    t_pb = (pb * r + pb.conj() * rc).sum(1, keepdim=True)  # (F, 1, F')
-    t_pp = (pp * (r + rc)).sum(1, keepdim=True)
-    w = t_pb / (1 + t_pp)
-    two_over_beta = 2 / (1 + torch.exp(-1j * theta))
-    u = two_over_beta * (b[..., None] - w * p[..., None]) * r
-    uc = two_over_beta * (b.conj()[..., None] - w * p.conj()[..., None]) * rc
-    spectra = torch.stack([u + uc, 1j * (u - uc)], dim=2)  # (F, n, 2, F'): coefficients of c_r, c_i
+    t = ((2 / dt)[:, None] * torch.tan(theta / 2))[:, None, :]  # (F, 1, F')
+    a, mu = -lam.real[..., None], lam.imag[..., None]  # (F, n, 1)
+    # r = [Re 1/(g - lam), Re 1/(g - conj lam), -Im 1/(g - lam), -Im 1/(g - conj lam)]: (F, 4, n, F')
+    r = torch.empty(f, 4, n, n_freq, dtype=_F64, device=dt.device)
+    for sign, re, im in ((-1, 0, 2), (1, 1, 3)):
+        w = t + sign * mu
+        q = torch.addcmul(a * a, w, w).reciprocal_()
+        torch.mul(a, q, out=r[:, re])
+        torch.mul(w, q, out=r[:, im])
+    # Woodbury factor W = T_PB / (1 + T_PP), T_X = sum_n X_n / (g - lam_n) + conj(X_n) / (g - conj lam_n)
+    pb, pp = p.conj() * b, p.abs() ** 2
+    zero = torch.zeros_like(pp)
+    rows = torch.stack([torch.cat(parts, -1) for parts in (  # Re, Im of T_X against r (see above)
+        (pb.real, pb.real, pb.imag, -pb.imag), (pb.imag, -pb.imag, -pb.real, -pb.real),
+        (pp, pp, zero, zero), (zero, zero, -pp, -pp))], 1)  # (F, 4, 4n)
+    sums = torch.bmm(rows, r.view(f, 4 * n, n_freq))  # (F, 4, F'): Re T_PB, Im T_PB, Re T_PP, Im T_PP
+    woodbury = torch.complex(sums[:, 0], sums[:, 1]) / (1 + torch.complex(sums[:, 2], sums[:, 3]))
+    two_over_beta = (2 / (1 + torch.exp(-1j * theta))).expand_as(woodbury)
+    ew = two_over_beta * woodbury
+    y = torch.stack([two_over_beta.real, two_over_beta.imag, ew.real, ew.imag], 1)  # (F, 4, F')
+    br, bi, pr, pi = b.real, b.imag, p.real, p.imag
+    coef = torch.stack([  # Re, Im of G = (2/beta) B - (2/beta) W P and of G' (conjugate B and P)
+        torch.stack([br, -bi, -pr, pi], -1), torch.stack([bi, br, -pi, -pr], -1),
+        torch.stack([br, bi, -pr, -pi], -1), torch.stack([-bi, br, pi, -pr], -1),
+    ], 1).reshape(f, 4 * n, 4)
+    g_re, g_im, gc_re, gc_im = torch.bmm(coef, y).view(f, 4, n, n_freq).unbind(1)
+    r_re, rc_re, s, sc = r.unbind(1)  # s = -Im 1/(g - lam)
+    u_re, uc_re = torch.addcmul(g_re * r_re, g_im, s), torch.addcmul(gc_re * rc_re, gc_im, sc)
+    u_im, uc_im = torch.addcmul(g_im * r_re, g_re, s, value=-1), torch.addcmul(gc_im * rc_re, gc_re, sc, value=-1)
+    out = torch.zeros(f, n, 2, length // 2 + 1, 2, dtype=dtype, device=dt.device)
+    # coefficient of Re C~_n: U + U'; of Im C~_n: i (U - U')
+    torch.add(u_re, uc_re, out=out[:, :, 0, :n_freq, 0])
+    torch.add(u_im, uc_im, out=out[:, :, 0, :n_freq, 1])
+    torch.sub(uc_im, u_im, out=out[:, :, 1, :n_freq, 0])
+    torch.sub(u_re, uc_re, out=out[:, :, 1, :n_freq, 1])
     if length % 2 == 0:
-        nyquist = torch.stack([b.real, -b.imag], dim=2) * dt[:, None, None]
-        spectra = torch.cat([spectra, nyquist[..., None].to(spectra.dtype)], dim=-1)
-    return torch.fft.irfft(spectra, n=length).reshape(dt.shape[0], -1, length)
+        out[:, :, 0, -1, 0] = dt[:, None] * b.real
+        out[:, :, 1, -1, 0] = -dt[:, None] * b.imag
+    return out.view(f, 2 * n, -1)
 
 
 def _nplr_basis_chunks(layers, length: int, dtype: torch.dtype):
     """(start, stop, build) per chunk of features; build() returns that chunk's basis in ``dtype``."""
     dt = torch.exp(torch.cat([layer.log_dt for layer in layers]).to(_F64))
     lam, p, b = (_per_feature(layers, name) for name in ("lam", "P", "B"))
-    n_freq = (length - 1) // 2 + 2
-    step = max(1, _CHUNK_BYTES // (16 * 8 * lam.shape[1] * n_freq))  # ~8 complex (n, F') arrays per feature
+    per_feature = 8 * 8 * lam.shape[1] * (length // 2 + 1)  # bytes of the float64 arrays alive at once
+    step = max(1, (_CHUNK_BYTES if dt.device.type == "cpu" else 256 * _CHUNK_BYTES) // per_feature)
     for start in range(0, dt.shape[0], step):
         stop = min(start + step, dt.shape[0])
-        yield start, stop, lambda a=start, z=stop: _nplr_basis(dt[a:z], lam[a:z], p[a:z], b[a:z], length).to(dtype)
+        yield start, stop, lambda a=start, z=stop: _nplr_basis(dt[a:z], lam[a:z], p[a:z], b[a:z], length, dtype)
 
 
 def _vandermonde_tables(layers, length: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -127,7 +159,7 @@ def _vandermonde_tables(layers, length: int, dtype: torch.dtype) -> tuple[torch.
     return er, ei, 2 * torch.cat([lr, -li], dim=1)
 
 
-def _constants(layers, length: int, cache: dict, keep_basis: bool):
+def _constants(layers, length: int, cache: dict):
     """The cached constants of ``layers`` (see the module docstring), or None for an NPLR basis that is not
     kept. ``cache`` is the caller's dict; its entry is rebuilt when a buffer, the device, the dtype or the
     length changes (checked in eager mode only: ``torch.compile`` guards on the cached tensors instead)."""
@@ -139,7 +171,7 @@ def _constants(layers, length: int, cache: dict, keep_basis: bool):
             cache["key"] = key
     value = cache.get("value")
     if value is None:
-        value = _build_constants(layers, length, keep_basis)
+        value = _build_constants(layers, length)
         if value is not None:
             cache["value"] = value
     return value
@@ -147,12 +179,12 @@ def _constants(layers, length: int, cache: dict, keep_basis: bool):
 
 @torch.compiler.disable  # built eagerly on the first call (a graph break then), read as a constant after
 @torch.no_grad()
-def _build_constants(layers, length: int, keep_basis: bool):
+def _build_constants(layers, length: int):
     first = layers[0]
     dtype = torch.float64 if first.C.dtype == torch.float64 else torch.float32
     if first.variant != "s4":
         return _vandermonde_tables(layers, length, dtype)
-    if keep_basis and _basis_bytes(layers, length, dtype) <= basis_budget(first.C.device):
+    if _basis_bytes(layers, length, dtype) <= basis_budget(first.C.device):
         return torch.cat([build() for _, _, build in _nplr_basis_chunks(layers, length, dtype)])
     return None
 
@@ -185,16 +217,19 @@ def layer_kernels(layers: Sequence, length: int, cache: dict) -> torch.Tensor:
     with no_autocast:
         c = _stacked_c(layers)
         c = c.to(torch.float64 if c.dtype == torch.float64 else torch.float32)
-        constants = _constants(layers, taps, cache, keep_basis=torch.is_grad_enabled() and c.requires_grad)
+        constants = _constants(layers, taps, cache)
         if first.variant == "s4":
             rows = c.permute(1, 0, 2, 3).reshape(c.shape[1], c.shape[0], -1)  # (F, ch, 2n): [Re C~_n, Im C~_n]
             if constants is not None:
-                return torch.bmm(rows, constants)[..., :length]
-            return _chunked_nplr_kernels(layers, rows, taps, c.dtype)[..., :length]
+                spectra = torch.bmm(rows, constants)
+            else:
+                spectra = _chunked_nplr_spectra(layers, rows, taps, c.dtype)
+            spectra = torch.view_as_complex(spectra.view(*spectra.shape[:2], -1, 2))
+            return torch.fft.irfft(spectra, n=taps)[..., :length]
         return _vandermonde_kernels(c, *constants, length)
 
 
-def _chunked_nplr_kernels(layers, rows: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
+def _chunked_nplr_spectra(layers, rows: torch.Tensor, length: int, dtype: torch.dtype) -> torch.Tensor:
     """rows @ basis with the basis built a chunk of features at a time and never kept (recomputed in
     backward when gradients are needed)."""
     grad = torch.is_grad_enabled() and rows.requires_grad
