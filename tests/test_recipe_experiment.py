@@ -85,8 +85,9 @@ def test_toy_study_end_to_end_and_resumable(tmp_path):
     for name, row in summary["arms"].items():
         assert row["training"]["cpu_s"] >= 3 and row["training"]["steps"] > 0, name
         assert math.isfinite(row["training"]["val_loss"]) and row["training"]["warning"], name  # 3 s: far from data
-        assert math.isfinite(row["metrics"]["frechet"]) and math.isfinite(row["metrics"]["snr_db"]), name
-        assert row["metrics"]["privacy_gate"] in ("pass", "FAIL"), name
+        metrics = row["metrics"]
+        assert math.isfinite(metrics["fidelity.frechet"]) and math.isfinite(metrics["paired.snr_db"]), name
+        assert metrics["privacy.verdict"] in ("pass", "fail", "not_informative"), name
     assert summary["arms"]["current"]["overrides"] == {"model.cond_init": "linear",
                                                        "objective.mel_log_order": "square_first"}
     assert json.loads((out / "runs" / "flow" / "latest.json").read_text())["path"].startswith("step-")

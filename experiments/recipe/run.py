@@ -52,19 +52,37 @@ def _load_claims():
 
 claims = _load_claims()
 
-#: (key of the evaluation summary, column label, better: "lower" | "higher" | "" for information)
+#: (key of the evaluation's flat summary or a path into evaluation.json, column label, better: "lower" |
+#: "higher" | "" for information). RHYTHM is the rhythm comparison of all records.
+RHYTHM = "rhythm.comparison.groups.all.measures"
 METRICS = [
-    ("frechet", "Frechet", "lower"),
-    ("frechet_floor", "Frechet floor", ""),
-    ("mmd2", "MMD^2", "lower"),
-    ("psd_distance_db", "PSD dist. (dB)", "lower"),
-    ("interlead_error_mean", "inter-lead err.", "lower"),
-    ("snr_db", "paired SNR (dB)", "higher"),
-    ("heart_rate_wasserstein", "HR W1 (bpm)", "lower"),
-    ("heart_rate_mae_bpm", "HR MAE (bpm)", "lower"),
-    ("delineation_failure_synth", "delin. failures", "lower"),
-    ("privacy_gate", "privacy", ""),
+    ("fidelity.frechet", "Frechet", "lower"),
+    ("fidelity.frechet.floor", "Frechet floor", ""),
+    ("fidelity.mmd", "MMD^2", "lower"),
+    ("fidelity.welch_psd", "PSD dist.", "lower"),
+    ("paired.interlead_error_mean", "inter-lead err.", "lower"),
+    ("paired.snr_db", "paired SNR (dB)", "higher"),
+    (f"{RHYTHM}.rr_cv.synth.median", "RR CV median", ""),
+    (f"{RHYTHM}.rr_cv.real.median", "real RR CV", ""),
+    (f"{RHYTHM}.r_amp_cv.synth.median", "R-amp CV median", ""),
+    (f"{RHYTHM}.p_wave_fraction.synth.median", "P-wave fraction", "higher"),
+    ("rhythm.rr_cv", "RR CV KS", "lower"),
+    ("clinical.heart_rate", "HR KS", "lower"),
+    ("clinical.heart_rate_mae_bpm", "HR MAE (bpm)", "lower"),
+    ("labels.superdiagnostic.ratio", "TRTS / real AUC", "higher"),
+    ("privacy.verdict", "privacy", ""),
 ]
+
+
+def lookup(result: dict, key: str):
+    """A key of the flat summary, else a dotted path into the result; None when absent."""
+    summary = result.get("summary") or {}
+    if key in summary:
+        return summary[key]
+    node = result
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -151,20 +169,21 @@ def generate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
 def evaluate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
     import torch
 
-    from midtecg.evaluation import evaluate
+    from midtecg.evaluation import EvaluationConfig, evaluate
 
     target = out / "eval" / name
     if (target / "evaluation.json").is_file():
         return f"{name}: evaluated"
     settings = experiment["evaluate"]
+    config = EvaluationConfig(
+        utility=False, rhythm=settings["rhythm"], clinical=settings["clinical"], privacy=settings["privacy"],
+        classifier_dir=str(out / "classifier"), classifier=claims.classifier_config(experiment, "classifier_epochs", "cpu"),
+        measure_cache_dir=str(out / "measurements"),  # the real side is measured once for all arms
+        seed=int(experiment["seed"]), progress=False, title=f"recipe study: {name}", threads=torch.get_num_threads())
     started = time.perf_counter()
     result = evaluate((cache, "test"), out / "generated" / name / "ecgs.npz",
                       train=(cache, list(experiment["data"]["train_folds"])),
-                      out_dir=target if settings["report"] else None, utility=False, clinical=settings["clinical"],
-                      privacy=settings["privacy"], classifier_dir=out / "classifier",
-                      classifier_config=claims.classifier_config(experiment, "classifier_epochs", "cpu"),
-                      seed=int(experiment["seed"]), progress=False, title=f"recipe study: {name}",
-                      threads=torch.get_num_threads())
+                      out_dir=target if settings["report"] else None, config=config)
     if not settings["report"]:  # the JSON alone (evaluate writes it with the HTML report)
         target.mkdir(parents=True, exist_ok=True)
         (target / ".evaluation.json.tmp").write_text(json.dumps(result, indent=1, default=str))
@@ -265,11 +284,10 @@ def summarize(out: Path, experiment: dict, names: list[str], overrides: dict, be
     table = {}
     for name in names:
         path = out / "eval" / name / "evaluation.json"
-        result = json.loads(path.read_text()) if path.is_file() else {"summary": {}}
-        summary = result.get("summary", {})
+        result = json.loads(path.read_text()) if path.is_file() else {}
         table[name] = {"overrides": overrides.get(name, best["overrides"] if best and name == "best" else {}),
                        "training": training_summary(out, name),
-                       "metrics": {key: summary.get(key) for key, _, _ in METRICS}}
+                       "metrics": {key: lookup(result, key) for key, _, _ in METRICS}}
     summary = {"experiment": experiment, "arms": table, "best": best, "compute": compute}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "summary.md").write_text(markdown(table, experiment, best))
