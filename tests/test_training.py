@@ -66,7 +66,7 @@ def test_config_overrides_and_errors(tmp_path):
         load_config(path, ["train.batchsize=3"])
     broken = tmp_path / "broken.toml"
     broken.write_text("[train\nsteps = 10\n")
-    with pytest.raises(ValueError, match="broken.toml: not valid TOML"):
+    with pytest.raises(ValueError, match="broken.toml: TOML syntax error"):
         load_config(broken)
     with pytest.raises(ValueError, match="not a int"):
         load_config(path, ["train.steps='many'"])

@@ -106,8 +106,6 @@ def _train(args) -> None:
     _existing(args.config, "config", "file")
     if args.cache:
         _prepared_cache(args.cache, "--cache")
-    import tomllib
-
     from midtecg.training.config import load_config
     from midtecg.training.loop import train
 
@@ -120,10 +118,7 @@ def _train(args) -> None:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f"train.device={json.dumps(args.device)}")
-    try:
-        config = load_config(args.config, overrides)
-    except tomllib.TOMLDecodeError as error:  # names no file by itself
-        raise ValueError(f"{args.config}: TOML syntax error: {error}") from None
+    config = load_config(args.config, overrides)  # a TOML syntax error is a ValueError naming the file
     checkpoint = train(config, resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {checkpoint}")
 

@@ -138,7 +138,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         try:
             data = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: not valid TOML ({error})") from None
+            raise ValueError(f"{path}: TOML syntax error: {error}") from None
     for override in overrides:
         key, sep, raw = override.partition("=")
         if not sep:
