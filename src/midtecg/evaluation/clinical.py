@@ -53,7 +53,7 @@ from midtecg.data.leads import WFDB_LEADS, canonical_lead_name
 
 from .beats import INDEPENDENT_LEADS, MEASURE_FS
 from .ecg_measures import PLAUSIBLE_RANGES, measure_ecgs
-from .fidelity import _group_masks, _nanstats
+from .fidelity import group_masks, nanstats
 from .floors import DISTANCE_NOTE, compare_values
 
 __all__ = [
@@ -239,7 +239,7 @@ def interval_stats(table) -> dict:
     n = t["failed"].size
     out: dict = {"n": int(n), "failure_rate": float(t["failed"].mean()) if n else math.nan}
     for k in INTERVALS:
-        out[k] = _nanstats(t[k])
+        out[k] = nanstats(t[k])
     return out
 
 
@@ -271,7 +271,7 @@ def interval_stats_by_group(table, groups, *, class_names: Sequence[str] | None 
     :func:`sex_groups`), a sequence of label lists, or a multi-hot matrix, as in
     :func:`midtecg.evaluation.fidelity.breakdown`; records with no label are in no group."""
     t = _table(table, "table")
-    masks = _group_masks(groups, t["failed"].size, class_names)
+    masks = group_masks(groups, t["failed"].size, class_names)
     return {g: interval_stats(_subset(t, m)) for g, m in masks.items() if m.any()}
 
 
@@ -281,8 +281,8 @@ def compare_by_group(real, real_groups, synth, synth_groups, *, class_names: Seq
     the conditions each synthetic record was generated with)."""
     r = _table(real, "real")
     s = _table(synth, "synth")
-    mr = _group_masks(real_groups, r["failed"].size, class_names)
-    ms = _group_masks(synth_groups, s["failed"].size, class_names)
+    mr = group_masks(real_groups, r["failed"].size, class_names)
+    ms = group_masks(synth_groups, s["failed"].size, class_names)
     out = {}
     for g in mr:
         if g in ms and mr[g].any() and ms[g].any():

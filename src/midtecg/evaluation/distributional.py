@@ -39,7 +39,7 @@ from scipy import signal as sps
 
 from midtecg.data.errors import DataError
 
-from .fidelity import _lead_names, check_signals
+from .fidelity import lead_names_for, check_signals
 
 __all__ = [
     "frechet_distance",
@@ -419,7 +419,7 @@ def log_psd_distance(mean_real, mean_synth, freqs, *, fmin: float = 0.5, fmax: f
     if metric not in ("l1", "l2"):
         raise DataError(f"Welch distance: metric must be 'l1' or 'l2', got {metric!r}")
     sr, ss, freqs = np.asarray(mean_real), np.asarray(mean_synth), np.asarray(freqs)
-    names = _lead_names(lead_names, sr.shape[0])
+    names = lead_names_for(lead_names, sr.shape[0])
     top = float(freqs[-1]) if fmax is None else float(fmax)
     band = (freqs >= fmin) & (freqs <= top)
     if not band.any():

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from midtecg.data.signals import check_signals
 from midtecg.evaluation.utility import (
     ClassifierTrainConfig,
     ECGClassifier,
-    _check_signals,
     map_windows,
     resolve_device,
     sliding_window_starts,
@@ -146,7 +146,7 @@ def embed_signals(model: ECGClassifier, signals, batch_size: int = 256, pool: st
     full length. With ``crop_seconds`` the record is cut in sliding windows (stride ``stride_seconds``,
     default half a window) as at prediction time and the window embeddings are averaged.
     """
-    x = _check_signals(signals)
+    x = check_signals(signals)
     length = x.shape[-1]
     if crop_seconds is None:
         window, starts = length, np.zeros(1, dtype=np.int64)

@@ -39,6 +39,7 @@ import numpy as np
 
 from midtecg.data.errors import DataError
 from midtecg.data.leads import WFDB_LEADS
+from midtecg.data.signals import check_signals as data_check_signals
 from midtecg.evaluation.report import to_jsonable  # noqa: F401  (re-exported: one JSON conversion for the suite)
 
 __all__ = [
@@ -64,41 +65,9 @@ _CHUNK = 256  # records per vectorised block: bounds float64 temporaries to a fe
 # --------------------------------------------------------------------------------------------- validation
 def check_signals(x, name: str = "signals", *, ndim: int | None = 3, n_leads: int | None = None,
                   min_records: int = 1) -> np.ndarray:
-    """Validate an array of signals (or features) and return it as a NumPy array (no copy when possible).
-
-    ``ndim``: required number of dimensions (3 for ``(N, leads, L)`` signals, 2 for ``(N, D)`` features,
-    ``None`` for 2 or 3). ``n_leads``: required size of axis 1 for 3-D input. Raises :class:`DataError` for a
-    wrong shape, a non-numeric dtype, fewer than ``min_records`` rows, or any NaN / inf (naming the first
-    record that has one and how many values are bad).
-    """
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # ragged lists and the like
-        raise DataError(f"{name}: cannot be converted to an array ({exc})") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise DataError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
-    allowed = (2, 3) if ndim is None else (ndim,)
-    if arr.ndim not in allowed:
-        want = " or ".join(f"{d}-D" for d in allowed)
-        hint = " (N, leads, samples)" if 3 in allowed else " (N, features)"
-        raise DataError(f"{name}: expected a {want} array{hint}, got shape {arr.shape}")
-    if arr.shape[0] < min_records:
-        raise DataError(f"{name}: needs at least {min_records} record(s), got {arr.shape[0]}")
-    if arr.ndim == 3 and n_leads is not None and arr.shape[1] != n_leads:
-        raise DataError(f"{name}: expected {n_leads} leads on axis 1, got shape {arr.shape}")
-    if any(s == 0 for s in arr.shape[1:]):
-        raise DataError(f"{name}: empty axis in shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            per_record = bad.reshape(arr.shape[0], -1).sum(axis=1)
-            first = int(np.flatnonzero(per_record)[0])
-            n_nan = int(np.isnan(arr).sum())
-            raise DataError(
-                f"{name}: record {first}: contains non-finite values ({int(bad.sum())} in total, {n_nan} NaN, "
-                f"in {int((per_record > 0).sum())} record(s))"
-            )
-    return arr
+    """:func:`midtecg.data.signals.check_signals` keeping the input's float dtype (metrics run in float64 when
+    given float64)."""
+    return data_check_signals(x, name, ndim=ndim, n_leads=n_leads, min_records=min_records, dtype=None)
 
 
 def check_pair(real, synth, *, n_leads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +79,7 @@ def check_pair(real, synth, *, n_leads: int | None = None) -> tuple[np.ndarray, 
     return real, synth
 
 
-def _lead_names(lead_names: Sequence[str] | None, n_leads: int) -> list[str]:
+def lead_names_for(lead_names: Sequence[str] | None, n_leads: int) -> list[str]:
     if lead_names is None:
         return list(WFDB_LEADS) if n_leads == len(WFDB_LEADS) else [f"lead{i}" for i in range(n_leads)]
     names = [str(n) for n in lead_names]
@@ -124,7 +93,7 @@ def _chunks(n: int, size: int = _CHUNK) -> Iterable[slice]:
         yield slice(start, min(n, start + size))
 
 
-def _nanstats(a: np.ndarray) -> dict:
+def nanstats(a: np.ndarray) -> dict:
     """mean / std / median / n_valid of the values, NaN ignored; NaN statistics when none is left."""
     a = np.asarray(a, dtype=np.float64).ravel()
     valid = a[~np.isnan(a)]
@@ -200,7 +169,7 @@ def paired_fidelity(real, synth, *, lead_names: Sequence[str] | None = None,
     """
     real, synth = check_pair(real, synth)
     n, c, _ = real.shape
-    names = _lead_names(lead_names, c)
+    names = lead_names_for(lead_names, c)
     out = {m: np.empty((n, c), dtype=np.float64) for m in _METRICS}
     for sl in _chunks(n):
         block = _paired_block(real[sl], synth[sl])
@@ -213,7 +182,7 @@ def paired_fidelity(real, synth, *, lead_names: Sequence[str] | None = None,
     summary, summary_std, per_lead, per_record, n_undefined = {}, {}, {}, {}, {}
     for m in _METRICS:
         vals = capped[m]
-        stats = _nanstats(vals)
+        stats = nanstats(vals)
         summary[m] = stats["mean"]
         summary_std[m] = stats["std"]
         lead_means = _nanmean(vals, axis=0)
@@ -277,7 +246,7 @@ def mean_correlation_matrix_error(real, synth, *, lead_names: Sequence[str] | No
     if real.shape[1:] != synth.shape[1:]:
         raise DataError(f"real and synth must have the same leads and length: {real.shape} vs {synth.shape}")
     return _between_means(correlation_matrices(real), correlation_matrices(synth),
-                          _lead_names(lead_names, real.shape[1]))
+                          lead_names_for(lead_names, real.shape[1]))
 
 
 def mean_matrix_error(cr, cs, *, lead_names: Sequence[str] | None = None) -> dict:
@@ -286,7 +255,7 @@ def mean_matrix_error(cr, cs, *, lead_names: Sequence[str] | None = None) -> dic
     cr, cs = np.asarray(cr, dtype=np.float64), np.asarray(cs, dtype=np.float64)
     if cr.ndim != 3 or cr.shape[1:] != cs.shape[1:] or cr.shape[1] != cr.shape[2]:
         raise DataError(f"correlation matrices must be (N, C, C) with the same C: {cr.shape} vs {cs.shape}")
-    return _between_means(cr, cs, _lead_names(lead_names, cr.shape[1]))
+    return _between_means(cr, cs, lead_names_for(lead_names, cr.shape[1]))
 
 
 def _between_means(cr: np.ndarray, cs: np.ndarray, names: list[str]) -> dict:
@@ -324,7 +293,7 @@ def interlead_correlation_error(real, synth, *, lead_names: Sequence[str] | None
       ``n_records``, ``lead_names``.
     """
     real, synth = check_pair(real, synth)
-    names = _lead_names(lead_names, real.shape[1])
+    names = lead_names_for(lead_names, real.shape[1])
     cr = correlation_matrices(real)
     cs = correlation_matrices(synth)
     c = cr.shape[1]
@@ -338,8 +307,8 @@ def interlead_correlation_error(real, synth, *, lead_names: Sequence[str] | None
     pair_error[iu, ju] = pm
     pair_error[ju, iu] = pm
     return {
-        "mean_abs_error": _nanstats(per_mean)["mean"],
-        "max_abs_error": _nanstats(per_max)["mean"],
+        "mean_abs_error": nanstats(per_mean)["mean"],
+        "max_abs_error": nanstats(per_max)["mean"],
         "per_record_mean": per_mean,
         "per_record_max": per_max,
         "pair_error": pair_error,
@@ -361,7 +330,7 @@ def _is_missing(v) -> bool:
         return False
 
 
-def _group_masks(labels, n: int, class_names: Sequence[str] | None) -> dict[str, np.ndarray]:
+def group_masks(labels, n: int, class_names: Sequence[str] | None) -> dict[str, np.ndarray]:
     """Label spec -> {group name: boolean mask (n,)}; a record may belong to several groups."""
     try:
         import pandas as pd
@@ -446,14 +415,14 @@ def breakdown(values, labels, *, class_names: Sequence[str] | None = None, min_c
         arrays[k] = a
     if n is None:
         raise DataError("breakdown: no values given")
-    masks = _group_masks(labels, n, class_names)
+    masks = group_masks(labels, n, class_names)
     out = {}
     for group, mask in masks.items():
         count = int(mask.sum())
         if count < min_count:
             continue
         if single:
-            out[group] = {"n": count, **_nanstats(arrays["value"][mask])}
+            out[group] = {"n": count, **nanstats(arrays["value"][mask])}
         else:
-            out[group] = {"n": count, **{k: _nanstats(a[mask]) for k, a in arrays.items()}}
+            out[group] = {"n": count, **{k: nanstats(a[mask]) for k, a in arrays.items()}}
     return out

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from midtecg.data.errors import DataError
+from midtecg.data.signals import check_signals
 from midtecg.models.xresnet1d import (
     XResNet1d,
     XResNet1dConfig,
@@ -192,21 +193,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolve(device)
 
 
-def _check_signals(signals, name: str = "signals") -> np.ndarray:
-    x = np.asarray(signals)
-    if x.ndim != 3:
-        raise DataError(name, f"expected an array (N, leads, L), got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise DataError(name, "no records")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    finite = np.isfinite(x).reshape(len(x), -1).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        more = " ..." if len(bad) > 10 else ""
-        raise DataError(name, f"non-finite values in records {bad[:10].tolist()}{more}")
-    return x
-
-
 def _check_labels(labels, n: int, name: str = "labels") -> np.ndarray:
     y = np.asarray(labels)
     if y.ndim == 1:
@@ -291,13 +277,13 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
     ``model.history``. The returned model is in eval mode, on ``config.device``.
     """
     cfg = config or ClassifierTrainConfig()
-    x = _check_signals(signals)
+    x = check_signals(signals)
     y = _check_labels(labels, len(x))
     n, n_leads, length = x.shape
     if n < 2:
         raise DataError("signals", "need at least 2 training records")
     if val is not None:
-        val_x = _check_signals(val[0], "val signals")
+        val_x = check_signals(val[0], "val signals")
         val_y = _check_labels(val[1], len(val_x), "val labels")
         if val_y.shape[1] != y.shape[1] or val_x.shape[1] != n_leads:
             raise DataError("val", "leads or classes differ from the training set")
@@ -394,7 +380,7 @@ def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: fl
         stride_seconds = getattr(model, "stride_seconds", None)
     if stride_seconds is None:
         stride_seconds = crop_seconds / 2
-    x = _check_signals(signals)
+    x = check_signals(signals)
     length = x.shape[-1]
     window = min(int(round(crop_seconds * fs)), length)
     stride = max(1, int(round(stride_seconds * fs)))
@@ -578,11 +564,11 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
     A validation set (``real_val``) is used for best-epoch selection in every experiment when given.
     """
     cfg = config or ClassifierTrainConfig()
-    xr = _check_signals(real_train, "real_train")
+    xr = check_signals(real_train, "real_train")
     yr = _check_labels(real_train_labels, len(xr), "real_train_labels")
-    xs = _check_signals(synth, "synth")
+    xs = check_signals(synth, "synth")
     ys = _check_labels(synth_labels, len(xs), "synth_labels")
-    xt = _check_signals(real_test, "real_test")
+    xt = check_signals(real_test, "real_test")
     yt = _check_labels(real_test_labels, len(xt), "real_test_labels")
     if not xr.shape[1] == xs.shape[1] == xt.shape[1]:
         raise DataError("run_utility",
@@ -601,7 +587,7 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
             raise ValueError(f"fractions must be in (0, 1], got {f}")
     val = None
     if real_val is not None:
-        val = (_check_signals(real_val, "real_val"), _check_labels(real_val_labels, len(real_val), "real_val_labels"))
+        val = (check_signals(real_val, "real_val"), _check_labels(real_val_labels, len(real_val), "real_val_labels"))
 
     perm = np.random.default_rng(cfg.seed).permutation(len(xr))  # nested subsets for all fractions
 
