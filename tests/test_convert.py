@@ -242,7 +242,7 @@ def test_converted_model_computes_the_reference_function(small_checkpoint, small
     assert config["conditions"]["mode"] == "labels" and config["signal"] == {"fs": 100, "length": 32,
                                                                           "leads": "I,V1-V6,aVF"}
     assert config["schedule"] == {"num_steps": 200, "kind": "linear", "beta_start": 1e-4, "beta_end": 0.02,
-                                  "cosine_s": 0.008}
+                                  "cosine_s": 0.008, "zero_terminal_snr": False}  # the reference's schedule
     assert config["imported"]["wavenet_config"] == {k: v for k, v in SMALL.items() if k != "s4_dropout"}
     x, labels, t = random_inputs()
     expected = reference_forward(state, x, labels, t, SMALL["s4_lmax"])

@@ -226,5 +226,5 @@ def test_validation_errors(ecgs):
         paired_fidelity(ecgs, ecgs, lead_names=["I"])
     with pytest.raises(ValueError):  # DataError is a ValueError
         check_signals(np.array(["a", "b"]))
-    with pytest.raises(DataError, match="non-finite"):
+    with pytest.raises(DataError, match="record 0: NaN or infinite"):
         interlead_correlation_error(ecgs, np.where(ecgs > 0, np.inf, ecgs))

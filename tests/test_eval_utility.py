@@ -94,7 +94,7 @@ def test_training_rejects_bad_input():
         train_classifier(x, y * 2, config=tiny_config(epochs=1), progress=False)
     bad = x.copy()
     bad[3, 0, 5] = np.nan
-    with pytest.raises(ValueError, match="records \\[3\\]"):
+    with pytest.raises(ValueError, match="record 3: NaN"):
         train_classifier(bad, y, config=tiny_config(epochs=1), progress=False)
     with pytest.raises(ValueError):
         ClassifierTrainConfig(model="resnet9000")
