@@ -16,7 +16,6 @@ where the activations would take more than half the GPU's memory; never on the C
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import time
@@ -140,10 +139,8 @@ def ema_weights(decay: float, steps: int, device: torch.device) -> torch.Tensor:
     (1 + s) / (10 + s))`` (a warm-up: early weights are not averaged in for long), computed in float64 on
     the host. n covers the warm-up (the weight is ``1 - decay`` from its end on) or the run, whichever is
     shorter; index it with ``min(step, n - 1)``, a view, so a step reads its weight without a copy."""
-    warm_up = 0  # the first step at which (1 + s) / (10 + s) reaches decay, in float64 as below
-    if decay >= 1:
-        warm_up = steps
-    else:
+    warm_up = steps  # becomes the first step at which (1 + s) / (10 + s) reaches decay, in float64 as below
+    if decay < 1:
         warm_up = max(0, math.floor((10 * decay - 1) / (1 - decay)) - 2)
         while warm_up < steps and (1 + warm_up) / (10 + warm_up) < decay:
             warm_up += 1
@@ -191,7 +188,7 @@ class TrainStep:
     """One optimisation step: noising, forward, loss, backward, clipping, Adam, the learning-rate schedule
     and the EMA, all queued on the device; nothing in it reads a device value on the host.
 
-    ``step(step, x0, conditions, t, noise, drop)`` runs it (or ``forward`` / ``backward`` / ``update``
+    ``trainer(step, x0, conditions, t, noise, drop)`` runs it (or ``forward`` / ``backward`` / ``update``,
     one phase at a time). Each step's loss parts are written to a device-side log; ``read_log()`` reads it
     (one synchronisation, on logging steps), raises ``FloatingPointError`` naming the first step whose loss
     was not finite, and returns the means of the parts since its last call; ``check_log()`` only checks.
@@ -456,7 +453,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         done = step + 1
         window_steps += 1
         if done % tc.log_every == 0 or done == tc.steps:
-            means = trainer.read_log()  # every rank: the first read of device values since the last log step
+            means = trainer.read_log()  # every rank checks its losses; the first host read since the last log
         if ddp.is_main and (done % tc.log_every == 0 or done == tc.steps):
             now = time.perf_counter()
             rate = window_steps / max(now - window_start, 1e-9)
