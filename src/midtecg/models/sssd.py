@@ -29,6 +29,14 @@ from PyTorch's default conv initialisation (g = ||v||), as the reference effecti
 
 ``null_conditions=True`` adds one learned null embedding per group (zero-initialised) that replaces the
 group's embedding where ``drop[name]`` is True (classifier-free guidance).
+
+Speed: what depends only on the weights is computed for all blocks in one call per forward
+(``weight_tensors``): the kernels of all 72 S4 layers (their C's stacked, see ``midtecg.models.s4_kernels``),
+the weight norms of each kind of conv, the step and condition projections of all blocks as one Linear each
+(stacked weights). Parameters keep their own tensors and names (``torch.stack``), so the state dict is the
+one described above. Inside ``cached_kernels()`` these tensors are computed once. The last block's residual
+conv, whose output is never used, is not evaluated. ``set_activation_checkpointing(True)`` recomputes each
+block's activations in backward.
 """
 
 from __future__ import annotations
@@ -286,8 +294,9 @@ class SSSDECG(nn.Module):
         """What the blocks need that depends only on the weights, for all blocks in one call each:
         ``kernel_f`` (2 blocks, 2 channels, L + 1) the S4 transfer functions and ``out_w`` (2 blocks,
         2 channels, 2 channels, 1) their Linear_out weights as 1x1 conv weights, ``conv``, ``res`` (the
-        last block has none), ``skip`` the weight-normalised conv weights stacked over blocks, and the
-        stacked step / condition projections ``step_w``, ``step_b``, ``cond_w``, ``cond_b`` (one Linear for
+        last block has none), ``skip`` the weight-normalised conv weights stacked over blocks, ``input``
+        and ``skip_out`` the weight-normalised weights of the input and output convs, and the stacked step
+        / condition projections ``step_w``, ``step_b``, ``cond_w``, ``cond_b`` (one Linear for
         all blocks). Parameters keep their own tensors (torch.stack), so the state dict is unchanged."""
         if self._frozen is not None:
             frozen = self._frozen.get(length)
@@ -306,6 +315,7 @@ class SSSDECG(nn.Module):
             "conv": _weight_norms([block.conv for block in blocks]),
             "res": _weight_norms([block.res_conv for block in blocks[:-1]]) if len(blocks) > 1 else None,
             "skip": _weight_norms([block.skip_conv for block in blocks]),
+            "input": self.input_conv.weight, "skip_out": self.skip_out.weight,
             "step_w": stack(lambda b: b.step_proj.weight), "step_b": stack(lambda b: b.step_proj.bias),
             "cond_w": stack(lambda b: b.cond_proj.weight), "cond_b": stack(lambda b: b.cond_proj.bias),
         }
@@ -380,7 +390,7 @@ class SSSDECG(nn.Module):
 
         # The residual stream and the skip sum stay in (at least) float32 under bf16 autocast.
         stream = torch.promote_types(x_t.dtype, torch.float32)
-        h = F.relu(self.input_conv(x_t)).to(stream)
+        h = F.relu(F.conv1d(x_t, weights["input"], self.input_conv.bias)).to(stream)
         skip = None
         recompute = self.checkpoint_activations and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
@@ -389,7 +399,7 @@ class SSSDECG(nn.Module):
             h, s = checkpoint(block, *args, use_reentrant=False, preserve_rng_state=False) if recompute else block(*args)
             skip = s.to(stream) if skip is None else skip + s
         skip = skip * math.sqrt(1.0 / len(self.blocks))
-        return self.out_conv(F.relu(self.skip_out(skip)))
+        return self.out_conv(F.relu(F.conv1d(skip, weights["skip_out"], self.skip_out.bias)))
 
     def extra_repr(self) -> str:
         return f"config={self.config}"

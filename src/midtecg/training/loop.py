@@ -21,7 +21,6 @@ and resuming a run whose budget is spent returns at once. For CPU studies at a f
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import sys
@@ -175,10 +174,8 @@ def ema_weights(decay: float, steps: int, device: torch.device) -> torch.Tensor:
     (1 + s) / (10 + s))`` (a warm-up: early weights are not averaged in for long), computed in float64 on
     the host. n covers the warm-up (the weight is ``1 - decay`` from its end on) or the run, whichever is
     shorter; index it with ``min(step, n - 1)``, a view, so a step reads its weight without a copy."""
-    warm_up = 0  # the first step at which (1 + s) / (10 + s) reaches decay, in float64 as below
-    if decay >= 1:
-        warm_up = steps
-    else:
+    warm_up = steps  # becomes the first step at which (1 + s) / (10 + s) reaches decay, in float64 as below
+    if decay < 1:
         warm_up = max(0, math.floor((10 * decay - 1) / (1 - decay)) - 2)
         while warm_up < steps and (1 + warm_up) / (10 + warm_up) < decay:
             warm_up += 1
@@ -228,7 +225,7 @@ class TrainStep:
     what the network predicts (eps, v or rectified-flow velocity; a ``NoiseSchedule`` means eps on it);
     ``signal_scale`` is the per-lead data scaling the mel term undoes (None: the data are in millivolts).
 
-    ``step(step, x0, conditions, t, noise, drop)`` runs it (or ``forward`` / ``backward`` / ``update``
+    ``trainer(step, x0, conditions, t, noise, drop)`` runs it (or ``forward`` / ``backward`` / ``update``,
     one phase at a time). Each step's loss parts are written to a device-side log; ``read_log()`` reads it
     (one synchronisation, on logging steps), raises ``FloatingPointError`` naming the first step whose loss
     was not finite, and returns the means of the parts since its last call; ``check_log()`` only checks.
@@ -513,7 +510,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         out_of_budget = 0 < tc.max_cpu_seconds <= cpu_used
         last = done == tc.steps or out_of_budget
         if done % tc.log_every == 0 or last:
-            means = trainer.read_log()  # every rank: the first read of device values since the last log step
+            means = trainer.read_log()  # every rank checks its losses; the first host read since the last log
         if ddp.is_main and (done % tc.log_every == 0 or last):
             now = time.perf_counter()
             rate = window_steps / max(now - window_start, 1e-9)
