@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The largest dimensions a model may have (SSSDConfig fields), checked before anything is allocated: in
+# an experiment config on load, and in a model's config.json before its weights are read.
+MODEL_LIMITS = {"in_leads": 64, "length": 100_000, "channels": 4096, "blocks": 256, "state_size": 1024,
+                "step_embed_dim": 4096, "step_hidden": 16_384}
+
 
 @dataclass
 class DataConfig:
