@@ -50,30 +50,6 @@ def tiny_config(cache: Path, out: Path, **train) -> ExperimentConfig:
     return config
 
 
-def test_every_shipped_config_loads():
-    for path in sorted((REPO / "configs").glob("*.toml")):
-        config = load_config(path)
-        assert config.name and config.train.steps > 0, path
-
-
-def test_config_overrides_and_errors(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('name = "x"\n[train]\nsteps = 10\n')
-    config = load_config(path, ["train.batch_size=3", "data.cache=some/folder", "model.s4_variant='s4d'"])
-    assert (config.train.steps, config.train.batch_size) == (10, 3)
-    assert config.data.cache == "some/folder" and config.model.s4_variant == "s4d"
-    with pytest.raises(ValueError, match="unknown key"):
-        load_config(path, ["train.batchsize=3"])
-    broken = tmp_path / "broken.toml"
-    broken.write_text("[train\nsteps = 10\n")
-    with pytest.raises(ValueError, match="broken.toml: TOML syntax error"):
-        load_config(broken)
-    with pytest.raises(ValueError, match="not a int"):
-        load_config(path, ["train.steps='many'"])
-    with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "missing.toml")
-
-
 def test_batches_cover_each_epoch_once_and_ranks_differ():
     n, batch = 10, 3
     first_epoch = np.concatenate([batch_indices(s, n, batch, seed=1) for s in range(3)])[:9]

@@ -33,14 +33,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from midtecg.io.arrays import atomic_write_text
-from midtecg.training.config import MODEL_LIMITS
+from midtecg.training.config import MAX_DIFFUSION_STEPS, MODEL_LIMITS
 
 FORMAT_VERSION = 1
 LATEST = "latest.json"
 WEIGHTS_SHA256 = "weights_sha256"  # in config.json: the sha256 of model.safetensors
 TRAINING_SHA256 = "training_sha256"  # in training.json: the sha256 of training.safetensors
 SIGNAL_LIMITS = {"length": MODEL_LIMITS["length"]}
-SCHEDULE_LIMITS = {"num_steps": 100_000}
+SCHEDULE_LIMITS = {"num_steps": MAX_DIFFUSION_STEPS}
 CONDITION_GROUP_LIMITS = {"size": 100_000, "embed_dim": MODEL_LIMITS["channels"]}
 MAX_FS = 10_000.0
 
