@@ -287,12 +287,14 @@ def resume_training_state(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     report=print,
+    rename_broken: bool = True,
 ) -> tuple[Path, dict] | None:
     """Restore the newest complete checkpoint of ``run_dir`` (see ``load_training_state``); returns its
     folder and metadata, or None when the run folder holds no checkpoint at all (a fresh run). A newer
     checkpoint that is incomplete or damaged, or a ``latest.json`` that names a missing folder, is
-    reported through ``report`` and skipped (the damaged folders are renamed ``broken-step-*``, kept for
-    inspection); when checkpoints exist but none is complete, ``CheckpointError`` names what is wrong."""
+    reported through ``report`` and skipped (with ``rename_broken``, the damaged folders are renamed
+    ``broken-step-*``, kept for inspection and out of the run's rotation; only one process of a distributed
+    run renames); when checkpoints exist but none is complete, ``CheckpointError`` names what is wrong."""
     run_dir = Path(run_dir)
     problems = []
     if (run_dir / LATEST).exists():
@@ -315,16 +317,15 @@ def resume_training_state(
             continue
         for problem in problems:
             report(f"warning: {problem}")
-        for damaged in broken:
+        for damaged in broken if rename_broken else ():
             target = damaged.with_name(f"broken-{damaged.name}")
             shutil.rmtree(target, ignore_errors=True)
             os.replace(damaged, target)
         if problems:
-            renamed = f" (renamed {', '.join('broken-' + b.name for b in broken)})" if broken else ""
+            renamed = f" (renamed {', '.join('broken-' + b.name for b in broken)})" if broken and rename_broken else ""
             report(f"{folder} is the newest complete checkpoint: resuming from it{renamed}")
         return folder, meta
-    raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from: " + "; ".join(problems)
-                          if problems else f"{run_dir}: no checkpoint to resume from")
+    raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from: " + "; ".join(problems))
 
 
 def read_model_files(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:

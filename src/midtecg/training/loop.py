@@ -462,7 +462,8 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     start_step, cpu_before = 0, 0.0
     if resume:
         resumed = resume_training_state(run_dir, model, ema, optimizer, scheduler,
-                                        report=lambda line: ddp.is_main and print(line, file=sys.stderr))
+                                        report=lambda line: ddp.is_main and print(line, file=sys.stderr),
+                                        rename_broken=ddp.is_main)
         if resumed is not None:
             checkpoint, meta = resumed
             start_step, cpu_before = meta["step"], float(meta.get("cpu_s", 0.0))
