@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from midtecg.training.checkpoint import (TRAINING_SHA256, WEIGHTS_SHA256, CheckpointError, latest_checkpoint,
-                                         load_training_state, read_model_files, resume_training_state,
-                                         save_checkpoint)
+from midtecg.training.checkpoint import (
+    TRAINING_SHA256,
+    WEIGHTS_SHA256,
+    CheckpointError,
+    latest_checkpoint,
+    load_training_state,
+    read_model_files,
+    resume_training_state,
+    save_checkpoint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED_MODELS = [REPO / "src" / "midtecg" / "assets" / "default_model", REPO / "tests" / "fixtures" / "conditioning_model"]
+COMMITTED_MODELS = [REPO / "src" / "midtecg" / "assets" / "default_model",
+                    REPO / "tests" / "fixtures" / "conditioning_model"]
 
 
 @pytest.fixture
@@ -91,7 +99,7 @@ def test_condition_group_sizes_and_fs_are_limited(model_copy):
         read_model_files(model_copy)
     shutil.copy(REPO / "tests" / "fixtures" / "conditioning_model" / "config.json", model_copy / "config.json")
     for fs in (0, -100, 1e9, float("nan"), "100"):
-        _edit_config(model_copy, lambda c: c["signal"].update({"fs": fs}))
+        _edit_config(model_copy, lambda c, fs=fs: c["signal"].update({"fs": fs}))
         with pytest.raises(ValueError, match=r"config\.json: signal\.fs = "):
             read_model_files(model_copy)
 
@@ -173,9 +181,12 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint_and_says_so(tmp_pat
     assert folder.name == "step-00000020" and meta["step"] == 20
     assert torch.equal(model.weight, weights[20])
     assert lines[-1].startswith(f"{folder} is the newest complete checkpoint")
-    named = {"no training.json": "training.json is missing", "truncated training": "training.safetensors could not",
-             "truncated model": "model.safetensors could not", "altered training": "training.safetensors does not match",
-             "corrupt training.json": "training.json is not valid JSON", "missing folder": "step-00000030, which does not exist"}
+    named = {"no training.json": "training.json is missing",
+             "truncated training": "training.safetensors could not",
+             "truncated model": "model.safetensors could not",
+             "altered training": "training.safetensors does not match",
+             "corrupt training.json": "training.json is not valid JSON",
+             "missing folder": "step-00000030, which does not exist"}
     assert named[damage] in lines[0] and "step-00000030" in lines[0]
     if damage != "missing folder":
         assert (run_dir / "broken-step-00000030").is_dir() and not newest.exists()
@@ -195,7 +206,8 @@ def test_resume_refuses_when_no_checkpoint_is_complete(tmp_path):
     run_dir = tmp_path / "run"
     _run(run_dir, steps=(10,))
     (run_dir / "step-00000010" / "training.json").unlink()
-    with pytest.raises(CheckpointError, match=r"no complete checkpoint to resume from: .*step-00000010/training\.json is missing"):
+    with pytest.raises(CheckpointError,
+                       match=r"no complete checkpoint to resume from: .*step-00000010/training\.json is missing"):
         _resume(run_dir)
     shutil.rmtree(run_dir / "step-00000010")
     with pytest.raises(CheckpointError, match="names step-00000010, which does not exist"):

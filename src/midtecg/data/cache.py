@@ -43,7 +43,14 @@ from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
 from midtecg.data.labels import SCP_CODES, aggregate_labels, labels_matrix, parse_scp_codes
 from midtecg.data.leads import WFDB_LEADS
-from midtecg.data.ptbxl import DEFAULT_SPLITS, check_folds, load_ptbxl_metadata, read_ptbxl_record, record_path, resolve_folds
+from midtecg.data.ptbxl import (
+    DEFAULT_SPLITS,
+    check_folds,
+    load_ptbxl_metadata,
+    read_ptbxl_record,
+    record_path,
+    resolve_folds,
+)
 from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record
 from midtecg.files import atomic_write_text
 

@@ -245,7 +245,8 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def _read_training_state(checkpoint: Path, with_ema: bool) -> tuple[dict, dict[str, torch.Tensor], dict | None]:
     meta = read_json(checkpoint / "training.json")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{checkpoint / 'training.json'}: unsupported checkpoint format {meta.get('format_version')}")
+        raise CheckpointError(f"{checkpoint / 'training.json'}: unsupported checkpoint format "
+                              f"{meta.get('format_version')}")
     for key in ("step", "optimizer", "scheduler", "has_ema"):
         if key not in meta:
             raise CheckpointError(f"{checkpoint / 'training.json'}: \"{key}\" is missing")

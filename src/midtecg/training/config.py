@@ -53,7 +53,8 @@ class ModelConfig:
 class ConditionsConfig:
     mode: str = "labels"  # labels | age | sex | numeric
     numeric_fields: tuple[str, ...] = ("age", "sex", "height", "weight", "bmi", "heart_rate")
-    dropout: float = checked(0.0, min=0, below=1)  # probability of dropping each condition group (classifier-free guidance)
+    # probability of dropping each condition group (classifier-free guidance)
+    dropout: float = checked(0.0, min=0, below=1)
 
 
 @dataclass
@@ -97,14 +98,17 @@ class TrainConfig:
     # compute). "auto": where they would take more than half the GPU's memory; never on the CPU.
     checkpoint_activations: str | bool = "auto"  # auto | true | false
     threads: int = checked(0, min=0)  # CPU threads for torch; 0 leaves torch's default
-    max_cpu_seconds: float = checked(0.0, min=0)  # stop (checkpointed, resumable) after this much process CPU time; 0: off
-    check_after_steps: int = checked(2000, min=0)  # from here on, warn when the validation loss is not below the Gaussian baseline
+    # stop (checkpointed, resumable) after this much process CPU time; 0: off
+    max_cpu_seconds: float = checked(0.0, min=0)
+    # from here on, warn when the validation loss is not below the Gaussian baseline
+    check_after_steps: int = checked(2000, min=0)
     check_samples: int = checked(4, min=0)  # ECGs sampled at each validation to check their amplitude; 0: off
 
     def __post_init__(self):
         setting = str(self.checkpoint_activations).lower()  # TOML true/false arrive as "True"/"False"
         if setting not in ("auto", "true", "false"):
-            raise ValueError(f"checkpoint_activations must be true, false or \"auto\", got {self.checkpoint_activations!r}")
+            raise ValueError(f"checkpoint_activations must be true, false or \"auto\", "
+                             f"got {self.checkpoint_activations!r}")
         self.checkpoint_activations = {"auto": "auto", "true": True, "false": False}[setting]
 
 
@@ -123,7 +127,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "ExperimentConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> ExperimentConfig:
         """Build and validate a config: types strict (an integer is a TOML integer, a boolean a TOML
         boolean, folds a list), ranges checked, unknown keys refused; errors name ``source`` and the key."""
         if not isinstance(data, dict):
