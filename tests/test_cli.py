@@ -79,7 +79,8 @@ def test_refusals_come_before_heavy_imports(tmp_path):
         f"import sys; from midtecg.cli import main; "
         f"codes = [main(['generate', '--conditions', {str(tmp_path / 'nope.csv')!r}]), "
         f"main(['generate', '--model', {str(tmp_path / 'nope')!r}]), "
-        f"main(['train', {str(tmp_path / 'nope.toml')!r}])]; "
+        f"main(['train', {str(tmp_path / 'nope.toml')!r}]), "
+        f"main(['train', {str(SRC.parent / 'configs' / 'tiny.toml')!r}, '--set', 'train.steps=0'])]; "
         f"print(codes, sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))"
     )
     for argv in (["-n", "0"], ["--fs", "0"], ["--bogus"]):
@@ -87,7 +88,8 @@ def test_refusals_come_before_heavy_imports(tmp_path):
                  "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-    assert out.stdout.splitlines() == ["[2, 2, 2] []", "2 False", "2 False", "2 False"], out.stdout + out.stderr
+    assert out.stdout.splitlines() == ["[2, 2, 2, 2] []", "2 False", "2 False", "2 False"], out.stdout + out.stderr
+    assert "tiny.toml: [train] steps = 0: must be at least 1" in out.stderr
 
 
 def test_os_errors_name_their_path():

@@ -15,7 +15,7 @@ import wfdb
 
 from midtecg.data import cache as cache_module
 from midtecg.data.cache import is_prepared, load_prepared, prepare
-from midtecg.data.errors import DataWarning
+from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.labels import SCP_CODES
 from midtecg.data.leads import WFDB_LEADS
 from midtecg.data.ptbxl import load_ptbxl_metadata, read_ptbxl_record, record_path
@@ -153,6 +153,22 @@ def test_truncated_or_integer_signals_are_refused(cache100, tmp_path):
         load_prepared(broken)
     np.save(broken / "signals.npy", (np.load(cache100 / "signals.npy") * 1000).astype(np.int16))  # microvolts
     with pytest.raises(ValueError, match="signals.npy: samples are int16, a cache holds float32 millivolts"):
+        load_prepared(broken)
+
+
+@pytest.mark.parametrize("fold", [11, 0, "x"])
+def test_a_fold_outside_1_to_10_is_refused_naming_the_record(cache100, tmp_path, fold):
+    broken = tmp_path / "broken"
+    shutil.copytree(cache100, broken)
+    records = pd.read_csv(broken / "records.csv")
+    records["strat_fold"] = records["strat_fold"].astype(object)
+    records.loc[3, "strat_fold"] = fold
+    records.to_csv(broken / "records.csv", index=False)
+    with pytest.raises(DataError, match=rf"records\.csv ecg_id {records.loc[3, 'ecg_id']}: strat_fold .*{fold}.* "
+                                        r"is not one of the folds 1-10"):
+        load_prepared(broken, split="train")
+    records.drop(columns="strat_fold").to_csv(broken / "records.csv", index=False)
+    with pytest.raises(ValueError, match=r"records\.csv: column\(s\) \['strat_fold'\] missing"):
         load_prepared(broken)
 
 

@@ -4,6 +4,7 @@ test_data_pipeline.py (checksums, lengths, units, reordered leads, skipping)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import wfdb
 from scipy.signal import resample_poly
@@ -154,4 +155,10 @@ def test_metadata_problems_name_the_file(copy):
         load_ptbxl_metadata(copy)
     csv.write_text("\n".join(text + [text[1]]) + "\n")
     with pytest.raises(DataError, match="duplicate ecg_id 1"):
+        load_ptbxl_metadata(copy)
+    csv.write_text("\n".join(text) + "\n")
+    table = pd.read_csv(csv)
+    table.loc[0, "strat_fold"] = 11
+    table.to_csv(csv, index=False)
+    with pytest.raises(DataError, match="PTB-XL ecg_id 1: strat_fold 11 is not one of the folds 1-10"):
         load_ptbxl_metadata(copy)

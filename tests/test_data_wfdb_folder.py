@@ -98,6 +98,14 @@ def test_problems_name_the_record(tmp_path, source, problem, message):
     assert "record r" in str(error.value) or "conditions.csv" in str(error.value)
 
 
+def test_a_fold_outside_1_to_10_names_the_record(tmp_path):
+    folder = tmp_path / "folds"
+    folder.mkdir()
+    pd.DataFrame({"record": ["r1", "r2"], "fold": [3, 11]}).to_csv(folder / "conditions.csv", index=False)
+    with pytest.raises(DataError, match="conditions.csv record r2: strat_fold 11 is not one of the folds 1-10"):
+        load_folder_metadata(folder)
+
+
 @pytest.mark.parametrize("column, value", [("ecg_id", "abc"), ("ecg_id", "2.5"), ("strat_fold", "x"), ("fold", "")])
 def test_bad_ids_and_folds_name_the_file_and_line(tmp_path, column, value):
     folder = tmp_path / "ids"

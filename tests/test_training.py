@@ -50,30 +50,6 @@ def tiny_config(cache: Path, out: Path, **train) -> ExperimentConfig:
     return config
 
 
-def test_every_shipped_config_loads():
-    for path in sorted((REPO / "configs").glob("*.toml")):
-        config = load_config(path)
-        assert config.name and config.train.steps > 0, path
-
-
-def test_config_overrides_and_errors(tmp_path):
-    path = tmp_path / "c.toml"
-    path.write_text('name = "x"\n[train]\nsteps = 10\n')
-    config = load_config(path, ["train.batch_size=3", "data.cache=some/folder", "model.s4_variant='s4d'"])
-    assert (config.train.steps, config.train.batch_size) == (10, 3)
-    assert config.data.cache == "some/folder" and config.model.s4_variant == "s4d"
-    with pytest.raises(ValueError, match="unknown key"):
-        load_config(path, ["train.batchsize=3"])
-    broken = tmp_path / "broken.toml"
-    broken.write_text("[train\nsteps = 10\n")
-    with pytest.raises(ValueError, match="broken.toml: TOML syntax error"):
-        load_config(broken)
-    with pytest.raises(ValueError, match="not a int"):
-        load_config(path, ["train.steps='many'"])
-    with pytest.raises(FileNotFoundError):
-        load_config(tmp_path / "missing.toml")
-
-
 def test_batches_cover_each_epoch_once_and_ranks_differ():
     n, batch = 10, 3
     first_epoch = np.concatenate([batch_indices(s, n, batch, seed=1) for s in range(3)])[:9]
@@ -276,6 +252,39 @@ def test_an_old_log_is_rewritten_with_the_new_columns_on_resume(fixture_cache, t
     rows = list(csv.DictReader(log.open()))
     assert list(rows[0]) == list(LOG_COLUMNS) and [r["step"] for r in rows] == ["1", "2", "3"]
     assert rows[1]["val_loss"] == "0.95" and rows[1]["warning"] == ""
+
+
+def test_resume_past_a_damaged_checkpoint_is_exact_and_logs_each_step_once(fixture_cache, tmp_path, capsys):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=20, log_every=5, val_every=1000, checkpoint_every=10,
+                         check_samples=0)
+    config.model.channels, config.model.blocks = 8, 1
+    train(config, progress=False)
+    newest = tmp_path / "run" / "step-00000020"
+    weights = newest / "training.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    train(config, resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert "step-00000020/training.safetensors could not be read" in err
+    assert "step-00000010 is the newest complete checkpoint" in err
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    assert [r["step"] for r in rows] == ["5", "10", "15", "20"]
+    broken = load_file(tmp_path / "run" / "broken-step-00000020" / "model.safetensors")
+    again = load_file(newest / "model.safetensors")
+    assert broken.keys() == again.keys() and all(torch.equal(broken[k], again[k]) for k in broken)
+
+
+def test_resume_refuses_rather_than_starting_over(fixture_cache, tmp_path):
+    config = tiny_config(fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2,
+                         check_samples=0)
+    config.model.channels, config.model.blocks = 8, 1
+    train(config, progress=False)
+    (tmp_path / "run" / "step-00000002" / "training.json").unlink()
+    log = (tmp_path / "run" / "log.csv").read_text()
+    with pytest.raises(ValueError, match=r"no complete checkpoint to resume from: .*training\.json is missing"):
+        train(config, resume=True, progress=False)
+    assert (tmp_path / "run" / "log.csv").read_text() == log
+    with pytest.raises(FileExistsError):
+        train(config, progress=False)
 
 
 @pytest.mark.parametrize("sets", [

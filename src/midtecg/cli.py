@@ -107,7 +107,6 @@ def _train(args) -> None:
     if args.cache:
         _prepared_cache(args.cache, "--cache")
     from midtecg.training.config import load_config
-    from midtecg.training.loop import train
 
     overrides = list(args.set)
     if args.cache:
@@ -118,7 +117,9 @@ def _train(args) -> None:
         overrides.append(f"train.steps={args.steps}")
     if args.device:
         overrides.append(f"train.device={json.dumps(args.device)}")
-    config = load_config(args.config, overrides)  # a TOML syntax error is a ValueError naming the file
+    config = load_config(args.config, overrides)  # checked before torch is imported; errors name file and key
+    from midtecg.training.loop import train
+
     checkpoint = train(config, resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {checkpoint}")
 

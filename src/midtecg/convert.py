@@ -54,6 +54,7 @@ from midtecg.data.leads import MODEL_LEADS
 from midtecg.diffusion import NoiseSchedule
 from midtecg.io.arrays import atomic_write_bytes, atomic_write_text
 from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig
+from midtecg.training.checkpoint import WEIGHTS_SHA256
 
 __all__ = [
     "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "ReferenceConfig", "RunConfig", "convert_state_dict",
@@ -518,6 +519,8 @@ def import_sssd_ecg(checkpoint: str | Path, out_dir: str | Path, config: str | P
             "diffusion_config": {"T": run.T, "beta_0": run.beta_0, "beta_T": run.beta_T},
         },
     }
-    atomic_write_bytes(out_dir / "model.safetensors", save({k: v.contiguous() for k, v in weights.items()}))
+    data = save({k: v.contiguous() for k, v in weights.items()})
+    saved[WEIGHTS_SHA256] = hashlib.sha256(data).hexdigest()
+    atomic_write_bytes(out_dir / "model.safetensors", data)
     atomic_write_text(out_dir / "config.json", json.dumps(saved, indent=2, sort_keys=True))  # last: marks it complete
     return out_dir

@@ -43,7 +43,14 @@ from midtecg.data.errors import DataError, DataWarning
 from midtecg.data.heart_rate import heart_rate_bpm
 from midtecg.data.labels import SCP_CODES, aggregate_labels, labels_matrix, parse_scp_codes
 from midtecg.data.leads import WFDB_LEADS
-from midtecg.data.ptbxl import DEFAULT_SPLITS, load_ptbxl_metadata, read_ptbxl_record, record_path, resolve_folds
+from midtecg.data.ptbxl import (
+    DEFAULT_SPLITS,
+    check_folds,
+    load_ptbxl_metadata,
+    read_ptbxl_record,
+    record_path,
+    resolve_folds,
+)
 from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record
 from midtecg.files import atomic_write_text
 
@@ -148,6 +155,10 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     if expected is not None and list(signals.shape) != list(expected):
         raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; "
                          "prepare it again")
+    missing = [c for c in ("ecg_id", "strat_fold") if c not in records.columns]
+    if missing:
+        raise ValueError(f"{path / 'records.csv'}: column(s) {missing} missing; prepare it again")
+    check_folds(records["strat_fold"], records["ecg_id"], f"{path / 'records.csv'} ecg_id")
     data = PreparedData(signals, records, manifest, path)
     folds = resolve_folds(split)
     return data if folds is None else data.select(records["strat_fold"].isin(folds).to_numpy())

@@ -31,6 +31,8 @@ from midtecg.data.wfdb_record import read_wfdb_signal
 
 __all__ = [
     "DEFAULT_SPLITS",
+    "FOLDS",
+    "check_folds",
     "REQUIRED_COLUMNS",
     "DURATION_S",
     "resolve_folds",
@@ -42,6 +44,17 @@ __all__ = [
 ]
 
 DEFAULT_SPLITS: dict[str, tuple[int, ...]] = {"train": (1, 2, 3, 4, 5, 6, 7, 8), "val": (9,), "test": (10,)}
+FOLDS: tuple[int, ...] = tuple(sorted(f for folds in DEFAULT_SPLITS.values() for f in folds))  # 1 .. 10
+
+
+def check_folds(folds: pd.Series, records: pd.Series, where: str) -> None:
+    """Refuse a ``strat_fold`` outside ``FOLDS`` (it would land in no split): a :class:`DataError` naming
+    the first such record, ``"{where} {records[i]}"`` (e.g. ``where`` = "PTB-XL ecg_id")."""
+    bad = ~pd.to_numeric(folds, errors="coerce").isin(FOLDS).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where} {records.iloc[row]}",
+                        f"strat_fold {folds.iloc[row]} is not one of the folds {FOLDS[0]}-{FOLDS[-1]}")
 REQUIRED_COLUMNS = ("ecg_id", "patient_id", "age", "sex", "height", "weight", "scp_codes", "strat_fold",
                     "filename_lr", "filename_hr")
 DURATION_S = 10
@@ -89,6 +102,7 @@ def load_ptbxl_metadata(root: str | Path) -> pd.DataFrame:
     folds = pd.to_numeric(table["strat_fold"], errors="coerce")
     if folds.isna().any():
         raise DataError(f"PTB-XL ecg_id {table.loc[folds.isna(), 'ecg_id'].iloc[0]}", "strat_fold is missing")
+    check_folds(folds, table["ecg_id"], "PTB-XL ecg_id")
     return table.set_index("ecg_id", drop=False)
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from midtecg.data.demographics import parse_sex
 from midtecg.data.errors import DataError
 from midtecg.data.labels import parse_scp_codes, resolve_label
-from midtecg.data.ptbxl import resample
+from midtecg.data.ptbxl import check_folds, resample
 from midtecg.data.wfdb_record import read_wfdb_signal
 
 __all__ = ["DURATION_S", "RECORD_COLUMNS", "stable_fold", "find_conditions_csv", "load_folder_metadata",
@@ -138,6 +138,7 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     fold = next((c for c in ("strat_fold", "fold") if c in table.columns), None)
     if fold:
         out["strat_fold"] = _whole_numbers(table[fold], path, fold)
+        check_folds(out["strat_fold"], out["record"], f"{path.name} record")
     else:
         out["strat_fold"] = out["patient_id"].map(stable_fold)
     for name in ("age", "sex", "height", "weight"):

@@ -43,7 +43,7 @@ from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
 from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.training import monitor
-from midtecg.training.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
+from midtecg.training.checkpoint import has_checkpoints, latest_checkpoint, resume_training_state, save_checkpoint
 from midtecg.training.config import ExperimentConfig
 
 LOG_COLUMNS = ("step", "loss", "mse_loss", "mel_loss", "lr", "val_loss", "val_reference", "sample_amplitude_ratio",
@@ -458,9 +458,11 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
 
     start_step, cpu_before = 0, 0.0
     if resume:
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is not None:
-            meta = load_training_state(checkpoint, model, ema, optimizer, scheduler)
+        resumed = resume_training_state(run_dir, model, ema, optimizer, scheduler,
+                                        report=lambda line: ddp.is_main and print(line, file=sys.stderr),
+                                        rename_broken=ddp.is_main)
+        if resumed is not None:
+            checkpoint, meta = resumed
             start_step, cpu_before = meta["step"], float(meta.get("cpu_s", 0.0))
             if tc.max_cpu_seconds > 0 and cpu_before >= tc.max_cpu_seconds:
                 if ddp.is_main:
@@ -468,7 +470,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
                 return checkpoint
             if ddp.is_main:
                 print(f"resuming from {checkpoint} at step {start_step}")
-    elif latest_checkpoint(run_dir) is not None:  # every rank stops, none waits for the others
+    elif has_checkpoints(run_dir):  # every rank stops, none waits for the others
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir")
 
     step_model = model
@@ -487,7 +489,7 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     log_file = writer = bar = None
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        log_file, log = _open_log(run_dir / "log.csv", start_step == 0)
+        log_file, log = _open_log(run_dir / "log.csv", start_step)
         writer = _tensorboard(run_dir)
         check = _checks(config, param, objective, x_train, cond_train, x_val, cond_val, signal_scale, device)
         bar = tqdm(total=tc.steps, initial=start_step, desc=config.name, disable=not progress, dynamic_ncols=True)
@@ -556,24 +558,33 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     return latest_checkpoint(run_dir) or run_dir
 
 
-def _open_log(path: Path, new: bool):
-    """log.csv for writing (a new file, or appended to); an older log with other columns is rewritten
-    with the current ones (missing cells empty)."""
-    if not new and path.exists():
+def _open_log(path: Path, start_step: int):
+    """log.csv for writing: a new file when the run starts at step 0, else the existing one to append to,
+    without its rows past ``start_step`` (logged after the checkpoint the run resumes from, and logged again
+    now); an older log with other columns is rewritten with the current ones (missing cells empty)."""
+    new = start_step == 0 or not path.exists()
+    if not new:
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-        if tuple(reader.fieldnames or ()) != LOG_COLUMNS:
+        kept = [row for row in rows if _log_step(row, path) <= start_step]
+        if tuple(reader.fieldnames or ()) != LOG_COLUMNS or len(kept) < len(rows):
             with path.open("w", newline="") as handle:
                 rewrite = csv.DictWriter(handle, LOG_COLUMNS, extrasaction="ignore")
                 rewrite.writeheader()
-                rewrite.writerows(rows)
-    new = new or not path.exists()
+                rewrite.writerows(kept)
     handle = path.open("w" if new else "a", newline="")
     log = csv.writer(handle)
     if new:
         log.writerow(LOG_COLUMNS)
     return handle, log
+
+
+def _log_step(row: dict, path: Path) -> int:
+    try:
+        return int(row["step"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: a row without a valid step ({row.get('step')!r}); fix or remove the file") from None
 
 
 def _checks(config, param, objective, x_train, cond_train, x_val, cond_val, signal_scale, device):
