@@ -27,7 +27,8 @@ Bidirectional layers have two C's (forward and backward SSM) sharing one set of 
 function that the FFT convolution uses is the rfft (n = 2L) of ``cat(k_fwd, flip(k_bwd))`` (lags 0..L-1,
 then -L..-1), plus D, which is a lag-0 tap (a constant over frequency).
 
-Everything here runs in real arithmetic except the two FFTs; the constants are cached per (device, dtype,
+Everything here runs in real arithmetic except the FFTs (their backward passes are written out: autograd's
+generic ones take twice the operators and a full complex FFT); the constants are cached per (device, dtype,
 length) and rebuilt when a buffer changes (checked outside ``torch.compile`` only; ``load_state_dict``
 clears the cache explicitly).
 """
