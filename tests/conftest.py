@@ -8,7 +8,8 @@
 - ``fixture_cache``: the fixture prepared as a 100 Hz cache (once per session, in a temporary folder).
 
 Every test runs with ``MIDTECG_CACHE_DIR`` pointing at a temporary folder, so nothing is cached in the user's
-home directory.
+home directory, and with one torch thread: the tensors are small, and one intra-op thread is much faster than
+two contended ones on a shared CPU.
 """
 
 from __future__ import annotations
@@ -66,3 +67,13 @@ def fixture_cache(tmp_path_factory) -> Path:
     from midtecg.data.cache import prepare
 
     return prepare(PTBXL_FIXTURE, tmp_path_factory.mktemp("cache") / "ptbxl-100hz", progress=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -38,14 +38,6 @@ SMALL = dict(PUBLISHED, num_res_layers=2, res_channels=4, skip_channels=4, diffu
 KERNEL_BUFFERS = ("omega", "z", "log_dt", "B", "P", "w", "Q")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # --------------------------------------------------------------------------------------------------------
 # Checkpoints in the reference's layout (names and shapes of SSSD_ECG(**wavenet_config).state_dict())
 # --------------------------------------------------------------------------------------------------------

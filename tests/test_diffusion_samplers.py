@@ -54,15 +54,6 @@ SAMPLERS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Elementwise ops on these small tensors are faster on one thread (and the machine is shared)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def exact_eps_fn(mu=MU, sd=SD):
     mu_t = torch.tensor(mu, dtype=torch.float32)
     var_t = torch.tensor(sd, dtype=torch.float32) ** 2

@@ -15,20 +15,11 @@ import re
 
 import numpy as np
 import pytest
-import torch
 
 from midtecg.evaluation import EvaluationConfig, evaluate, load_ecg_set, write_report
 from midtecg.evaluation.utility import ClassifierTrainConfig
 
 TINY = ClassifierTrainConfig(epochs=1, seed=0)  # what `--classifier-epochs 1` builds: one cache entry
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

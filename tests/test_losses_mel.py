@@ -21,14 +21,6 @@ librosa = pytest.importorskip("librosa")
 SR = 100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def ref_mel(signals: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
     """librosa STFT (centred, reflect, periodic Hann) + librosa's Slaney filterbank, float64."""
     fb = librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=SR / 2, dtype=np.float64)

@@ -12,14 +12,6 @@ from midtecg.losses import ObjectiveConfig, multi_resolution_mel_loss, training_
 SCHEDULE = NoiseSchedule()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def batch():
     g = torch.Generator().manual_seed(0)

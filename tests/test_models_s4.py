@@ -11,15 +11,6 @@ from midtecg.models.s4 import S4_VARIANTS, S4Layer, hippo_legs, nplr_legs
 VARIANTS = list(S4_VARIANTS)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is much faster than two contended ones on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def recurrence(layer: S4Layer, u: torch.Tensor) -> torch.Tensor:
     """Run the discretised SSMs step by step (float64): forward from the start, backward from the end
     (its output at n is read from the state after it consumed u[n + 1])."""

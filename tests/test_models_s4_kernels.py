@@ -9,14 +9,6 @@ from midtecg.models.s4 import S4_VARIANTS, S4Layer
 from midtecg.models.s4_kernels import bidirectional_fft_conv, combined_fft, layer_kernels, layer_spectra
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_chunked_basis_matches_kept_basis(monkeypatch):
     """Without room to keep the NPLR basis, it is rebuilt a chunk at a time (and again in backward): same
     kernels, same gradients."""

@@ -14,15 +14,6 @@ from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig, step_embedd
 SMALL = dict(channels=16, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is much faster than two contended ones on a shared CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def small_config(**overrides) -> SSSDConfig:
     return SSSDConfig(**{**SMALL, **overrides})
 

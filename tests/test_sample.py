@@ -17,14 +17,6 @@ from midtecg.sample import guided_eps_fn, load_generator, sample
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "conditioning_model"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("guidance", [1.0, 2.5])
 def test_a_cached_sampling_step_reads_nothing_on_the_host(guidance):
     torch.manual_seed(0)

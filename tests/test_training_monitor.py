@@ -17,14 +17,6 @@ from midtecg.training import monitor
 REFS = {"zero": 1.0, "gaussian": 0.25}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _data(n=12, length=256, seed=0):
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(length) / 100.0
