@@ -38,7 +38,8 @@ from midtecg.diffusion import NoiseSchedule, make_sampler
 from midtecg.losses import ObjectiveConfig
 from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.sample import graphed_eps_fn, guided_eps_fn
-from midtecg.training.loop import TrainStep, activation_checkpointing, make_optimizer, step_generator
+from midtecg.training.loop import step_generator
+from midtecg.training.step import TrainStep, activation_checkpointing, make_optimizer
 
 FULL = dict(blocks=36, channels=256, length=1000)
 TINY = dict(blocks=2, channels=16, length=64, state_size=8)

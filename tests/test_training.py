@@ -26,8 +26,8 @@ from midtecg.diffusion import NoiseSchedule
 from midtecg.losses import ObjectiveConfig
 from midtecg.models.sssd import SSSDECG, SSSDConfig
 from midtecg.training.config import ExperimentConfig, load_config
-from midtecg.training.loop import (LOG_COLUMNS, TrainStep, activation_checkpointing, batch_indices, ema_weights,
-                                   make_optimizer, step_generator, train, update_ema)
+from midtecg.training.loop import LOG_COLUMNS, batch_indices, step_generator, train
+from midtecg.training.step import TrainStep, activation_checkpointing, ema_weights, make_optimizer, update_ema
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
