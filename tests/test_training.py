@@ -134,6 +134,9 @@ try:
 except RuntimeError:
     detected = True
 json.dump({"detected": detected}, open(sys.argv[2] + f".{rank}", "w"))
+# leave together: a rank that exits while the other still talks to it can abort in gloo's teardown
+torch.distributed.barrier()
+torch.distributed.destroy_process_group()
 """
 
 
