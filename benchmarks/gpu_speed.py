@@ -36,7 +36,8 @@ import torch
 
 from midtecg.diffusion import NoiseSchedule, make_sampler
 from midtecg.losses import ObjectiveConfig
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.sample import graphed_eps_fn, guided_eps_fn
 from midtecg.training.loop import step_generator
 from midtecg.training.step import TrainStep, activation_checkpointing, make_optimizer

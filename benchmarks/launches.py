@@ -45,7 +45,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import midtecg
 from midtecg.diffusion import NoiseSchedule, make_sampler
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.sample import guided_eps_fn
 from midtecg.training import loop
 

@@ -22,7 +22,8 @@ import time
 
 import torch
 
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 
 CONFIGS = {
     "full": {},

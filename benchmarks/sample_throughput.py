@@ -18,7 +18,8 @@ import time
 import torch
 
 from midtecg.diffusion import NoiseSchedule, make_sampler
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.sample import guided_eps_fn
 
 CONFIGS = {"full": {}, "small": dict(channels=64, blocks=4), "tiny": dict(channels=32, blocks=4)}

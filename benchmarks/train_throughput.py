@@ -19,7 +19,8 @@ import torch
 
 from midtecg.diffusion import NoiseSchedule
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.training.step import ema_weights, make_optimizer, update_ema
 
 CONFIGS = {"full": {}, "small": dict(channels=64, blocks=4), "tiny": dict(channels=32, blocks=4)}

@@ -24,7 +24,8 @@ from midtecg.convert import (
 from midtecg.data.errors import DataError
 from midtecg.data.leads import MODEL_LEADS
 from midtecg.generate import conditions_from_request
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.sample import load_generator, sample
 
 # The reference's wavenet_config keys; PUBLISHED is its config_SSSD_ECG.json, SMALL a tiny one.

@@ -93,7 +93,7 @@ def test_filterbank_matches_librosa_above_1khz():
 @pytest.mark.parametrize("scale", PAPER_SCALES + SMALL_SCALES)
 def test_mel_magnitude_matches_librosa(scale, ecgs):
     x = torch.from_numpy(ecgs)
-    ours = mel_magnitude(x, *scale, sample_rate=SR)
+    ours = mel_magnitude(x, *scale, fs=SR)
     ref = ref_mel(ecgs.reshape(-1, 1000), *scale)
     assert ours.dtype == torch.float32 and ours.shape == ref.shape == (6, scale.n_mels, 1 + 1000 // scale.hop_length)
     np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())

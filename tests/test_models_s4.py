@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from midtecg.models.s4 import S4_VARIANTS, S4Layer, hippo_legs, nplr_legs
+from midtecg.models.config import S4_VARIANTS
+from midtecg.models.s4 import S4Layer, hippo_legs, nplr_legs
 
 VARIANTS = list(S4_VARIANTS)
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from midtecg.models import s4_kernels
-from midtecg.models.s4 import S4_VARIANTS, S4Layer
+from midtecg.models.config import S4_VARIANTS
+from midtecg.models.s4 import S4Layer
 from midtecg.models.s4_kernels import bidirectional_fft_conv, combined_fft, layer_kernels, layer_spectra
 
 

@@ -11,7 +11,8 @@ import torch
 from host_reads import NoHostReads
 from midtecg.diffusion import NoiseSchedule, make_sampler
 from midtecg.generate import conditions_from_request
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.sample import guided_eps_fn, load_generator, sample
 
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "conditioning_model"

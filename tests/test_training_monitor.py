@@ -11,7 +11,9 @@ import torch
 
 from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig
+from midtecg.data.condition_groups import ConditionGroup
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.training import monitor
 
 REFS = {"zero": 1.0, "gaussian": 0.25}

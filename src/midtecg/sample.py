@@ -29,8 +29,9 @@ from midtecg.data.conditions import ConditionEncoder
 from midtecg.device import resolve_device
 from midtecg.data.leads import WFDB_LEADS, to_twelve_leads
 from midtecg.diffusion import NoiseSchedule, Parameterization, make_parameterized_sampler
-from midtecg.models.sssd import SSSDECG, SSSDConfig
-from midtecg.training.checkpoint import read_model_files
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
+from midtecg.models.files import read_model_files
 
 
 @dataclass

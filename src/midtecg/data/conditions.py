@@ -22,10 +22,8 @@ import pandas as pd
 
 from midtecg.data.demographics import age_bin_onehot, sex_onehot
 from midtecg.data.labels import SCP_CODES
-from midtecg.models.sssd import ConditionGroup
+from midtecg.data.condition_groups import MODES, NUMERIC_FIELDS, ConditionGroup
 
-MODES = ("labels", "age", "sex", "numeric")
-NUMERIC_FIELDS = ("age", "sex", "height", "weight", "bmi", "heart_rate")
 
 
 @dataclass

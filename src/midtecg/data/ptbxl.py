@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.signal import resample_poly
 
 from midtecg.data.errors import DataError, DataWarning, MissingRecordError
+from midtecg.data.folds import DEFAULT_SPLITS, FOLDS
 from midtecg.data.wfdb_record import read_wfdb_signal
 
 __all__ = [
@@ -43,8 +44,6 @@ __all__ = [
     "read_ptbxl_record",
 ]
 
-DEFAULT_SPLITS: dict[str, tuple[int, ...]] = {"train": (1, 2, 3, 4, 5, 6, 7, 8), "val": (9,), "test": (10,)}
-FOLDS: tuple[int, ...] = tuple(sorted(f for folds in DEFAULT_SPLITS.values() for f in folds))  # 1 .. 10
 
 
 def check_folds(folds: pd.Series, records: pd.Series, where: str) -> None:

@@ -14,8 +14,12 @@ deviation of about 0.2-0.4 mV, so at the default schedule most steps leave the s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["SCALINGS", "lead_scale"]
 
@@ -31,6 +35,8 @@ def lead_scale(signals: torch.Tensor | np.ndarray, kind: str, lead_names=None) -
         raise ValueError(f"unknown data scaling {kind!r}; expected one of {', '.join(SCALINGS)}")
     if kind == "none":
         return None
+    import torch  # not at the top: a config naming a scaling is checked without torch
+
     x = torch.as_tensor(signals)
     if x.dim() != 3 or x.shape[0] == 0 or x.shape[2] < 2:
         raise ValueError(f"per-lead scaling needs signals of shape (N >= 1, C, L >= 2), got {tuple(x.shape)}")

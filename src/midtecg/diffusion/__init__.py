@@ -1,73 +1,33 @@
 """Noise schedules, parameterisations (eps, v, rectified flow) and samplers (DDPM ancestral, DDIM,
-DPM-Solver++ 2M; Euler and Heun for flow), independent of any model."""
+DPM-Solver++ 2M; Euler and Heun for flow), independent of any model.
 
-from .flow import (
-    FLOW_SAMPLER_NAMES,
-    EulerSampler,
-    FlowSampler,
-    HeunSampler,
-    VelocityFn,
-    flow_interpolate,
-    flow_time,
-    flow_timesteps,
-    make_flow_sampler,
-    velocity_target,
-    velocity_to_eps_x0,
-)
-from .parameterization import (
-    PREDICTIONS,
-    Parameterization,
-    gaussian_optimal_output,
-    make_parameterized_sampler,
-    v_to_eps_x0,
-)
-from .samplers import (
-    SAMPLER_NAMES,
-    SAMPLER_PREDICTIONS,
-    DDIMSampler,
-    DDPMSampler,
-    DPMSolverPP2M,
-    EpsFn,
-    Sampler,
-    SPACINGS,
-    evenly_spaced_timesteps,
-    initial_state,
-    logsnr_spaced_timesteps,
-    make_sampler,
-    make_timesteps,
-)
-from .schedule import TABLE_NAMES, NoiseSchedule
+Imported lazily, so that ``midtecg.diffusion.config`` (the ``[diffusion]`` section, checked when a config
+file is read) does not import torch."""
 
-__all__ = [
-    "NoiseSchedule",
-    "TABLE_NAMES",
-    "EpsFn",
-    "Sampler",
-    "DDPMSampler",
-    "DDIMSampler",
-    "DPMSolverPP2M",
-    "SAMPLER_NAMES",
-    "SAMPLER_PREDICTIONS",
-    "make_sampler",
-    "evenly_spaced_timesteps",
-    "logsnr_spaced_timesteps",
-    "make_timesteps",
-    "initial_state",
-    "SPACINGS",
-    "PREDICTIONS",
-    "Parameterization",
-    "gaussian_optimal_output",
-    "v_to_eps_x0",
-    "make_parameterized_sampler",
-    "VelocityFn",
-    "FlowSampler",
-    "EulerSampler",
-    "HeunSampler",
-    "FLOW_SAMPLER_NAMES",
-    "make_flow_sampler",
-    "flow_interpolate",
-    "flow_time",
-    "flow_timesteps",
-    "velocity_target",
-    "velocity_to_eps_x0",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "config": ("DiffusionConfig", "SCHEDULE_KINDS", "MAX_DIFFUSION_STEPS"),
+    "flow": ("FLOW_SAMPLER_NAMES", "EulerSampler", "FlowSampler", "HeunSampler", "VelocityFn", "flow_interpolate",
+             "flow_time", "flow_timesteps", "make_flow_sampler", "velocity_target", "velocity_to_eps_x0"),
+    "parameterization": ("PREDICTIONS", "Parameterization", "gaussian_optimal_output", "make_parameterized_sampler",
+                         "v_to_eps_x0"),
+    "samplers": ("SAMPLER_NAMES", "SAMPLER_PREDICTIONS", "DDIMSampler", "DDPMSampler", "DPMSolverPP2M", "EpsFn",
+                 "Sampler", "SPACINGS", "evenly_spaced_timesteps", "initial_state", "logsnr_spaced_timesteps",
+                 "make_sampler", "make_timesteps"),
+    "schedule": ("TABLE_NAMES", "NoiseSchedule"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -22,10 +22,11 @@ as the DDPM network's integer steps, the range the SSSD-ECG embedding was design
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
+from .config import PREDICTIONS, DiffusionConfig
 from .flow import (FLOW_SAMPLER_NAMES, flow_interpolate, flow_time, make_flow_sampler, velocity_target,
                    velocity_to_eps_x0)
 from .samplers import SAMPLER_NAMES, make_sampler
@@ -33,9 +34,6 @@ from .schedule import NoiseSchedule
 
 __all__ = ["PREDICTIONS", "Parameterization", "v_to_eps_x0", "gaussian_optimal_output",
            "make_parameterized_sampler"]
-
-PREDICTIONS: tuple[str, ...] = ("eps", "v", "flow")
-
 
 def v_to_eps_x0(v, x_t, a, b):
     """(eps, x0) from a v estimate, with a = sqrt(ab_t), b = sqrt(1 - ab_t) (floats or broadcastable tensors)."""
@@ -130,6 +128,12 @@ class Parameterization:
         if self.is_flow:
             out["time_scale"] = float(self.time_scale)
         return out
+
+    @classmethod
+    def from_config(cls, config: DiffusionConfig) -> "Parameterization":
+        """The process a ``[diffusion]`` section describes: the schedule from its fields of the same names."""
+        schedule = NoiseSchedule(**{f.name: getattr(config, f.name) for f in fields(NoiseSchedule) if f.init})
+        return cls(config.prediction, schedule)
 
     @classmethod
     def from_dict(cls, data: dict | None, schedule: NoiseSchedule) -> "Parameterization":

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .config import SCHEDULE_KINDS
+
 __all__ = ["NoiseSchedule", "TABLE_NAMES"]
 
 TABLE_NAMES: tuple[str, ...] = (
@@ -45,7 +47,6 @@ TABLE_NAMES: tuple[str, ...] = (
     "log_snr",
 )
 
-_KINDS = ("linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class NoiseSchedule:
     def __post_init__(self) -> None:
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int) or self.num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown schedule kind {self.kind!r}; expected one of {', '.join(_KINDS)}")
+        if self.kind not in SCHEDULE_KINDS:
+            raise ValueError(f"unknown schedule kind {self.kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
         T = self.num_steps
         if self.kind == "linear":
             if not (0.0 < self.beta_start <= self.beta_end < 1.0):

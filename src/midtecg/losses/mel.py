@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from midtecg.losses.config import LOG_ORDERS, MEL_SCALE_NAMES
+
 __all__ = [
     "MelScale",
     "PAPER_SCALES",
@@ -38,9 +40,6 @@ __all__ = [
     "LOG_ORDERS",
 ]
 
-LOG_ORDERS: tuple[str, ...] = ("clamp_first", "square_first")
-
-
 class MelScale(NamedTuple):
     n_fft: int
     hop_length: int
@@ -49,7 +48,7 @@ class MelScale(NamedTuple):
 
 PAPER_SCALES: tuple[MelScale, ...] = (MelScale(512, 128, 64), MelScale(256, 64, 128))
 SMALL_SCALES: tuple[MelScale, ...] = (MelScale(64, 16, 16),)
-SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = {"paper": PAPER_SCALES, "small": SMALL_SCALES}
+SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = dict(zip(MEL_SCALE_NAMES, (PAPER_SCALES, SMALL_SCALES)))
 
 # Slaney's Auditory Toolbox mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above
 # (27 mel per factor 6.4 in frequency).
@@ -73,10 +72,10 @@ def mel_to_hz(mel) -> np.ndarray:
     return np.where(m >= _BREAK_MEL, _BREAK_HZ * np.exp(_LOG_STEP * (m - _BREAK_MEL)), _F_SP * m)
 
 
-def _filterbank_np(sample_rate: float, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> np.ndarray:
+def _filterbank_np(fs: float, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> np.ndarray:
     if n_fft < 2 or n_mels < 1:
         raise ValueError(f"need n_fft >= 2 and n_mels >= 1, got n_fft={n_fft}, n_mels={n_mels}")
-    nyquist = sample_rate / 2.0
+    nyquist = fs / 2.0
     f_max = nyquist if f_max is None else float(f_max)
     if not 0.0 <= f_min < f_max <= nyquist:
         raise ValueError(f"need 0 <= f_min < f_max <= {nyquist} Hz, got f_min={f_min}, f_max={f_max}")
@@ -93,7 +92,7 @@ def _filterbank_np(sample_rate: float, n_fft: int, n_mels: int, f_min: float, f_
 
 
 def mel_filterbank(
-    sample_rate: float,
+    fs: float,
     n_fft: int,
     n_mels: int,
     f_min: float = 0.0,
@@ -105,13 +104,13 @@ def mel_filterbank(
     """Slaney mel filterbank ``(n_mels, n_fft // 2 + 1)`` (Slaney scale and area normalisation, the same
     filters as librosa's ``filters.mel(htk=False, norm="slaney")``). Built in float64, returned in ``dtype``.
     With few frequency bins per band some filters can be empty (all zero), as in librosa."""
-    fb = _filterbank_np(float(sample_rate), int(n_fft), int(n_mels), float(f_min), f_max)
+    fb = _filterbank_np(float(fs), int(n_fft), int(n_mels), float(f_min), f_max)
     return torch.as_tensor(fb, dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, device, dtype) -> torch.Tensor:
-    return mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, dtype=dtype, device=device)
+def _cached_filterbank(fs, n_fft, n_mels, f_min, f_max, device, dtype) -> torch.Tensor:
+    return mel_filterbank(fs, n_fft, n_mels, f_min, f_max, dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=64)
@@ -151,7 +150,7 @@ def mel_magnitude(
     n_fft: int,
     hop_length: int,
     n_mels: int,
-    sample_rate: float = 100.0,
+    fs: float = 100.0,
     f_min: float = 0.0,
     f_max: float | None = None,
 ) -> torch.Tensor:
@@ -171,7 +170,7 @@ def mel_magnitude(
         signals = signals.to(dtype)
         window = _cached_window(int(n_fft), device, dtype)
         fb = _cached_filterbank(
-            float(sample_rate), int(n_fft), int(n_mels), float(f_min), None if f_max is None else float(f_max),
+            float(fs), int(n_fft), int(n_mels), float(f_min), None if f_max is None else float(f_max),
             device, dtype,
         )
         spec = torch.stft(
@@ -194,7 +193,7 @@ def multi_resolution_mel_loss(
     x: torch.Tensor,
     scales=PAPER_SCALES,
     *,
-    sample_rate: float = 100.0,
+    fs: float = 100.0,
     f_min: float = 0.0,
     f_max: float | None = None,
     clamp_min: float = 1e-5,
@@ -219,7 +218,7 @@ def multi_resolution_mel_loss(
         both = torch.cat([_as_signals(x_hat).to(dtype), _as_signals(x).to(dtype)], dim=0)
         total = None
         for scale in scales:
-            mel = mel_magnitude(both, scale.n_fft, scale.hop_length, scale.n_mels, sample_rate, f_min, f_max)
+            mel = mel_magnitude(both, scale.n_fft, scale.hop_length, scale.n_mels, fs, f_min, f_max)
             m_hat, m = mel[:n], mel[n:]
             log_term = (_log_power(m_hat, clamp_min, log_order) - _log_power(m, clamp_min, log_order)).abs().mean()
             lin_term = (m_hat - m).abs().mean()
@@ -237,22 +236,22 @@ def _log_power(m: torch.Tensor, clamp_min: float, log_order: str) -> torch.Tenso
 class MelSpectrogramLoss(nn.Module):
     """``multi_resolution_mel_loss`` as a module (no parameters, nothing in the state dict)."""
 
-    def __init__(self, scales="paper", sample_rate: float = 100.0, f_min: float = 0.0, f_max: float | None = None,
+    def __init__(self, scales="paper", fs: float = 100.0, f_min: float = 0.0, f_max: float | None = None,
                  log_order: str = "clamp_first"):
         super().__init__()
         if log_order not in LOG_ORDERS:
             raise ValueError(f"unknown mel log order {log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
         self.scales = resolve_scales(scales)
-        self.sample_rate = float(sample_rate)
+        self.fs = float(fs)
         self.f_min = float(f_min)
         self.f_max = f_max
         self.log_order = log_order
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return multi_resolution_mel_loss(
-            x_hat, x, self.scales, sample_rate=self.sample_rate, f_min=self.f_min, f_max=self.f_max,
+            x_hat, x, self.scales, fs=self.fs, f_min=self.f_min, f_max=self.f_max,
             log_order=self.log_order,
         )
 
     def extra_repr(self) -> str:
-        return f"scales={[tuple(s) for s in self.scales]}, sample_rate={self.sample_rate}"
+        return f"scales={[tuple(s) for s in self.scales]}, fs={self.fs}"

@@ -9,7 +9,7 @@
 (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t)); gradients flow through it. ``mel_target`` is the identity
 (``"x0"``) or the posterior mean of x_{t-1}, mu~(., x_t, t) (``"posterior_mean"``, DDPM only), and L_mel the
 multi-resolution mel loss (``mel_scales`` "paper": (512, 128, 64) + (256, 64, 128); "small": (64, 16, 16)) at
-``sample_rate`` (set from the training cache's rate by the training loop). The mel weight is constant over t
+``fs`` (set from the training cache's rate by the training loop). The mel weight is constant over t
 (0.02 in the paper; 0.2 is an ablation). With per-lead data scaling the network works on x / scale;
 ``signal_scale`` turns x0_hat and x0 back into millivolts before the mel term, so that term means the same
 whatever the scaling. Samples whose x0_hat carries no information (eps prediction at alpha_bar = 0) get no
@@ -18,61 +18,16 @@ mel term (prediction and target both set to 0).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import torch
 import torch.nn.functional as F
 
 from midtecg.diffusion.parameterization import Parameterization
 from midtecg.diffusion.schedule import NoiseSchedule
 
-from .mel import LOG_ORDERS, SCALE_PRESETS, multi_resolution_mel_loss
+from .config import ObjectiveConfig
+from .mel import multi_resolution_mel_loss
 
-__all__ = ["ObjectiveConfig", "training_loss", "OBJECTIVE_KINDS", "MEL_TARGETS"]
-
-OBJECTIVE_KINDS: tuple[str, ...] = ("eps", "midt")
-MEL_TARGETS: tuple[str, ...] = ("x0", "posterior_mean")
-
-
-@dataclass(frozen=True)
-class ObjectiveConfig:
-    """Which objective to train with. ``mel_*`` fields only matter for ``kind="midt"``."""
-
-    kind: str = "eps"
-    mel_weight: float = 0.02
-    mel_target: str = "x0"
-    mel_scales: str = "paper"
-    sample_rate: float = 100.0
-    mel_log_order: str = "clamp_first"  # square_first: midtecg's order before the fix (study arms only)
-
-    def __post_init__(self) -> None:
-        if self.kind not in OBJECTIVE_KINDS:
-            raise ValueError(f"unknown objective kind {self.kind!r}; expected one of {', '.join(OBJECTIVE_KINDS)}")
-        if self.mel_target not in MEL_TARGETS:
-            raise ValueError(f"unknown mel_target {self.mel_target!r}; expected one of {', '.join(MEL_TARGETS)}")
-        if self.mel_scales not in SCALE_PRESETS:
-            raise ValueError(f"unknown mel_scales {self.mel_scales!r}; expected one of {', '.join(SCALE_PRESETS)}")
-        if self.mel_log_order not in LOG_ORDERS:
-            raise ValueError(f"unknown mel_log_order {self.mel_log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
-        if not float(self.mel_weight) >= 0.0:
-            raise ValueError(f"mel_weight must be >= 0, got {self.mel_weight}")
-        if not float(self.sample_rate) > 0.0:
-            raise ValueError(f"sample_rate must be > 0, got {self.sample_rate}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ObjectiveConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ObjectiveConfig fields: {', '.join(sorted(unknown))}")
-        kwargs = dict(data)
-        for key in ("mel_weight", "sample_rate"):
-            if key in kwargs:
-                kwargs[key] = float(kwargs[key])
-        return cls(**kwargs)
+__all__ = ["training_loss"]
 
 
 def training_loss(
@@ -118,7 +73,7 @@ def training_loss(
                 scale = signal_scale.to(device=pred.device, dtype=pred.dtype)
                 pred, target = pred * scale, target * scale
             mel = multi_resolution_mel_loss(
-                pred, target, objective.mel_scales, sample_rate=objective.sample_rate,
+                pred, target, objective.mel_scales, fs=objective.fs,
                 log_order=objective.mel_log_order,
             )
         parts["mel"] = mel.detach()

@@ -79,11 +79,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from midtecg.models.config import S4_VARIANTS
 from midtecg.models.s4_kernels import bidirectional_fft_conv, combined_fft, layer_kernels
 
-__all__ = ["S4Layer", "S4_VARIANTS", "hippo_legs", "nplr_legs", "bidirectional_fft_conv"]
+__all__ = ["S4Layer", "hippo_legs", "nplr_legs", "bidirectional_fft_conv"]
 
-S4_VARIANTS = ("s4", "s4d", "s4d-lin")
 
 
 # --------------------------------------------------------------------------------------------------------

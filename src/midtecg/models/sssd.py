@@ -44,126 +44,18 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 from torch.utils.checkpoint import checkpoint
 
-from midtecg.models.s4 import S4_VARIANTS, S4Layer
+from midtecg.data.condition_groups import ConditionGroup
+from midtecg.models.config import COND_INITS, SSSDConfig
+from midtecg.models.s4 import S4Layer
 from midtecg.models.s4_kernels import layer_spectra
 
-__all__ = ["ConditionGroup", "SSSDConfig", "SSSDECG", "ResidualBlock", "step_embedding", "COND_INITS"]
-
-#: Initialisation of the condition embeddings: "normal" draws N(0, 1) like ``nn.Embedding`` (the reference
-#: SSSD-ECG's label table); "linear" keeps ``nn.Linear``'s default (uniform, std 1 / sqrt(3 * size), 0.068 for
-#: the 71 labels: midtecg before it matched the reference, conditioning 14.6x weaker at the start).
-COND_INITS: tuple[str, ...] = ("normal", "linear")
-
-
-@dataclass(frozen=True)
-class ConditionGroup:
-    """One conditioning input: ``size`` features (multi-hot labels, one-hot bins, ...) embedded to
-    ``embed_dim`` by a bias-free linear map."""
-
-    name: str
-    size: int
-    embed_dim: int
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"condition group name must be a non-empty string, got {self.name!r}")
-        for key in ("size", "embed_dim"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"condition group {self.name!r}: {key} must be a positive integer, got {value!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | ConditionGroup) -> ConditionGroup:
-        if isinstance(data, ConditionGroup):
-            return data
-        if isinstance(data, (list, tuple)) and len(data) == 3:
-            return cls(str(data[0]), int(data[1]), int(data[2]))
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a condition group must be a dict with name, size, embed_dim; got {data!r}")
-        unknown = set(data) - {"name", "size", "embed_dim"}
-        if unknown:
-            raise ValueError(f"condition group has unknown fields {sorted(unknown)}")
-        try:
-            return cls(data["name"], data["size"], data["embed_dim"])
-        except KeyError as error:
-            raise ValueError(f"condition group lacks field {error.args[0]!r}: {dict(data)!r}") from None
-
-
-def _default_groups() -> tuple[ConditionGroup, ...]:
-    return (ConditionGroup("labels", 71, 128),)
-
-
-@dataclass
-class SSSDConfig:
-    """Shape of the SSSD-ECG denoiser. Defaults are the published configuration (50,202,504 parameters)."""
-
-    in_leads: int = 8
-    length: int = 1000
-    channels: int = 256
-    blocks: int = 36
-    state_size: int = 64
-    s4_variant: str = "s4"
-    step_embed_dim: int = 128
-    step_hidden: int = 512
-    condition_groups: tuple[ConditionGroup, ...] = field(default_factory=_default_groups)
-    null_conditions: bool = False
-    cond_init: str = "normal"  # normal: N(0, 1) as the reference's nn.Embedding; linear: nn.Linear's default
-
-    def __post_init__(self):
-        self.condition_groups = tuple(ConditionGroup.from_dict(g) for g in self.condition_groups)
-        for key in ("in_leads", "length", "channels", "blocks", "state_size", "step_embed_dim", "step_hidden"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"SSSDConfig.{key} must be a positive integer, got {value!r}")
-        if self.state_size % 2:
-            raise ValueError(f"SSSDConfig.state_size must be even (conjugate pairs), got {self.state_size}")
-        if self.step_embed_dim % 2 or self.step_embed_dim < 4:
-            raise ValueError(f"SSSDConfig.step_embed_dim must be even and >= 4, got {self.step_embed_dim}")
-        if self.s4_variant not in S4_VARIANTS:
-            raise ValueError(f"SSSDConfig.s4_variant must be one of {S4_VARIANTS}, got {self.s4_variant!r}")
-        if not self.condition_groups:
-            raise ValueError("SSSDConfig.condition_groups must hold at least one group")
-        names = [g.name for g in self.condition_groups]
-        if len(set(names)) != len(names):
-            raise ValueError(f"SSSDConfig.condition_groups has repeated names: {names}")
-        if not isinstance(self.null_conditions, bool):
-            raise ValueError(f"SSSDConfig.null_conditions must be a bool, got {self.null_conditions!r}")
-        if self.cond_init not in COND_INITS:
-            raise ValueError(f"SSSDConfig.cond_init must be one of {COND_INITS}, got {self.cond_init!r}")
-
-    @property
-    def cond_dim(self) -> int:
-        """Width of the concatenated condition embedding that enters every block."""
-        return sum(g.embed_dim for g in self.condition_groups)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict; ``SSSDConfig.from_dict(c.to_dict()) == c``."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["condition_groups"] = [g.to_dict() for g in self.condition_groups]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SSSDConfig:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"SSSDConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"SSSDConfig has no fields {sorted(unknown)}")
-        return cls(**dict(data))
-
+__all__ = ["SSSDECG", "ResidualBlock", "step_embedding"]
 
 def step_embedding(t: torch.Tensor, dim: int = 128) -> torch.Tensor:
     """Sinusoidal code of diffusion steps t (B,): [sin(t f_i), cos(t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1))."""

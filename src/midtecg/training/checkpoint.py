@@ -21,36 +21,19 @@ refused naming the file (configs without them, written before, still load). The 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import os
 import shutil
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load, save
 
 from midtecg.io.arrays import atomic_write_text
-from midtecg.training.config import MAX_DIFFUSION_STEPS, MODEL_LIMITS
+from midtecg.models.files import (LATEST, WEIGHTS_SHA256, CheckpointError, latest_pointer, read_json, read_tensors,
+                                  write_tensors)
 
 FORMAT_VERSION = 1
-LATEST = "latest.json"
-WEIGHTS_SHA256 = "weights_sha256"  # in config.json: the sha256 of model.safetensors
 TRAINING_SHA256 = "training_sha256"  # in training.json: the sha256 of training.safetensors
-SIGNAL_LIMITS = {"length": MODEL_LIMITS["length"]}
-SCHEDULE_LIMITS = {"num_steps": MAX_DIFFUSION_STEPS}
-CONDITION_GROUP_LIMITS = {"size": 100_000, "embed_dim": MODEL_LIMITS["channels"]}
-MAX_FS = 10_000.0
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, truncated, corrupt or tampered with; the message names the file."""
-
-
-def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().contiguous().cpu() for key, value in state.items()}
 
 
 def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -111,7 +94,7 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     sampling_model = ema if ema is not None else model
-    weights_sha = _write_tensors(tmp / "model.safetensors", sampling_model.state_dict())
+    weights_sha = write_tensors(tmp / "model.safetensors", sampling_model.state_dict())
     optim_tensors, optim_meta = optimizer_to_flat(optimizer)
     training = {f"model.{k}": v for k, v in model.state_dict().items()}
     training.update(optim_tensors)
@@ -119,7 +102,7 @@ def save_checkpoint(
     meta = {
         "format_version": FORMAT_VERSION,
         "step": step,
-        TRAINING_SHA256: _write_tensors(tmp / "training.safetensors", training),
+        TRAINING_SHA256: write_tensors(tmp / "training.safetensors", training),
         "optimizer": optim_meta,
         "scheduler": scheduler.state_dict(),
         "has_ema": ema is not None,
@@ -133,68 +116,6 @@ def save_checkpoint(
     atomic_write_text(run_dir / LATEST, json.dumps({"step": step, "path": final.name}, indent=2))
     _prune(run_dir, keep)
     return final
-
-
-def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Write ``tensors`` as safetensors; returns the file's sha256."""
-    data = save(_contiguous(tensors))
-    path.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file, checked against ``sha256`` when given; a missing, truncated,
-    corrupt or altered file raises ``CheckpointError`` naming it."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    try:
-        tensors = load(data)
-    except (SafetensorError, ValueError, RuntimeError) as error:  # what safetensors raises for damaged files
-        raise CheckpointError(f"{path} could not be read as safetensors (truncated or corrupt): {error}") from None
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise CheckpointError(f"{path} does not match the sha256 recorded for it: the file was altered or damaged")
-    return tensors
-
-
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; a missing or invalid file raises ``CheckpointError`` naming it."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, not {type(data).__name__}")
-    return data
-
-
-def _check_sizes(section, limits: dict[str, int], where: str) -> None:
-    if not isinstance(section, dict):
-        raise ValueError(f"{where} must be a JSON object")
-    for key, limit in limits.items():
-        if key in section:
-            value = section[key]
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-                raise ValueError(f"{where}.{key} = {value!r}: must be an integer from 1 to {limit}")
-
-
-def check_model_config(config: dict, path: str | Path) -> None:
-    """Refuse dimensions in a model's ``config.json`` (model, condition groups, signal, schedule) beyond
-    the limits above, before anything is allocated; the error names the file and the key."""
-    _check_sizes(config.get("model", {}), MODEL_LIMITS, f"{path}: model")
-    groups = config.get("model", {}).get("condition_groups", [])
-    for index, group in enumerate(groups if isinstance(groups, list) else [groups]):
-        if isinstance(group, dict):
-            _check_sizes(group, CONDITION_GROUP_LIMITS, f"{path}: model.condition_groups[{index}]")
-    signal = config.get("signal", {})
-    _check_sizes(signal, SIGNAL_LIMITS, f"{path}: signal")
-    fs = signal.get("fs", 1)
-    if isinstance(fs, bool) or not isinstance(fs, (int, float)) or not (0 < fs <= MAX_FS and math.isfinite(fs)):
-        raise ValueError(f"{path}: signal.fs = {fs!r}: must be a number above 0 and at most {MAX_FS:g}")
-    _check_sizes(config.get("schedule", {}), SCHEDULE_LIMITS, f"{path}: schedule")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -212,15 +133,6 @@ def _prune(run_dir: Path, keep: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _pointer(run_dir: Path) -> str:
-    """The checkpoint folder name that ``latest.json`` holds (a plain name inside the run folder)."""
-    pointer = run_dir / LATEST
-    name = read_json(pointer).get("path")
-    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
-        raise CheckpointError(f"{pointer}: \"path\" must name a checkpoint folder in {run_dir}, got {name!r}")
-    return name
-
-
 def checkpoint_folders(run_dir: str | Path) -> list[Path]:
     """The checkpoint folders (``step-*``) of a run folder, newest first (complete or not)."""
     return sorted((p for p in Path(run_dir).glob("step-*") if p.is_dir()), reverse=True)
@@ -236,7 +148,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     does, else None. Fast (no tensors read); ``resume_training_state`` checks the files themselves."""
     run_dir = Path(run_dir)
     with contextlib.suppress(CheckpointError):
-        path = run_dir / _pointer(run_dir)
+        path = run_dir / latest_pointer(run_dir)
         if (path / "training.json").is_file():
             return path
     return next((p for p in checkpoint_folders(run_dir) if (p / "training.json").is_file()), None)
@@ -300,7 +212,7 @@ def resume_training_state(
     problems = []
     if (run_dir / LATEST).exists():
         try:
-            named = run_dir / _pointer(run_dir)
+            named = run_dir / latest_pointer(run_dir)
             if not named.is_dir():
                 problems.append(f"{run_dir / LATEST} names {named.name}, which does not exist")
         except CheckpointError as error:
@@ -327,21 +239,3 @@ def resume_training_state(
             report(f"{folder} is the newest complete checkpoint: resuming from it{renamed}")
         return folder, meta
     raise CheckpointError(f"{run_dir}: no complete checkpoint to resume from: " + "; ".join(problems))
-
-
-def read_model_files(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """The config and sampling weights of a checkpoint folder or exported model folder. The config's
-    dimensions are checked before the weights are read, and the weights against the config's sha256."""
-    path = Path(path)
-    if path.is_dir() and (path / LATEST).is_file():  # a run folder: its newest checkpoint (only the model files
-        path = path / _pointer(path)  # are needed, not the training state)
-    config_path, weights_path = path / "config.json", path / "model.safetensors"
-    for required in (config_path, weights_path):
-        if not required.is_file():
-            raise FileNotFoundError(f"{path} is not a midtecg model: {required.name} is missing")
-    config = read_json(config_path)
-    check_model_config(config, config_path)
-    sha256 = config.get(WEIGHTS_SHA256)
-    if sha256 is not None and not isinstance(sha256, str):
-        raise CheckpointError(f"{config_path}: {WEIGHTS_SHA256} must be a hex string, got {sha256!r}")
-    return config, read_tensors(weights_path, sha256)

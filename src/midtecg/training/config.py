@@ -1,38 +1,40 @@
 """Experiment configuration: one TOML file with [data], [model], [conditions], [diffusion], [objective]
-and [train] tables. Every key has a default, so a config file only states what differs."""
+and [train] tables. Every key has a default, so a config file only states what differs.
+
+The sections are the library's own dataclasses: ``[model]`` is ``midtecg.models.SSSDConfig``, ``[diffusion]``
+``midtecg.diffusion.DiffusionConfig``, ``[objective]`` ``midtecg.losses.ObjectiveConfig``; ``[data]``,
+``[conditions]`` and ``[train]`` are training's own (below). A file is checked once, on load, by
+``midtecg.settings.build`` (types strict, ranges and choices checked, unknown keys and values that midtecg
+sets from the data refused, every error naming the file and the key), before torch is imported.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The largest dimensions a model may have (SSSDConfig fields), checked before anything is allocated: in
-# an experiment config on load, and in a model's config.json before its weights are read.
-MODEL_LIMITS = {"in_leads": 64, "length": 100_000, "channels": 4096, "blocks": 256, "state_size": 1024,
-                "step_embed_dim": 4096, "step_hidden": 16_384}
+from midtecg.data.condition_groups import MODES, NUMERIC_FIELDS
+from midtecg.data.folds import FOLDS
+from midtecg.data.scaling import SCALINGS
+from midtecg.device import check_device_name
+from midtecg.diffusion.config import DiffusionConfig
+from midtecg.losses.config import ObjectiveConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.settings import build, checked
 
-
-FOLDS = (1, 10)  # the range of midtecg.data.ptbxl.FOLDS (not imported: reading a config needs no pandas)
-MAX_DIFFUSION_STEPS = 100_000
-
-
-def checked(default, **rules):
-    """A field with its allowed range, checked on load: ``min`` / ``max`` (inclusive), ``above`` / ``below``
-    (exclusive); for a tuple field the rules apply to each item and ``nonempty`` asks for at least one."""
-    return field(default=default, metadata=rules)
+__all__ = ["ExperimentConfig", "DataConfig", "ConditionsConfig", "TrainConfig", "load_config"]
 
 
 @dataclass
 class DataConfig:
     cache: str = ""  # a folder written by `midtecg prepare`
-    train_folds: tuple[int, ...] = checked((1, 2, 3, 4, 5, 6, 7, 8), min=FOLDS[0], max=FOLDS[1], nonempty=True)
-    val_folds: tuple[int, ...] = checked((9,), min=FOLDS[0], max=FOLDS[1])
-    scaling: str = "none"  # none | std: divide each model lead by its training-split std (undone at sampling)
+    train_folds: tuple[int, ...] = checked((1, 2, 3, 4, 5, 6, 7, 8), one_of=FOLDS, nonempty=True, unique=True)
+    val_folds: tuple[int, ...] = checked((9,), one_of=FOLDS, unique=True)
+    # none | std: divide each model lead by its training-split std (undone at sampling)
+    scaling: str = checked("none", one_of=SCALINGS)
 
     def __post_init__(self):
         shared = sorted(set(self.train_folds) & set(self.val_folds))
@@ -41,39 +43,11 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
-    channels: int = checked(256, min=1, max=MODEL_LIMITS["channels"])
-    blocks: int = checked(36, min=1, max=MODEL_LIMITS["blocks"])
-    state_size: int = checked(64, min=2, max=MODEL_LIMITS["state_size"])
-    s4_variant: str = "s4"
-    cond_init: str = "normal"  # normal: N(0, 1) as the reference; linear: nn.Linear's default (before the fix)
-
-
-@dataclass
 class ConditionsConfig:
-    mode: str = "labels"  # labels | age | sex | numeric
-    numeric_fields: tuple[str, ...] = ("age", "sex", "height", "weight", "bmi", "heart_rate")
+    mode: str = checked("labels", one_of=MODES)
+    numeric_fields: tuple[str, ...] = checked(NUMERIC_FIELDS, one_of=NUMERIC_FIELDS, unique=True)
     # probability of dropping each condition group (classifier-free guidance)
     dropout: float = checked(0.0, min=0, below=1)
-
-
-@dataclass
-class DiffusionConfig:
-    steps: int = checked(200, min=1, max=MAX_DIFFUSION_STEPS)
-    kind: str = "linear"  # linear | cosine
-    beta_start: float = checked(1e-4, above=0, below=1)
-    beta_end: float = checked(0.02, above=0, below=1)
-    zero_terminal_snr: bool = False  # rescale the betas so that alpha_bar_{T-1} = 0 (Lin et al. 2024)
-    prediction: str = "eps"  # eps | v | flow (rectified flow: x_t = (1-t) x0 + t eps, target eps - x0)
-
-
-@dataclass
-class ObjectiveSection:
-    kind: str = "eps"  # eps | midt
-    mel_weight: float = checked(0.02, min=0)
-    mel_target: str = "x0"  # x0 | posterior_mean
-    mel_scales: str = "paper"  # paper | small
-    mel_log_order: str = "clamp_first"  # clamp_first (method.md) | square_first (before the fix)
 
 
 @dataclass
@@ -90,7 +64,7 @@ class TrainConfig:
     val_batches: int = checked(8, min=1)
     checkpoint_every: int = checked(4000, min=1)
     keep_checkpoints: int = checked(2, min=1)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     bf16: bool = True  # autocast on CUDA only
     compile: bool = False  # torch.compile the step's forward and loss (inductor; CPU or CUDA)
     cuda_graph: bool = False  # replay the step's forward and backward as a CUDA graph (CUDA, one process)
@@ -105,6 +79,7 @@ class TrainConfig:
     check_samples: int = checked(4, min=0)  # ECGs sampled at each validation to check their amplitude; 0: off
 
     def __post_init__(self):
+        self.device = check_device_name(self.device)
         setting = str(self.checkpoint_activations).lower()  # TOML true/false arrive as "True"/"False"
         if setting not in ("auto", "true", "false"):
             raise ValueError(f"checkpoint_activations must be true, false or \"auto\", "
@@ -117,88 +92,31 @@ class ExperimentConfig:
     name: str = "experiment"
     out_dir: str = "runs/experiment"
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: SSSDConfig = field(default_factory=SSSDConfig)
     conditions: ConditionsConfig = field(default_factory=ConditionsConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
-    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settable keys of every section (what a TOML file may hold): ``from_dict(to_dict())`` is equal."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if dataclasses.is_dataclass(value):
+                value = {g.name: _plain(getattr(value, g.name)) for g in dataclasses.fields(value)
+                         if g.init and "derived" not in g.metadata}
+            out[f.name] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> ExperimentConfig:
-        """Build and validate a config: types strict (an integer is a TOML integer, a boolean a TOML
-        boolean, folds a list), ranges checked, unknown keys refused; errors name ``source`` and the key."""
-        if not isinstance(data, dict):
-            raise ValueError(f"{source}: a config must be a table, not {type(data).__name__}")
-        return _build(cls, data, source, "")
+        """Build and validate a config (``midtecg.settings.build``); errors name ``source`` and the key."""
+        return build(cls, data, source)
 
 
-def _type_problem(kind, value) -> str | None:
-    """Why ``value`` is not of the annotated ``kind`` (None when it is)."""
-    if kind is bool:
-        return None if isinstance(value, bool) else "must be true or false (a TOML boolean)"
-    if kind is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else "must be an integer"
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return "must be a number"
-        return None if math.isfinite(value) else "must be a finite number"
-    if kind is str:
-        return None if isinstance(value, str) else "must be a string"
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) is tuple:  # tuple[X, ...]: a TOML array of X
-        if not isinstance(value, (list, tuple)):
-            return f"must be a list of {args[0].__name__} values"
-        problems = [_type_problem(args[0], item) for item in value]
-        return next((f"item {item!r} {p}" for item, p in zip(value, problems) if p), None)
-    if args:  # a union such as str | bool
-        return None if any(_type_problem(a, value) is None for a in args) else \
-            f"must be one of: {', '.join(a.__name__ for a in args)}"
-    raise TypeError(f"internal: no check for the type {kind}")
-
-
-def _range_problem(rules: dict, value) -> str | None:
-    items = value if isinstance(value, (list, tuple)) else [value]
-    if rules.get("nonempty") and not items:
-        return "must hold at least one value"
-    for item in items:
-        what = "" if items is not value else f"item {item!r} "
-        if "min" in rules and item < rules["min"]:
-            return f"{what}must be at least {rules['min']}"
-        if "max" in rules and item > rules["max"]:
-            return f"{what}must be at most {rules['max']}"
-        if "above" in rules and item <= rules["above"]:
-            return f"{what}must be above {rules['above']}"
-        if "below" in rules and item >= rules["below"]:
-            return f"{what}must be below {rules['below']}"
-    return None
-
-
-def _build(cls, data: dict[str, Any], source: str, section: str):
-    where = f"{source}: [{section}]" if section else f"{source}:"
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ValueError(f"{where} unknown key(s) {unknown}; expected some of {sorted(fields)}")
-    types = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in data.items():
-        kind = types[name]
-        if dataclasses.is_dataclass(kind):
-            if not isinstance(value, dict):
-                raise ValueError(f"{source}: [{name}] must be a table, got {value!r}")
-            kwargs[name] = _build(kind, value, source, name)
-            continue
-        problem = _type_problem(kind, value) or _range_problem(fields[name].metadata, value)
-        if problem:
-            raise ValueError(f"{where} {name} = {value!r}: {problem}")
-        kwargs[name] = tuple(value) if isinstance(value, list) else float(value) if kind is float else value
-    try:
-        return cls(**kwargs)
-    except ValueError as error:  # a rule between keys (__post_init__)
-        raise ValueError(f"{where} {error}") from None
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:

@@ -17,6 +17,7 @@ and resuming a run whose budget is spent returns at once. For CPU studies at a f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -33,9 +34,11 @@ from midtecg.data.cache import load_prepared
 from midtecg.data.conditions import ConditionEncoder
 from midtecg.data.leads import MODEL_LEADS, to_model_leads
 from midtecg.data.scaling import lead_scale
+from midtecg.device import resolve_device
 from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.models.sssd import SSSDECG, SSSDConfig
+from midtecg.models.config import SSSDConfig
+from midtecg.models.sssd import SSSDECG
 from midtecg.training import monitor
 from midtecg.training.checkpoint import has_checkpoints, latest_checkpoint, resume_training_state, save_checkpoint
 from midtecg.training.config import ExperimentConfig
@@ -69,14 +72,11 @@ def setup_distributed() -> Distributed:
 
 
 def pick_device(name: str, ddp: Distributed) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and ddp.world > 1:
+    """``train.device`` through ``midtecg.device.resolve_device``; a distributed CUDA run takes its local GPU."""
+    if name in ("auto", "cuda") and ddp.world > 1 and torch.cuda.is_available():
         name = f"cuda:{ddp.local_rank}"
-    device = torch.device(name)
+    device = resolve_device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device asks for CUDA but no GPU is available")
         if device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)
@@ -132,19 +132,6 @@ def generator_config(config: ExperimentConfig, model_config: SSSDConfig, encoder
     if objective is not None:
         out["objective"] = objective.to_dict()
     return out
-
-
-def build_objective(config: ExperimentConfig, fs: float) -> ObjectiveConfig:
-    """The training objective of ``config`` for signals at ``fs`` Hz (the cache's rate: the mel filters
-    must match the signals, a 500 Hz cache gets 500 Hz filters)."""
-    return ObjectiveConfig(**vars(config.objective), sample_rate=float(fs))
-
-
-def build_parameterization(config: ExperimentConfig) -> Parameterization:
-    d = config.diffusion
-    schedule = NoiseSchedule(num_steps=d.steps, kind=d.kind, beta_start=d.beta_start, beta_end=d.beta_end,
-                             zero_terminal_snr=d.zero_terminal_snr)
-    return Parameterization(d.prediction, schedule)
 
 
 def _model_inputs(signals: np.ndarray) -> torch.Tensor:
@@ -211,12 +198,8 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
 
     # Model, EMA, optimiser, schedule.
     length = int(train_data.manifest["length"])
-    model_config = SSSDConfig(
-        length=length, channels=config.model.channels, blocks=config.model.blocks,
-        state_size=config.model.state_size, s4_variant=config.model.s4_variant,
-        condition_groups=encoder.groups, null_conditions=config.conditions.dropout > 0,
-        cond_init=config.model.cond_init,
-    )
+    model_config = dataclasses.replace(config.model, length=length, condition_groups=encoder.groups,
+                                       null_conditions=config.conditions.dropout > 0)
     model = SSSDECG(model_config).to(device)
     model.set_activation_checkpointing(activation_checkpointing(tc.checkpoint_activations, device, model_config,
                                                                 tc.batch_size))
@@ -225,9 +208,10 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         ema = SSSDECG(model_config).to(device)
         ema.load_state_dict(model.state_dict())
         ema.requires_grad_(False).eval()
-    param = build_parameterization(config)
+    param = Parameterization.from_config(config.diffusion)
     schedule = param.schedule
-    objective = build_objective(config, train_data.manifest["rate"])
+    # The mel filters must match the signals: a 500 Hz cache gets 500 Hz filters.
+    objective = dataclasses.replace(config.objective, fs=float(train_data.manifest["rate"]))
     if param.is_flow and objective.kind == "midt" and objective.mel_target == "posterior_mean":
         raise ValueError("objective.mel_target = 'posterior_mean' needs a DDPM process; use 'x0' with diffusion.prediction = 'flow'")
     if tc.max_cpu_seconds > 0 and ddp.world > 1:

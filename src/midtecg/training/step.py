@@ -17,7 +17,7 @@ import torch
 
 from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.models.sssd import SSSDConfig
+from midtecg.models.config import SSSDConfig
 
 __all__ = ["TrainStep", "ema_weights", "update_ema", "make_optimizer", "activation_checkpointing", "to_device"]
 
