@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from midtecg.evaluation.utility import (
+from midtecg.evaluation.classifier import (
     ClassifierTrainConfig,
     _autocast,
     _random_crops,

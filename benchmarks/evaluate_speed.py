@@ -42,7 +42,7 @@ def main(argv: list[str]) -> dict:
 
     from midtecg.data.cache import prepare
     from midtecg.evaluation import EvaluationConfig, evaluate, load_ecg_set
-    from midtecg.evaluation.utility import ClassifierTrainConfig
+    from midtecg.evaluation.classifier import ClassifierTrainConfig
 
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()

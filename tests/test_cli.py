@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from midtecg import cli
-from midtecg.cli import main
+from midtecg.cli import commands, main
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -116,7 +116,7 @@ def test_real_bugs_show_their_traceback(monkeypatch, tmp_path):
     def broken(args):
         raise TypeError("a bug in our own code")
 
-    monkeypatch.setattr(cli, "_report", broken)
+    monkeypatch.setattr(commands, "run_report", broken)
     with pytest.raises(TypeError, match="a bug"):
         main(["report", str(tmp_path / "e.json")])
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from midtecg.evaluation import EvaluationConfig, evaluate, load_ecg_set, write_report
-from midtecg.evaluation.utility import ClassifierTrainConfig
+from midtecg.evaluation.classifier import ClassifierTrainConfig
 
 TINY = ClassifierTrainConfig(epochs=1, seed=0)  # what `--classifier-epochs 1` builds: one cache entry
 

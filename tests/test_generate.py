@@ -317,7 +317,7 @@ def test_a_scaled_model_is_sampled_back_in_millivolts(scaled_v_model):
 
 
 def test_a_flow_model_samples_with_euler_and_heun(flow_model, tmp_path):
-    from midtecg.cli import SAMPLERS
+    from midtecg.cli.arguments import SAMPLERS
     from midtecg.diffusion import FLOW_SAMPLER_NAMES, SAMPLER_NAMES
 
     assert SAMPLERS == SAMPLER_NAMES + FLOW_SAMPLER_NAMES

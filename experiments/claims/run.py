@@ -158,7 +158,7 @@ def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device
 
 
 def classifier_config(experiment: dict, key: str, device: str):
-    from midtecg.evaluation.utility import ClassifierTrainConfig
+    from midtecg.evaluation.classifier import ClassifierTrainConfig
 
     return ClassifierTrainConfig(epochs=experiment["evaluate"][key], device=None if device == "auto" else device, seed=0)
 

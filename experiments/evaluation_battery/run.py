@@ -117,7 +117,7 @@ def main(argv: list[str]) -> None:
     import torch
 
     from midtecg.evaluation import EvaluationConfig, evaluate, load_ecg_set
-    from midtecg.evaluation.utility import ClassifierTrainConfig
+    from midtecg.evaluation.classifier import ClassifierTrainConfig
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -18,7 +18,9 @@ distance), :mod:`~midtecg.evaluation.set_distances` (those distances beside real
 :mod:`~midtecg.evaluation.alignment` (shift- and gain-invariant distance between records),
 :mod:`~midtecg.evaluation.privacy_measures` (Euclidean DCR, NNDR, NNAA, membership-inference attacks),
 :mod:`~midtecg.evaluation.privacy` (the privacy audit and its pass / fail / not_informative gate),
-:mod:`~midtecg.evaluation.utility` (classifiers, TRTR / TSTR, low-data curves) and
+:mod:`~midtecg.evaluation.classifier` (the ECG classifier: training, sliding-window prediction),
+:mod:`~midtecg.evaluation.auc` (macro ROC-AUC and its bootstrap interval),
+:mod:`~midtecg.evaluation.utility` (TRTR / TSTR, low-data curves) and
 :mod:`~midtecg.evaluation.embeddings` (the embedding classifier).
 """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from midtecg.evaluation.utility import ClassifierTrainConfig
+from midtecg.evaluation.classifier import ClassifierTrainConfig
 
 __all__ = ["EvaluationConfig", "DEFAULT_LABEL_SETS", "DEFAULT_FRACTIONS"]
 

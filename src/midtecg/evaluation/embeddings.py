@@ -1,6 +1,6 @@
 """ECG embeddings from a classifier trained on real data (Frechet distance, KID, embedding-space privacy).
 
-:func:`embedding_model` trains an :class:`~midtecg.evaluation.utility.ECGClassifier` on real training data,
+:func:`embedding_model` trains an :class:`~midtecg.evaluation.classifier.ECGClassifier` on real training data,
 or loads it from a cache directory when one trained on the same data with the same configuration is
 there. :func:`embed_signals` maps raw-millivolt records (N, leads, L) to pooled penultimate features
 (N, D): D = 2 x the last stage's channels (4096 for xresnet1d101, 512 for the small variant) with the
@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from midtecg.data.signals import check_signals
-from midtecg.evaluation.utility import (
+from midtecg.evaluation.classifier import (
     ClassifierTrainConfig,
     ECGClassifier,
     map_windows,

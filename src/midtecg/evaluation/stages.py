@@ -121,8 +121,8 @@ def embedding_classifier(train: ECGSet | None, classifier_dir, cfg, progress: bo
     the real training records (or loaded from ``classifier_dir``). Returns ``(model or None, info)``."""
     from pathlib import Path
 
+    from midtecg.evaluation.classifier import resolve_device
     from midtecg.evaluation.embeddings import embedding_model, load_classifier
-    from midtecg.evaluation.utility import resolve_device
 
     info: dict[str, Any] = {"config": cfg.to_dict(), "cache_dir": str(classifier_dir) if classifier_dir else None,
                             "labels": list(EMBEDDING_LABELS)}
@@ -198,7 +198,8 @@ def label_adherence_stage(model, real: ECGSet, synth: ECGSet, seed: int) -> dict
     """Label adherence (TRTS: train on real, test on synthetic): the real-trained classifier scores the
     synthetic ECGs against the labels they were generated for, beside the same classifier on the real test
     records against their true labels. Macro ROC-AUC per label set, with the real side's bootstrap spread."""
-    from midtecg.evaluation.utility import bootstrap_auc_ci, macro_auc, predict
+    from midtecg.evaluation.auc import bootstrap_auc_ci, macro_auc
+    from midtecg.evaluation.classifier import predict
 
     y_real, y_synth = real.labels71(), synth.labels71()
     if y_synth is None:

@@ -5,287 +5,28 @@ files exist, that an output folder does not hold earlier results), so a typo is 
 failures (bad input files, bad values, file-system errors such as a read-only or too long path) end in one
 line ``midtecg COMMAND: error: ...`` naming the path or value and exit status 2; anything else is a bug and
 shows its traceback. ``MIDTECG_TRACEBACK=1`` shows the traceback of expected failures too.
+
+How it is cut: this module builds the parser (:func:`build_parser`) and runs a command (:func:`main`, the
+``midtecg`` entry point); :mod:`~midtecg.cli.arguments` holds the argument types and checks,
+:mod:`~midtecg.cli.commands` one handler per sub-command.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import zipfile
-from pathlib import Path
 
-from midtecg.device import check_device_name
-from midtecg.files import check_output_folder
-from midtecg.output_layout import OUTPUT_ENTRIES, check_formats
+from midtecg.cli import commands
+from midtecg.cli.arguments import COUNT, FINITE, NON_NEGATIVE, SAMPLERS, device_name, output_formats
+
+__all__ = ["main", "build_parser", "EXPECTED_ERRORS"]
 
 # Expected failures: bad files and values (DataError, JSON / TOML / CSV errors are ValueErrors), the file
 # system (OSError), unreadable archives, torch's runtime errors (no GPU, out of memory), memory, and a
 # training loss that diverged (FloatingPointError).
 EXPECTED_ERRORS = (OSError, ValueError, zipfile.BadZipFile, EOFError, RuntimeError, MemoryError, FloatingPointError)
-
-
-def _number_type(kind, low=None, what="a number"):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if low is not None and value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-
-    return parse
-
-
-COUNT = _number_type(int, 1, "a whole number of at least 1")
-NON_NEGATIVE = _number_type(int, 0, "a whole number of at least 0")
-FINITE = _number_type(float, None, "a finite number")
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device_name(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _formats(text: str) -> tuple[str, ...]:
-    try:
-        return check_formats(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _existing(path, flag: str, kind: str = "path") -> Path:
-    """``path`` when it exists (``kind``: "file", "folder" or "path"), else ``FileNotFoundError`` naming ``flag``."""
-    p = Path(path)
-    ok = p.is_file() if kind == "file" else p.is_dir() if kind == "folder" else p.exists()
-    if not ok:
-        what = {"file": "no such file", "folder": "no such folder"}.get(kind, "does not exist")
-        raise FileNotFoundError(f"{flag} {p}: {what}")
-    return p
-
-
-def _prepared_cache(path, flag: str) -> Path:
-    p = Path(path)
-    if not (p / "manifest.json").is_file():
-        raise FileNotFoundError(f"{flag} {p}: not a prepared cache (no manifest.json); run `midtecg prepare` first")
-    return p
-
-
-# midtecg.diffusion SAMPLER_NAMES + FLOW_SAMPLER_NAMES, restated so that arguments are checked before torch loads
-SAMPLERS = ("ddpm", "ddim", "dpm++2m", "euler", "heun")
-
-
-def _prepare(args) -> None:
-    _existing(args.source, "source", "folder")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise FileExistsError(f"out {args.out}: exists and is not a folder")
-    from midtecg.data.cache import prepare
-
-    out = prepare(
-        args.source,
-        args.out,
-        rate=args.rate,
-        source_rate=args.source_rate,
-        on_missing="skip" if args.skip_missing else "error",
-        progress=not args.quiet,
-    )
-    manifest = json.loads((Path(out) / "manifest.json").read_text())
-    folds = ", ".join(f"{fold}: {count}" for fold, count in manifest["folds"].items())
-    print(f"prepared {manifest['count']} records at {manifest['rate']} Hz x {manifest['length']} samples in {out}")
-    print(f"  records per fold: {folds}; heart rate not measurable: {manifest['heart_rate_missing']}")
-
-
-def _train(args) -> None:
-    _existing(args.config, "config", "file")
-    if args.cache:
-        _prepared_cache(args.cache, "--cache")
-    from midtecg.training.config import load_config
-
-    overrides = list(args.set)
-    if args.cache:
-        overrides.append(f"data.cache={json.dumps(str(args.cache))}")
-    if args.out:
-        overrides.append(f"out_dir={json.dumps(str(args.out))}")
-    if args.steps is not None:
-        overrides.append(f"train.steps={args.steps}")
-    if args.device:
-        overrides.append(f"train.device={json.dumps(args.device)}")
-    config = load_config(args.config, overrides)  # checked before torch is imported; errors name file and key
-    from midtecg.training.loop import train
-
-    checkpoint = train(config, resume=args.resume, progress=not args.quiet)
-    print(f"checkpoint: {checkpoint}")
-
-
-def _generate(args) -> None:
-    flags = {
-        "labels": args.labels,
-        "age": args.age,
-        "sex": args.sex,
-        "height": args.height,
-        "weight": args.weight,
-        "heart_rate": args.heart_rate,
-    }
-    given = sorted(name for name, value in flags.items() if value is not None)
-    if args.conditions and args.paired:
-        raise ValueError("--conditions and --paired both say where conditions come from; give one")
-    if (args.conditions or args.paired) and given:
-        raise ValueError(f"--{given[0].replace('_', '-')} cannot be combined with --conditions or --paired")
-    if args.conditions and args.n is not None:
-        raise ValueError("-n cannot be combined with --conditions: the file has one row per ECG")
-    if args.conditions:
-        _existing(args.conditions, "--conditions", "file")
-    if args.paired:
-        _prepared_cache(args.paired, "--paired")
-    if args.model:
-        _existing(args.model, "--model")
-    check_output_folder(args.out, OUTPUT_ENTRIES, args.overwrite)
-
-    from midtecg.generate import conditions_from_csv, conditions_from_request, generate, paired_conditions
-
-    if args.conditions:
-        conditions = conditions_from_csv(args.conditions)
-    elif args.paired:
-        conditions = paired_conditions(args.paired, split=_split_arg(args.split), limit=args.n)
-    else:
-        conditions = conditions_from_request(n=args.n or 1, **flags)
-    result = generate(
-        conditions,
-        model=args.model,
-        out_dir=args.out,
-        formats=args.format,
-        fs=args.fs,
-        sampler=args.sampler,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.quiet,
-        strict=not args.paired,
-        overwrite=args.overwrite,
-        estimate=True,
-    )
-    print(f"generated {len(result.ecgs.signals)} ECGs at {result.ecgs.fs} Hz in {result.out_dir}")
-    for kind, paths in result.files.items():
-        print(f"  {kind}: {len(paths)} file(s), e.g. {paths[0]}")
-
-
-def _split_arg(text: str):
-    """A split name (train, val, test) or comma-separated fold numbers ("9", "9,10") as a list of ints."""
-    parts = [p.strip() for p in text.split(",")]
-    return [int(p) for p in parts] if all(p.isdigit() for p in parts) else text
-
-
-def _evaluate(args) -> None:
-    real = _prepared_cache(args.real, "--real")
-    for flag, path in (("--synth", args.synth), ("--utility-synth", args.utility_synth), ("--model", args.model)):
-        if path:
-            _existing(path, flag)
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise FileExistsError(f"--out {args.out}: exists and is not a folder")
-
-    from midtecg.evaluation.config import EvaluationConfig
-    from midtecg.evaluation.suite import evaluate
-    from midtecg.evaluation.utility import ClassifierTrainConfig
-
-    device = None if args.device == "auto" else args.device
-    config = EvaluationConfig(
-        paired=not args.no_paired,
-        embeddings=not args.no_embeddings,
-        rhythm=not args.no_rhythm,
-        clinical=not args.no_clinical,
-        privacy=not args.no_privacy,
-        utility=args.utility,
-        classifier=ClassifierTrainConfig(
-            model=args.classifier_model, epochs=args.classifier_epochs, device=device, seed=args.seed
-        ),
-        classifier_dir=args.classifier_dir,
-        utility_classifier=ClassifierTrainConfig(
-            model=args.utility_model, epochs=args.utility_epochs, device=device, seed=args.seed
-        ),
-        limit=args.limit,
-        n_examples=args.examples,
-        seed=args.seed,
-        n_jobs=args.n_jobs,
-        threads=args.threads,
-        progress=not args.quiet,
-        measure_cache=not args.no_cache,
-    )
-    holdout = None
-    if args.holdout:
-        holdout = Path(args.holdout) if Path(args.holdout).exists() else (real, _split_arg(args.holdout))
-    out = Path(args.out)
-    if args.model:
-        from midtecg.generate import generate, paired_conditions
-
-        conditions = paired_conditions(real, split=args.split, limit=args.limit)
-        synth = generate(
-            conditions,
-            model=args.model,
-            out_dir=out / "generated",
-            formats=("npz",),
-            sampler=args.sampler,
-            steps=args.steps,
-            guidance=args.guidance,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=not args.quiet,
-            strict=False,
-            overwrite=True,  # evaluate's own copy
-        ).ecgs
-    else:
-        synth = Path(args.synth)
-    result = evaluate(
-        (real, _split_arg(args.split)),
-        synth,
-        train=(real, _split_arg(args.train_split)),
-        holdout=holdout,
-        utility_synth=args.utility_synth,
-        out_dir=out,
-        config=config,
-    )
-    real_n, synth_n = result["inputs"]["real"]["n"], result["inputs"]["synth"]["n"]
-    pairs = result["pairing"]["n_pairs"]
-    print(
-        f"evaluated {synth_n} synthetic vs {real_n} real ECGs ({pairs} pairs by ecg_id) in "
-        f"{result['timings']['total']:.1f} s"
-    )
-    for axis, verdict in result["verdicts"].items():
-        print(f"  {axis:9s} {verdict['verdict']:16s} {verdict.get('reason', '')}")
-    print(f"  {out / 'evaluation.json'}\n  {out / 'report.html'}")
-
-
-def _report(args) -> None:
-    source = _existing(args.evaluation_json, "evaluation_json")
-    from midtecg.evaluation.suite import write_report
-
-    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / "report_rebuilt.html"
-    path = write_report(source, out, overwrite=args.overwrite)
-    print(f"report: {path}")
-
-
-def _import_sssd_ecg(args) -> None:
-    _existing(args.checkpoint, "checkpoint", "file")
-    from midtecg.convert import import_sssd_ecg
-
-    out = import_sssd_ecg(args.checkpoint, args.out, config=args.config)
-    saved = json.loads((out / "config.json").read_text())
-    model, schedule = saved["model"], saved["schedule"]
-    print(
-        f"imported SSSD-ECG ({model['blocks']} blocks x {model['channels']} channels, S4 state {model['state_size']}, "
-        f"{saved['signal']['length']} samples at {saved['signal']['fs']} Hz, T = {schedule['num_steps']}; "
-        f"configuration {saved['imported']['config']}) into {out}"
-    )
-    print(f"  try: midtecg generate --model {out} -n 4 --labels NORM --sampler dpm++2m --steps 20")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,18 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-missing", action="store_true", help="skip records listed in the CSV but absent on disk (with a warning)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_prepare)
+    p.set_defaults(run=commands.run_prepare)
 
     p = sub.add_parser("train", help="train a generator from a TOML config")
     p.add_argument("config", help="experiment config, e.g. configs/tiny.toml")
     p.add_argument("--cache", help="prepared cache folder (overrides [data] cache)")
     p.add_argument("--out", help="run folder for checkpoints and logs (overrides out_dir)")
     p.add_argument("--steps", type=COUNT, help="number of training steps (overrides [train] steps)")
-    p.add_argument("--device", type=_device, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", type=device_name, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--resume", action="store_true", help="continue exactly from the run folder's newest checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override any config value")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_train)
+    p.set_defaults(run=commands.run_train)
 
     p = sub.add_parser("generate", help="sample synthetic 12-lead ECGs (the built-in default model unless --model)")
     p.add_argument("-n", type=COUNT, help="number of ECGs (default 1; with --paired, at most this many)")
@@ -345,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/generated", help="output folder (default out/generated)")
     p.add_argument(
         "--format",
-        type=_formats,
+        type=output_formats,
         default="wfdb,png",
         help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)",
     )
@@ -359,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument("--batch-size", type=COUNT, default=32)
-    p.add_argument("--device", type=_device, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out (refused otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_generate)
+    p.set_defaults(run=commands.run_generate)
 
     p = sub.add_parser("evaluate", help="evaluate synthetic ECGs against a prepared cache: JSON + HTML report")
     p.add_argument("--real", required=True, metavar="CACHE", help="prepared cache with the real records")
@@ -445,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=NON_NEGATIVE, default=0)
     p.add_argument(
         "--device",
-        type=_device,
+        type=device_name,
         default="auto",
         help="auto (default), cpu, cuda, cuda:N or mps (generation and classifiers)",
     )
@@ -454,13 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance", type=FINITE, default=1.0, help="with --model: classifier-free guidance scale")
     p.add_argument("--batch-size", type=COUNT, default=32, help="with --model: generation batch size")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.set_defaults(run=_evaluate)
+    p.set_defaults(run=commands.run_evaluate)
 
     p = sub.add_parser("report", help="rebuild the HTML report from a saved evaluation.json")
     p.add_argument("evaluation_json", help="evaluation.json written by `midtecg evaluate` (or its folder)")
     p.add_argument("--out", help="HTML file to write (default: report_rebuilt.html next to the JSON)")
     p.add_argument("--overwrite", action="store_true", help="replace the HTML file if it exists")
-    p.set_defaults(run=_report)
+    p.set_defaults(run=commands.run_report)
 
     p = sub.add_parser(
         "import-sssd-ecg",
@@ -475,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
         "diffusion_config); default: the model from the tensor shapes, the published schedule, 100 Hz",
     )
     p.add_argument("out", help="output model folder (config.json + model.safetensors) for --model")
-    p.set_defaults(run=_import_sssd_ecg)
+    p.set_defaults(run=commands.run_import_sssd_ecg)
     return parser
 
 
@@ -503,7 +244,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"midtecg {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
