@@ -45,7 +45,10 @@ from midtecg.data.labels import NUM_LABELS
 from midtecg.data.leads import MODEL_LEADS
 from midtecg.diffusion import NoiseSchedule
 from midtecg.io.arrays import atomic_write_bytes, atomic_write_text
-from midtecg.models.sssd import SSSDECG, ConditionGroup, SSSDConfig
+from midtecg.data.condition_groups import ConditionGroup
+from midtecg.models.config import SSSDConfig
+from midtecg.models.files import WEIGHTS_SHA256
+from midtecg.models.sssd import SSSDECG
 from midtecg.sssd_reference import (
     REFERENCE_ARRAY_LEADS,
     REFERENCE_MODEL_LEADS,
@@ -59,7 +62,6 @@ from midtecg.sssd_reference import (
     read_run_config,
     reference_layout,
 )
-from midtecg.training.checkpoint import WEIGHTS_SHA256
 
 __all__ = [
     "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "ReferenceConfig", "RunConfig", "convert_state_dict",

@@ -122,7 +122,7 @@ def run_evaluate(args) -> None:
 
     from midtecg.evaluation.config import EvaluationConfig
     from midtecg.evaluation.suite import evaluate
-    from midtecg.evaluation.utility import ClassifierTrainConfig
+    from midtecg.evaluation.classifier import ClassifierTrainConfig
 
     device = None if args.device == "auto" else args.device
     config = EvaluationConfig(
