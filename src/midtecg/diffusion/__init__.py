@@ -1,5 +1,5 @@
-"""Noise schedules, parameterisations (eps, v, rectified flow) and samplers (DDPM ancestral, DDIM,
-DPM-Solver++ 2M; Euler and Heun for flow), independent of any model."""
+"""Noise schedules, parameterisations (eps, v, rectified flow), samplers (DDPM ancestral, DDIM,
+DPM-Solver++ 2M; Euler and Heun for flow) and their noise sources, independent of any model."""
 
 from .flow import (
     FLOW_SAMPLER_NAMES,
@@ -14,6 +14,7 @@ from .flow import (
     velocity_target,
     velocity_to_eps_x0,
 )
+from .noise import IndexedNoise, NoiseSource, generator_noise
 from .parameterization import (
     PREDICTIONS,
     Parameterization,
@@ -35,6 +36,7 @@ from .samplers import (
     logsnr_spaced_timesteps,
     make_sampler,
     make_timesteps,
+    noise_source,
 )
 from .schedule import TABLE_NAMES, NoiseSchedule
 
@@ -53,6 +55,10 @@ __all__ = [
     "logsnr_spaced_timesteps",
     "make_timesteps",
     "initial_state",
+    "noise_source",
+    "NoiseSource",
+    "IndexedNoise",
+    "generator_noise",
     "SPACINGS",
     "PREDICTIONS",
     "Parameterization",
