@@ -31,7 +31,7 @@ def tiny_model() -> SSSDECG:
 
 
 def tiny_generator(prediction: str = "eps") -> ECGGenerator:
-    schedule = NoiseSchedule(num_steps=50)
+    schedule = NoiseSchedule(num_steps=20)  # ddpm: 20 ancestral steps
     return ECGGenerator(tiny_model(), schedule, ConditionEncoder("labels"), fs=100, length=64, config={},
                         source="tiny", parameterization=Parameterization(prediction, schedule))
 

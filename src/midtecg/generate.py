@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,7 +196,7 @@ def generate(
     guidance: float = 1.0,
     seed: int = 0,
     batch_size: int = 32,
-    indices=None,
+    indices: Sequence[int] | np.ndarray | None = None,
     device: str | None = None,
     progress: bool = True,
     strict: bool = True,
@@ -328,7 +329,7 @@ def _comments(row: pd.Series, generator: ECGGenerator, seed: int, index: int) ->
 
 def write_outputs(
     ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int, names: list[str] | None = None,
-    indices=None,
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, list[Path]]:
     """Write ``formats`` of ``ecgs`` and ``conditions.csv`` into ``out_dir`` (see the module docstring);
     ``indices``: each ECG's index in the job (None: 0, 1, ...), written with ``seed`` in the WFDB headers."""

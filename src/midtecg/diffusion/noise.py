@@ -32,11 +32,12 @@ Why a counter hash and not one ``torch.Generator`` per row: a per-row generator 
 rows and B kernel launches per draw on a GPU, and its numbers depend on the device (torch's CPU and CUDA
 generators are different algorithms), so the same seed would give other ECGs on a GPU unless every draw were
 made on the CPU and copied over. The counter hash draws the whole batch in a fixed number of elementwise
-kernels (about 35 on the batch, 20 on B keys) whatever B, on the model's device, without a host round trip, and gives the same numbers
-on every device. Measured with ``benchmarks/noise_draw.py`` (B = 64 ECGs x 8 leads x 1000 samples, one CPU
-thread, median of 30): 14 ms a draw, against 2.7 ms for one ``torch.randn`` of the batch and 3.2 ms for a
-loop over 64 per-row CPU generators; one forward pass of the built-in model on that batch takes 2.4 s, so
-the noise is under 1 % of a sampling step on the CPU.
+kernels (about 35 on the batch, 20 on the B keys) whatever B, on the model's device, without a host round
+trip, and gives the same numbers on every device. Its price on a CPU, measured with
+``benchmarks/noise_draw.py`` (B = 64 ECGs x 8 leads x 1000 samples, one thread, four runs on a busy shared
+machine): 9-17 ms a draw at best, 14-31 ms median, against 1.9-2.7 ms (best) for one ``torch.randn`` of the
+batch and 2.1-2.3 ms for a loop over 64 per-row CPU generators; one forward pass of the built-in model on
+that batch takes 2.3-3.4 s, so the noise stays about 1 % of a sampling step.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ __all__ = ["NoiseSource", "IndexedNoise", "generator_noise", "check_seed", "hash
 NoiseSource = Callable[[tuple[int, ...], int], torch.Tensor]
 
 MASK32 = 0xFFFFFFFF
-# murmur3's fmix32: (shift, multiplier) steps, the multipliers written as signed 32-bit numbers: x * c' and
-# x * c agree in their low 32 bits, and |x * c'| < 2^63 for any 32-bit x, so int64 never overflows.
+# murmur3's fmix32 as (shift, multiplier) steps, x ^= x >> shift then x *= multiplier (mod 2^32; 0: none). The
+# multipliers are written as signed 32-bit numbers c' = c - 2^32: x * c' and x * c agree in their low 32
+# bits, and |x * c'| < 2^63 for any 32-bit x, so int64 never overflows.
 FMIX_STEPS = ((16, 0x85EBCA6B - 2**32), (13, 0xC2B2AE35 - 2**32), (16, 0))
 # Starting words of the two key chains (hex digits of pi and e).
 KEY_STARTS = (0x243F6A88, 0xB7E15162)
@@ -61,7 +63,7 @@ KEY_STARTS = (0x243F6A88, 0xB7E15162)
 
 def hash32(x):
     """murmur3's 32-bit finaliser (a bijection of 32-bit words with full avalanche) of ``x``: a Python int, or
-    an int64 tensor of values in [0, 2^32), which is hashed in place (no full-size temporaries but one)."""
+    an int64 tensor of values in [0, 2^32), which is hashed in place (one temporary at a time)."""
     for shift, multiplier in FMIX_STEPS:
         x ^= x >> shift
         if multiplier:
@@ -92,7 +94,7 @@ class IndexedNoise:
             raise ValueError("indices must be non-negative")
         index = index.to(device=self.device, dtype=torch.int64)
         self.rows = index.numel()
-        self.float = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
+        self.compute_dtype = torch.float32 if self.device.type == "mps" else torch.float64  # MPS has no float64
         low, high = index & MASK32, index >> 32
         self._chains = []
         for start in KEY_STARTS:  # seed words in Python (the same for every row), index words per row
@@ -118,7 +120,7 @@ class IndexedNoise:
         bits = hash32(torch.arange(2 * pairs, device=self.device) ^ k1)
         bits += k2
         bits &= MASK32
-        uniform = hash32(bits).view(self.rows, pairs, 2).to(self.float)
+        uniform = hash32(bits).view(self.rows, pairs, 2).to(self.compute_dtype)
         radius = uniform[..., 0].add_(0.5).mul_(2.0**-32).log_().mul_(-2.0).sqrt_()
         angle = uniform[..., 1].mul_(2.0 * math.pi * 2.0**-32)
         z = torch.empty(self.rows, pairs, 2, device=self.device)

@@ -256,7 +256,7 @@ class DDIMSampler(Sampler):
     sigma = eta * sqrt((1 - ab_s) / (1 - ab_t)) * sqrt(1 - ab_t / ab_s),
     x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z.
     With eta = 1 and all T steps, sigma^2 = beta_tilde_t and the mean equals the DDPM posterior mean, so
-    this reproduces ``DDPMSampler`` (noise is drawn in the same order).
+    this reproduces ``DDPMSampler`` (it asks for the same draws).
     """
 
     name = "ddim"
