@@ -35,8 +35,8 @@ made on the CPU and copied over. The counter hash draws the whole batch in a fix
 kernels (about 35 on the batch, 20 on the B keys) whatever B, on the model's device, without a host round
 trip, and gives the same numbers on every device. Its price on a CPU, measured with
 ``benchmarks/noise_draw.py`` (B = 64 ECGs x 8 leads x 1000 samples, one thread, four runs on a busy shared
-machine): 9-17 ms a draw at best, 14-31 ms median, against 1.9-2.7 ms (best) for one ``torch.randn`` of the
-batch and 2.1-2.3 ms for a loop over 64 per-row CPU generators; one forward pass of the built-in model on
+machine): 9-17 ms a draw at best, 14-31 ms median, against 1.9-2.6 ms (best) for one ``torch.randn`` of the
+batch and 2.1-3.0 ms for a loop over 64 per-row CPU generators; one forward pass of the built-in model on
 that batch takes 2.3-3.4 s, so the noise stays about 1 % of a sampling step.
 """
 
