@@ -17,6 +17,7 @@ from midtecg.diffusion import (
     FLOW_SAMPLER_NAMES,
     EulerSampler,
     HeunSampler,
+    IndexedNoise,
     flow_interpolate,
     flow_timesteps,
     make_flow_sampler,
@@ -107,3 +108,21 @@ def test_interface_reproducible_and_time_grid():
     with pytest.raises(ValueError, match="unknown flow sampler"):
         make_flow_sampler("ddpm")
     assert math.isclose(sum(b - a for a, b in zip(flow_timesteps(7)[1:], flow_timesteps(7)[:-1])), 1.0)
+
+
+@pytest.mark.parametrize("cls", [EulerSampler, HeunSampler])
+def test_with_indexed_noise_a_row_does_not_depend_on_its_batch(cls):
+    """The start of row i is draw 0 of its own stream (seed, indices[i]); the only draw a flow sampler asks for."""
+    sampler, shape = cls(4), (7, 2, 30)
+    fn = exact_velocity(MU[:2, None], SD[:2, None])
+    whole = sampler.sample(fn, shape, noise=IndexedNoise(2, range(7)), progress=False)
+    parts = [sampler.sample(fn, (len(rows), *shape[1:]), noise=IndexedNoise(2, rows), progress=False)
+             for rows in (range(0, 3), range(3, 6), range(6, 7))]
+    torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
+    alone = sampler.sample(fn, (1, *shape[1:]), noise=IndexedNoise(2, [4]), progress=False)
+    torch.testing.assert_close(alone[0], whole[4], rtol=0, atol=1e-6)
+    other = sampler.sample(fn, shape, noise=IndexedNoise(3, range(7)), progress=False)
+    assert (other - whole).abs().amax(dim=(1, 2)).min() > 0.05
+    asked = []
+    sampler.sample(fn, (2, 3), noise=lambda s, d: asked.append(d) or torch.zeros(s), progress=False)
+    assert asked == [0]

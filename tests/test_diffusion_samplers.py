@@ -29,6 +29,7 @@ from midtecg.diffusion import (
     DDIMSampler,
     DDPMSampler,
     DPMSolverPP2M,
+    IndexedNoise,
     NoiseSchedule,
     evenly_spaced_timesteps,
     logsnr_spaced_timesteps,
@@ -185,17 +186,66 @@ def test_dpm_solver_is_second_order():
     assert 1.7 < errs[DDIMSampler, 50] / errs[DDIMSampler, 100] < 2.3
 
 
-def test_ddim_eta1_all_steps_is_ancestral():
+@pytest.mark.parametrize("source", ["generator", "indexed"])
+def test_ddim_eta1_all_steps_is_ancestral(source):
     """With eta = 1 and every step, sigma_t^2 = (1-ab_{t-1})/(1-ab_t) (1 - ab_t/ab_{t-1}) = beta_tilde_t and
     sqrt(ab_{t-1}) x0_hat + sqrt(1 - ab_{t-1} - beta_tilde_t) eps_hat is the DDPM posterior mean: the two
-    samplers are the same chain, so equal generators give (up to float32 rounding) equal samples."""
+    samplers are the same chain, so equal noise (equal generators, or the same draw numbers of one indexed
+    source) gives (up to float32 rounding) equal samples."""
     eps_fn = exact_eps_fn()
     shape = (2000, len(MU))
-    a = DDPMSampler(SCHEDULE).sample(eps_fn, shape, generator=torch.Generator().manual_seed(3), progress=False)
-    b = DDIMSampler(SCHEDULE, 200, eta=1.0).sample(
-        eps_fn, shape, generator=torch.Generator().manual_seed(3), progress=False
-    )
+
+    def noise():
+        if source == "generator":
+            return {"generator": torch.Generator().manual_seed(3)}
+        return {"noise": IndexedNoise(3, range(shape[0]))}
+
+    a = DDPMSampler(SCHEDULE).sample(eps_fn, shape, progress=False, **noise())
+    b = DDIMSampler(SCHEDULE, 200, eta=1.0).sample(eps_fn, shape, progress=False, **noise())
     torch.testing.assert_close(a, b, rtol=0, atol=2e-5)
+
+
+STOCHASTIC_AND_NOT = [DDPMSampler(SCHEDULE), DDIMSampler(SCHEDULE, 30, eta=0.5), DDIMSampler(SCHEDULE, 10),
+                      DPMSolverPP2M(SCHEDULE, 15)]
+
+
+@pytest.mark.parametrize("sampler", STOCHASTIC_AND_NOT, ids=repr)
+def test_with_indexed_noise_a_row_does_not_depend_on_its_batch(sampler):
+    """Every draw of row i comes from (seed, indices[i]): batches of 1, 3 or all 8 rows, in any order, give
+    each row the same sample; another seed or index gives another."""
+    shape = (8, 2, 50)
+    eps_fn = exact_eps_fn(MU[:2, None], SD[:2, None])
+    whole = sampler.sample(eps_fn, shape, noise=IndexedNoise(4, range(8)), progress=False)
+    for size in (1, 3):
+        parts = [sampler.sample(eps_fn, (len(rows), *shape[1:]), noise=IndexedNoise(4, rows), progress=False)
+                 for rows in (range(i, min(i + size, 8)) for i in range(0, 8, size))]
+        torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
+    backwards = sampler.sample(eps_fn, shape, noise=IndexedNoise(4, range(7, -1, -1)), progress=False)
+    torch.testing.assert_close(backwards.flip(0), whole, rtol=0, atol=1e-6)
+    shifted = sampler.sample(eps_fn, shape, noise=IndexedNoise(4, range(1, 9)), progress=False)
+    torch.testing.assert_close(shifted[:-1], whole[1:], rtol=0, atol=1e-6)
+    other_seed = sampler.sample(eps_fn, shape, noise=IndexedNoise(5, range(8)), progress=False)
+    for other in (other_seed, shifted):
+        assert (other - whole).abs().amax(dim=(1, 2)).min() > 0.05
+
+
+@pytest.mark.parametrize("sampler, draws", [
+    (DDPMSampler(SCHEDULE), list(range(SCHEDULE.num_steps))),  # the start, then after every step but t = 0
+    (DDIMSampler(SCHEDULE, 30, eta=0.5), list(range(30))),
+    (DDIMSampler(SCHEDULE, 30), [0]),  # eta = 0: deterministic after the start
+    (DPMSolverPP2M(SCHEDULE, 15), [0]),
+], ids=repr)
+def test_the_draws_a_sampler_asks_for(sampler, draws):
+    asked = []
+
+    def noise(shape, draw):
+        asked.append((tuple(shape), draw))
+        return torch.zeros(shape)
+
+    sampler.sample(lambda x, t: torch.zeros_like(x), (3, 4), noise=noise, progress=False)
+    assert asked == [((3, 4), d) for d in draws]
+    with pytest.raises(ValueError, match="not both"):
+        sampler.sample(lambda x, t: x, (3, 4), noise=noise, generator=torch.Generator(), progress=False)
 
 
 @pytest.mark.parametrize(

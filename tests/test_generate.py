@@ -116,6 +116,24 @@ def test_sampling_is_seeded_and_shaped(model_dir):
     assert np.isfinite(guided.signals).all()
 
 
+def test_the_same_seed_gives_the_same_ecgs_whatever_the_batch_size(model_dir, tmp_path):
+    """generate keys each ECG's noise by (seed, its row in the job): batch size 3 or 4 gives the same ECGs, and
+    one row regenerated alone with its index (read back from the WFDB header) is the same ECG."""
+    from midtecg.io import read_wfdb_comments
+
+    request = pd.concat([conditions_from_request(n=2, labels="NORM", age=40), conditions_from_request(
+        n=2, labels="IMI", age=70, sex="female")], ignore_index=True)
+    options = dict(model=model_dir, sampler="ddpm", seed=11, progress=False)
+    whole = generate(request, out_dir=tmp_path, formats=("wfdb",), batch_size=4, **options)
+    np.testing.assert_allclose(generate(request, batch_size=3, **options).ecgs.signals, whole.ecgs.signals,
+                               rtol=0, atol=1e-5)
+    header = read_wfdb_comments(whole.files["wfdb"][2], typed=True)
+    assert header["seed"] == 11 and header["index"] == 2
+    alone = generate(request.iloc[[2]], indices=[header["index"]], **options).ecgs.signals
+    np.testing.assert_allclose(alone[0], whole.ecgs.signals[2], rtol=0, atol=1e-5)
+    assert np.abs(alone[0] - whole.ecgs.signals[3]).max() > 0.1  # the same request at another index differs
+
+
 def test_generate_writes_wfdb_plots_npz_csv(model_dir, tmp_path):
     request = conditions_from_request(n=2, labels="NORM", age=61, sex="female", heart_rate=70)
     result = generate(request, model=model_dir, out_dir=tmp_path, formats=("wfdb", "npz", "csv", "png", "pdf"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -195,6 +196,7 @@ def generate(
     guidance: float = 1.0,
     seed: int = 0,
     batch_size: int = 32,
+    indices: Sequence[int] | np.ndarray | None = None,
     device: str | None = None,
     progress: bool = True,
     strict: bool = True,
@@ -204,6 +206,10 @@ def generate(
     """Sample one ECG per row of ``conditions`` and, when ``out_dir`` is given, write ``formats`` there.
 
     ``sampler``: None is the model's default (``midtecg.sample.default_sampler``).
+    ``seed`` and ``indices`` (each row's index in the job; None: its position, 0, 1, ...) key each ECG's own
+    noise stream (``midtecg.sample.sample``): the same seed gives the same ECGs whatever ``batch_size``, and
+    one row of a job regenerated alone with its index (``conditions.iloc[[i]]``, ``indices=[i]``) is the
+    same ECG. Both are written in each WFDB header (``seed``, ``index``).
     ``strict``: refuse demographics the model cannot use (a user asked for them); ``False`` drops them instead,
     for conditions copied from real records (``paired_conditions``), which carry every field. ``overwrite``:
     replace an earlier generation in ``out_dir`` (refused otherwise). ``estimate`` (default: ``progress``):
@@ -242,6 +248,7 @@ def generate(
         guidance=guidance,
         seed=seed,
         batch_size=batch_size,
+        indices=indices,
         progress=progress,
     )
     if fs is not None and fs != generator.fs:
@@ -250,7 +257,7 @@ def generate(
     if out_dir is not None:
         result.out_dir = Path(out_dir)
         with staged_output(out_dir, OUTPUT_ENTRIES, overwrite) as stage:
-            staged = write_outputs(ecgs, stage, formats, generator, seed, names)
+            staged = write_outputs(ecgs, stage, formats, generator, seed, names, indices)
         result.files = {kind: [result.out_dir / p.relative_to(stage) for p in paths] for kind, paths in staged.items()}
     return result
 
@@ -309,20 +316,23 @@ def _given(row: pd.Series) -> dict:
     return out
 
 
-def _comments(row: pd.Series, generator: ECGGenerator, seed: int) -> dict:
+def _comments(row: pd.Series, generator: ECGGenerator, seed: int, index: int) -> dict:
     return {
         "labels": row["labels"] or "none",
         **_given(row),
         "generator": "midtecg",
         "model": Path(generator.source).name,
         "seed": seed,
+        "index": index,
     }
 
 
 def write_outputs(
-    ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int, names: list[str] | None = None
+    ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int, names: list[str] | None = None,
+    indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, list[Path]]:
-    """Write ``formats`` of ``ecgs`` and ``conditions.csv`` into ``out_dir`` (see the module docstring)."""
+    """Write ``formats`` of ``ecgs`` and ``conditions.csv`` into ``out_dir`` (see the module docstring);
+    ``indices``: each ECG's index in the job (None: 0, 1, ...), written with ``seed`` in the WFDB headers."""
     from midtecg.io.arrays import save_npz, write_conditions_csv, write_signals_csv
     from midtecg.io.wfdb_io import write_wfdb
     from midtecg.plotting.ecg import save_ecg_plots
@@ -331,7 +341,8 @@ def write_outputs(
     names = record_names_of(table) if names is None else check_record_names(names, len(table))
     files: dict[str, list[Path]] = {}
     if "wfdb" in formats:
-        comments = [_comments(row, generator, seed) for _, row in table.iterrows()]
+        indices = range(len(table)) if indices is None else indices
+        comments = [_comments(row, generator, seed, int(i)) for i, (_, row) in zip(indices, table.iterrows())]
         files["wfdb"] = write_wfdb(ecgs.signals, out_dir / "wfdb", fs=ecgs.fs, names=names, comments=comments)
     if "npz" in formats:
         files["npz"] = [save_npz(out_dir / "ecgs.npz", ecgs.signals, table, ecgs.lead_names, ecgs.fs)]

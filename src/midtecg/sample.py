@@ -9,6 +9,10 @@ per-lead scale it works in (``signal.lead_scale``; absent: millivolts) and its d
 ``{"sampler": ..., "steps": ...}``; absent: ddpm for diffusion models, heun with 20 steps for flow models)
 are read from the checkpoint, so every sampler gets the right conversion and the output is always in mV.
 
+Randomness: each ECG has its own noise stream, keyed by the seed and the ECG's index in the whole job
+(``midtecg.diffusion.noise.IndexedNoise``), so the same seed gives the same ECGs whatever the batch size, and
+one ECG sampled alone (with its index) is the one it is inside the job.
+
 Every step of a batch runs the same weights: everything that depends only on them (S4 transfer functions,
 weight norms) is computed once (``model.cached_kernels()``), and a step queues its kernels without waiting
 for the device. On CUDA the model evaluation can be compiled (``compile=True``) and replayed as a CUDA
@@ -18,6 +22,7 @@ graph (``cuda_graph=True``, captured once per batch).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +33,11 @@ from tqdm.auto import tqdm
 from midtecg.data.conditions import ConditionEncoder
 from midtecg.device import resolve_device
 from midtecg.data.leads import WFDB_LEADS, to_twelve_leads
-from midtecg.diffusion import NoiseSchedule, Parameterization, make_parameterized_sampler
+from midtecg.diffusion import IndexedNoise, NoiseSchedule, Parameterization, make_parameterized_sampler
+from midtecg.diffusion.noise import check_seed
 from midtecg.models.config import SSSDConfig
-from midtecg.models.sssd import SSSDECG
 from midtecg.models.files import read_model_files
+from midtecg.models.sssd import SSSDECG
 
 
 @dataclass
@@ -155,6 +161,19 @@ def graphed_eps_fn(eps_fn, shape: tuple[int, ...], device: torch.device, warmup:
     return replay
 
 
+def _job_indices(indices, n: int) -> np.ndarray:
+    if indices is None:
+        return np.arange(n, dtype=np.int64)
+    values = np.asarray(indices)
+    if values.shape != (n,) or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
+        raise ValueError(f"indices must be {n} whole numbers, one per conditions row; got {values.dtype} "
+                         f"{values.shape}")
+    values = values.astype(np.int64)  # uint64 beyond 2^63 wraps to negative and is refused below
+    if (values < 0).any() or len(np.unique(values)) != n:
+        raise ValueError("indices must be distinct non-negative whole numbers (one noise stream per ECG)")
+    return values
+
+
 @torch.no_grad()
 def sample(
     generator: ECGGenerator,
@@ -166,6 +185,7 @@ def sample(
     guidance: float = 1.0,
     seed: int = 0,
     batch_size: int = 32,
+    indices: Sequence[int] | np.ndarray | None = None,
     bf16: bool = False,
     compile: bool = False,
     cuda_graph: bool = False,
@@ -175,19 +195,28 @@ def sample(
 
     ``sampler``: ddpm, ddim or dpm++2m for diffusion models, euler or heun for rectified-flow models; None:
     the checkpoint's default (``default_sampler``), with its steps unless ``steps`` is given.
+    ``seed`` (a whole number in [0, 2^64)) and ``indices`` (each row's index in the job: distinct whole
+    numbers; None: 0, 1, ..., n - 1) key the noise: every random draw of ECG ``i`` (its start and, for ddpm
+    and ddim with ``eta`` > 0, the noise of each step) is a function of ``(seed, indices[i])`` alone, the
+    same on every device. So ``batch_size`` does not change the ECGs, and ``conditions.iloc[[i]]`` with
+    ``indices=[i]`` gives ECG ``i`` of the whole job, up to float32 round-off of the network's batched
+    arithmetic (about 1e-6 mV). With guidance the conditional and unconditional passes see the same state,
+    so they share the noise.
     ``compile``: ``torch.compile`` the model evaluation; ``cuda_graph`` (CUDA only, else ignored): replay it
     as a CUDA graph. Both give the eager result up to float round-off."""
     if guidance != 1.0 and not generator.supports_guidance:
         raise ValueError(f"{generator.source} was trained without condition dropout, so guidance must be 1.0 (got {guidance})")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n = len(conditions)
+    indices = _job_indices(indices, n)
+    seed = check_seed(seed)
     encoded = generator.encoder.encode(conditions)
     device = generator.device
     param = generator.parameterization or Parameterization("eps", generator.schedule)
     solver = generator_sampler(generator, sampler, steps, eta)
     shape_tail = (generator.model.config.in_leads, generator.length)
     outputs = []
-    n = len(conditions)
     batches = range(0, n, batch_size)
     use_bf16 = bf16 and device.type == "cuda"
     use_graph = cuda_graph and device.type == "cuda"
@@ -195,16 +224,16 @@ def sample(
     # Autocast's cast cache must be off while a graph is captured.
     autocast = torch.autocast(device.type, torch.bfloat16, enabled=use_bf16, cache_enabled=not use_graph)
     with generator.model.cached_kernels(), autocast:
-        for number, start in enumerate(tqdm(batches, desc="batches", disable=not progress or len(batches) < 2)):
+        for start in tqdm(batches, desc="batches", disable=not progress or len(batches) < 2):
             stop = min(start + batch_size, n)
             cond = {k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()}  # copies: v may be read-only
-            rng = torch.Generator(device=device).manual_seed(seed * 1_000_003 + number)
+            noise = IndexedNoise(seed, indices[start:stop], device)
             guided = guided_eps_fn(model, cond, guidance)
             eps_fn = lambda x_t, t, guided=guided: guided(x_t, param.model_time(t))  # noqa: E731
             if use_graph:
                 eps_fn = graphed_eps_fn(eps_fn, (stop - start, *shape_tail), device)
             x8 = solver.sample(eps_fn, (stop - start, *shape_tail),
-                               generator=rng, device=device, progress=progress and len(batches) < 2)
+                               noise=noise, device=device, progress=progress and len(batches) < 2)
             if generator.lead_scale is not None:  # back to millivolts
                 x8 = x8 * torch.from_numpy(generator.lead_scale).to(x8.device)[:, None]
             outputs.append(to_twelve_leads(x8.float()).cpu().numpy())

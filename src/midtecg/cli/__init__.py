@@ -98,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--guidance", type=FINITE, default=1.0, help="classifier-free guidance scale (1 = plain conditional)"
     )
-    p.add_argument("--seed", type=NON_NEGATIVE, default=0)
-    p.add_argument("--batch-size", type=COUNT, default=32)
+    p.add_argument("--seed", type=NON_NEGATIVE, default=0,
+                   help="each ECG's noise comes from (seed, its row number), so the same seed gives the same ECGs "
+                   "whatever --batch-size (default 0)")
+    p.add_argument("--batch-size", type=COUNT, default=32,
+                   help="ECGs sampled together (default 32); changes speed and memory, not the ECGs")
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out (refused otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -193,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, help="with --model (default: the model's own)")
     p.add_argument("--steps", type=COUNT, help="with --model: sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument("--guidance", type=FINITE, default=1.0, help="with --model: classifier-free guidance scale")
-    p.add_argument("--batch-size", type=COUNT, default=32, help="with --model: generation batch size")
+    p.add_argument("--batch-size", type=COUNT, default=32,
+                   help="with --model: generation batch size (changes speed and memory, not the ECGs)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=commands.run_evaluate)
 

@@ -1,5 +1,5 @@
-"""Noise schedules, parameterisations (eps, v, rectified flow) and samplers (DDPM ancestral, DDIM,
-DPM-Solver++ 2M; Euler and Heun for flow), independent of any model.
+"""Noise schedules, parameterisations (eps, v, rectified flow), samplers (DDPM ancestral, DDIM,
+DPM-Solver++ 2M; Euler and Heun for flow) and their noise sources, independent of any model.
 
 Imported lazily, so that ``midtecg.diffusion.config`` (the ``[diffusion]`` section, checked when a config
 file is read) does not import torch."""
@@ -12,11 +12,12 @@ _EXPORTS = {
     "config": ("DiffusionConfig", "SCHEDULE_KINDS", "MAX_DIFFUSION_STEPS"),
     "flow": ("FLOW_SAMPLER_NAMES", "EulerSampler", "FlowSampler", "HeunSampler", "VelocityFn", "flow_interpolate",
              "flow_time", "flow_timesteps", "make_flow_sampler", "velocity_target", "velocity_to_eps_x0"),
+    "noise": ("IndexedNoise", "NoiseSource", "generator_noise"),
     "parameterization": ("PREDICTIONS", "Parameterization", "gaussian_optimal_output", "make_parameterized_sampler",
                          "v_to_eps_x0"),
     "samplers": ("SAMPLER_NAMES", "SAMPLER_PREDICTIONS", "DDIMSampler", "DDPMSampler", "DPMSolverPP2M", "EpsFn",
                  "Sampler", "SPACINGS", "evenly_spaced_timesteps", "initial_state", "logsnr_spaced_timesteps",
-                 "make_sampler", "make_timesteps"),
+                 "make_sampler", "make_timesteps", "noise_source"),
     "schedule": ("TABLE_NAMES", "NoiseSchedule"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

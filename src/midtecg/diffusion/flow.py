@@ -14,10 +14,10 @@ default DDPM schedule there is no start mismatch) down to t = 0 over ``steps`` e
 - ``HeunSampler``: the Euler step, then the average of the velocities at both ends (the trapezoidal
   corrector of Karras et al. 2022); two evaluations per step, second order.
 
-Both expose ``sample(velocity_fn, shape, *, generator=None, device="cpu", progress=True, x_T=None)`` like the
-DDPM samplers; ``velocity_fn(x_t, t)`` gets ``t`` as a float32 tensor of shape ``(B,)`` in [0, 1] (the caller
-maps it to the network's step input). Randomness: only the start is random, drawn with ``generator`` as in
-``midtecg.diffusion.samplers``.
+Both expose ``sample(velocity_fn, shape, *, generator=None, noise=None, device="cpu", progress=True, x_T=None)``
+like the DDPM samplers; ``velocity_fn(x_t, t)`` gets ``t`` as a float32 tensor of shape ``(B,)`` in [0, 1] (the
+caller maps it to the network's step input). Randomness: only the start is random, draw 0 of the noise source
+(``noise``, else ``generator``'s draws) as in ``midtecg.diffusion.samplers``.
 
 Accuracy on Gaussian data with the exact velocity (tests/test_diffusion_flow.py; means exact, variance
 error of the worst dimension, std 0.3 to 2): Heun 10 steps 2.1 %, 20 steps 0.6 %, 40 steps 0.16 % (second
@@ -31,7 +31,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .samplers import initial_state
+from .noise import NoiseSource
+from .samplers import initial_state, noise_source
 
 __all__ = [
     "VelocityFn",
@@ -118,12 +119,14 @@ class FlowSampler:
             raise ValueError(f"velocity_fn returned {got}, expected a tensor of shape {tuple(x.shape)}")
         return u.to(torch.float32)
 
-    def sample(self, velocity_fn: VelocityFn, shape, *, generator: torch.Generator | None = None, device="cpu",
-               progress: bool = True, x_T: torch.Tensor | None = None) -> torch.Tensor:
-        """Integrate from x_1 ~ N(0, I) (or ``x_T``) to t = 0; float32 samples of ``shape`` on ``device``."""
+    def sample(self, velocity_fn: VelocityFn, shape, *, generator: torch.Generator | None = None,
+               noise: NoiseSource | None = None, device="cpu", progress: bool = True,
+               x_T: torch.Tensor | None = None) -> torch.Tensor:
+        """Integrate from x_1 ~ N(0, I) (draw 0 of ``noise`` or ``generator``, or ``x_T``) to t = 0; float32
+        samples of ``shape`` on ``device``."""
         device = torch.device(device)
         with torch.no_grad():
-            x = initial_state(shape, x_T, generator, device)
+            x = initial_state(shape, x_T, noise_source(generator, noise, device), device)
             pairs = list(zip(self.times[:-1], self.times[1:]))
             for t, t_next in tqdm(pairs, desc=self.name, disable=not progress, leave=False):
                 x = self._step(velocity_fn, x, t, t_next)

@@ -2,7 +2,7 @@
 
 Every sampler shares one interface::
 
-    sampler.sample(eps_fn, shape, *, generator=None, device="cpu", progress=True, x_T=None) -> Tensor
+    sampler.sample(eps_fn, shape, *, generator=None, noise=None, device="cpu", progress=True, x_T=None) -> Tensor
 
 ``eps_fn(x_t, t)`` receives the current state ``x_t`` (float32, ``shape``) and the step as a long tensor of
 shape ``(B,)`` (``B = shape[0]``, all entries equal) and returns the noise estimate of the same shape. The
@@ -15,17 +15,20 @@ data prediction x0_hat, which a v estimate gives exactly (x0_hat = -v there); an
 nothing of x0 at that step, and x0_hat = 0 (the mean of centred data, the MMSE estimate when x_{T-1} holds
 no trace of x0) is used instead.
 
-How the chain starts (all samplers, kept consistent): at ``t = T-1`` from ``x_T ~ N(0, I)`` drawn with
-``generator``, exactly as the reference SSSD-ECG code does, or from the ``x_T`` passed in. Note that
+How the chain starts (all samplers, kept consistent): at ``t = T-1`` from ``x_T ~ N(0, I)`` (draw 0 of the
+noise source), exactly as the reference SSSD-ECG code does, or from the ``x_T`` passed in. Note that
 with the default schedule ``alpha_bar_{T-1} = 0.132``: the true marginal q(x_{T-1}) of data with mean mu and
 variance s^2 is N(0.363 mu, 0.132 s^2 + 0.868), not N(0, I). The mismatch is part of the reference method
 (the trained network has only ever seen q(x_{T-1})); pass ``x_T`` to start elsewhere. Each sampler's
 first model evaluation is at ``t = T-1`` and its last at ``t = 0``; the step out of ``t = 0`` goes to the
 clean signal (``alpha_bar = 1``) and adds no noise.
 
-Randomness: all noise is drawn with ``generator`` on the generator's own device and then moved to
-``device``, so a CPU generator gives the same samples whatever device runs the model. Same generator
-state, same output.
+Randomness: every draw comes from a noise source (``midtecg.diffusion.noise``), ``noise(shape, draw)``: draw 0
+is x_T, draw k the noise added after the k-th model evaluation (DDPM and DDIM with eta > 0; DPM-Solver++ draws
+only x_T). Pass ``noise=IndexedNoise(seed, indices, device)`` for one stream per row (rows independent of the
+batch), or ``generator=`` (default: the global generator) for consecutive draws of one ``torch.Generator`` on
+its own device, moved to ``device`` (a CPU generator gives the same samples whatever device runs the model).
+Same source, same output.
 
 - ``DDPMSampler``: ancestral sampling over all T steps, sigma_t^2 = beta_tilde_t, no clipping (the default).
 - ``DDIMSampler``: DDIM over ``steps`` evenly spaced steps (T-1 ... 0), ``eta`` scales the noise
@@ -49,6 +52,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .noise import NoiseSource, generator_noise
 from .schedule import NoiseSchedule
 
 __all__ = [
@@ -65,6 +69,7 @@ __all__ = [
     "SPACINGS",
     "SAMPLER_PREDICTIONS",
     "initial_state",
+    "noise_source",
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -119,15 +124,8 @@ def make_timesteps(schedule: NoiseSchedule, steps: int, spacing: str = "linear")
     raise ValueError(f"unknown timestep spacing {spacing!r}; expected one of {', '.join(SPACINGS)}")
 
 
-def _randn(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    if generator is None:
-        return torch.randn(shape, device=device, dtype=torch.float32)
-    return torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32).to(device)
-
-
-def initial_state(shape, x_T: torch.Tensor | None, generator: torch.Generator | None, device) -> torch.Tensor:
-    """The chain's start: ``x_T`` (checked, copied to float32 on ``device``) or N(0, I) drawn with ``generator``
-    on the generator's device (see the module docstring)."""
+def initial_state(shape, x_T: torch.Tensor | None, noise: NoiseSource, device) -> torch.Tensor:
+    """The chain's start: ``x_T`` (checked, copied to float32 on ``device``) or draw 0 of ``noise``."""
     shape = tuple(int(s) for s in shape)
     if len(shape) < 1 or shape[0] < 1:
         raise ValueError(f"shape must start with a positive batch size, got {shape}")
@@ -135,7 +133,14 @@ def initial_state(shape, x_T: torch.Tensor | None, generator: torch.Generator | 
         if tuple(x_T.shape) != shape:
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
         return x_T.detach().to(device=device, dtype=torch.float32).clone()
-    return _randn(shape, generator, torch.device(device))
+    return noise(shape, 0).to(device)
+
+
+def noise_source(generator: torch.Generator | None, noise: NoiseSource | None, device) -> NoiseSource:
+    """The noise source a sampler draws from: ``noise``, else the draws of ``generator`` (not both)."""
+    if noise is not None and generator is not None:
+        raise ValueError("pass a noise source or a generator, not both")
+    return generator_noise(generator, device) if noise is None else noise
 
 
 class Sampler:
@@ -198,17 +203,20 @@ class Sampler:
         shape,
         *,
         generator: torch.Generator | None = None,
+        noise: NoiseSource | None = None,
         device="cpu",
         progress: bool = True,
         x_T: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draw samples of ``shape`` (float32 on ``device``); see the module docstring."""
+        """Draw samples of ``shape`` (float32 on ``device``) with ``noise`` or ``generator``; see the module
+        docstring."""
         device = torch.device(device)
+        noise = noise_source(generator, noise, device)
         with torch.no_grad():
-            x = initial_state(shape, x_T, generator, device)
-            return self._run(eps_fn, x, generator, progress)
+            x = initial_state(shape, x_T, noise, device)
+            return self._run(eps_fn, x, noise, progress)
 
-    def _run(self, eps_fn, x, generator, progress):  # pragma: no cover - abstract
+    def _run(self, eps_fn, x, noise, progress):  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -227,8 +235,8 @@ class DDPMSampler(Sampler):
         self._betas = [float(v) for v in schedule.betas]
         self._sigmas = [math.sqrt(float(v)) for v in schedule.posterior_variance]
 
-    def _run(self, eps_fn, x, generator, progress):
-        for t in self._progress(progress):
+    def _run(self, eps_fn, x, noise, progress):
+        for draw, t in enumerate(self._progress(progress), start=1):
             beta = self._betas[t]
             eps, x0 = self._predict(eps_fn, x, t, eps=beta < 1.0, x0=beta >= 1.0)
             if beta < 1.0:
@@ -236,7 +244,7 @@ class DDPMSampler(Sampler):
             else:
                 x = math.sqrt(self.alpha_bar(t - 1)) * x0
             if t > 0:
-                x = x + self._sigmas[t] * _randn(x.shape, generator, x.device)
+                x = x + self._sigmas[t] * noise(x.shape, draw).to(x.device)
         return x
 
 
@@ -248,7 +256,7 @@ class DDIMSampler(Sampler):
     sigma = eta * sqrt((1 - ab_s) / (1 - ab_t)) * sqrt(1 - ab_t / ab_s),
     x_s = sqrt(ab_s) x0_hat + sqrt(1 - ab_s - sigma^2) eps_hat + sigma z.
     With eta = 1 and all T steps, sigma^2 = beta_tilde_t and the mean equals the DDPM posterior mean, so
-    this reproduces ``DDPMSampler`` (noise is drawn in the same order).
+    this reproduces ``DDPMSampler`` (it asks for the same draws).
     """
 
     name = "ddim"
@@ -267,15 +275,15 @@ class DDIMSampler(Sampler):
             f"spacing={self.spacing!r})"
         )
 
-    def _run(self, eps_fn, x, generator, progress):
+    def _run(self, eps_fn, x, noise, progress):
         nexts = self.timesteps[1:] + (-1,)
-        for t, s in zip(self._progress(progress), nexts):
+        for draw, (t, s) in enumerate(zip(self._progress(progress), nexts), start=1):
             eps, x0 = self._predict(eps_fn, x, t)
             ab_t, ab_s = self.alpha_bar(t), self.alpha_bar(s)
             sigma = self.eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
             x = math.sqrt(ab_s) * x0 + math.sqrt(max(1.0 - ab_s - sigma * sigma, 0.0)) * eps
             if sigma > 0.0:
-                x = x + sigma * _randn(x.shape, generator, x.device)
+                x = x + sigma * noise(x.shape, draw).to(x.device)
         return x
 
 
@@ -307,7 +315,7 @@ class DPMSolverPP2M(Sampler):
     def __repr__(self) -> str:
         return f"DPMSolverPP2M(T={self.schedule.num_steps}, steps={self.num_steps}, spacing={self.spacing!r})"
 
-    def _run(self, eps_fn, x, generator, progress):
+    def _run(self, eps_fn, x, noise, progress):
         steps = self.timesteps
         prev_x0 = None
         prev_h = None
