@@ -17,7 +17,6 @@ import resource
 import sys
 import time
 
-import numpy as np
 import torch
 
 from midtecg.evaluation.classifier import (

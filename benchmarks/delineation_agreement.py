@@ -76,13 +76,18 @@ def main(argv: list[str] | None = None) -> dict:
     norm = sup[:, label_set_codes("superdiagnostic").index("NORM")] > 0
     sel = np.ones(len(norm), bool) if args.all_records else norm
     n = int(sel.sum())
-    sets = {"100hz": (np.asarray(d100.signals[sel]), 100.0, np.ones(n, bool)),
-            "500hz": (np.asarray(d500.signals[sel]), 500.0, np.ones(n, bool))}
+    sets = {
+        "100hz": (np.asarray(d100.signals[sel]), 100.0, np.ones(n, bool)),
+        "500hz": (np.asarray(d500.signals[sel]), 500.0, np.ones(n, bool)),
+    }
     if args.official_100:
         x, have = _official_100(d100.records[sel])
         sets["100hz_official"] = (x, 100.0, have)
-    result: dict = {"records": "all" if args.all_records else "NORM (superdiagnostic)", "n": n,
-                    "n_per_set": {name: int(v[2].sum()) for name, v in sets.items()}}
+    result: dict = {
+        "records": "all" if args.all_records else "NORM (superdiagnostic)",
+        "n": n,
+        "n_per_set": {name: int(v[2].sum()) for name, v in sets.items()},
+    }
     tables, seconds = {}, {}
     for name, (x, fs, _) in sets.items():
         t0 = time.process_time()
@@ -92,10 +97,12 @@ def main(argv: list[str] | None = None) -> dict:
     result["failure_rate"] = {name: t["failure_rate"] for name, t in tables.items()}
     result["missing_rate"] = {name: {k: float(np.isnan(t[k]).mean()) for k in KEYS} for name, t in tables.items()}
     result["physiological_ranges"] = RANGES
-    result["in_range"] = {name: {k: bool(lo <= result["medians"][name][k] <= hi) for k, (lo, hi) in RANGES.items()}
-                          for name in tables}
-    result["agreement_vs_500hz"] = {name: _agreement(t, tables["500hz"], sets[name][2])
-                                    for name, t in tables.items() if name != "500hz"}
+    result["in_range"] = {
+        name: {k: bool(lo <= result["medians"][name][k] <= hi) for k, (lo, hi) in RANGES.items()} for name in tables
+    }
+    result["agreement_vs_500hz"] = {
+        name: _agreement(t, tables["500hz"], sets[name][2]) for name, t in tables.items() if name != "500hz"
+    }
     result["cpu_seconds"] = seconds
     print(json.dumps(result, indent=2))
     return result

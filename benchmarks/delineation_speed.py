@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     x = _fold10(args.cache)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="midtecg_bench_measures_") as tmp:
+
         def both():
             delineate(x, 100.0, n_jobs=1, cache_dir=tmp)
             rhythm_measures(x, 100.0, n_jobs=1, cache_dir=tmp)
@@ -79,9 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
         second_wall, second_cpu = _timed(both)
         files = len(list(Path(tmp).iterdir()))
     out = {
-        "records": int(x.shape[0]), "fs": 100, "source": "shared PTB-XL fold 10",
-        "first_run_s": round(first_wall, 3), "first_run_cpu_s": round(first_cpu, 3),
-        "second_run_s": round(second_wall, 3), "second_run_cpu_s": round(second_cpu, 3),
+        "records": int(x.shape[0]),
+        "fs": 100,
+        "source": "shared PTB-XL fold 10",
+        "first_run_s": round(first_wall, 3),
+        "first_run_cpu_s": round(first_cpu, 3),
+        "second_run_s": round(second_wall, 3),
+        "second_run_cpu_s": round(second_cpu, 3),
         "ms_per_record_first_cpu": round(1000.0 * first_cpu / x.shape[0], 2),
         "cache_files": files,
         "note": "delineate + rhythm_measures share one measurement pass (one cache entry); n_jobs=1",
@@ -91,8 +96,13 @@ def main(argv: list[str] | None = None) -> dict:
         cpu = _neurokit_seconds(x[:n])
         out["neurokit_dwt_cpu_s_per_record"] = round(cpu / n, 4)
         out["neurokit_dwt_cpu_s_277_estimated"] = round(cpu / n * x.shape[0], 2)
-    out.update(load_before=[round(v, 2) for v in load_before], load_after=[round(v, 2) for v in os.getloadavg()],
-               machine=platform.machine(), cpu_count=os.cpu_count(), python=platform.python_version())
+    out.update(
+        load_before=[round(v, 2) for v in load_before],
+        load_after=[round(v, 2) for v in os.getloadavg()],
+        machine=platform.machine(),
+        cpu_count=os.cpu_count(),
+        python=platform.python_version(),
+    )
     print(json.dumps(out, indent=2))
     return out
 

@@ -43,8 +43,13 @@ def plain_fd(real, synth, n_splits, seed) -> dict:
     n_floor, splits = floor_splits(len(real), len(synth), n_splits, seed)
     floor = [frechet_distance(real[a], real[b]) for a, b, _ in splits]
     at_n = [frechet_distance(real[a], synth[s]) for a, _, s in splits]
-    return {"value": frechet_distance(real, synth), "value_at_floor_n": float(np.mean(at_n)),
-            "floor_mean": float(np.mean(floor)), "floor_std": float(np.std(floor, ddof=1)), "n_floor": n_floor}
+    return {
+        "value": frechet_distance(real, synth),
+        "value_at_floor_n": float(np.mean(at_n)),
+        "floor_mean": float(np.mean(floor)),
+        "floor_std": float(np.std(floor, ddof=1)),
+        "n_floor": n_floor,
+    }
 
 
 def brief(d: dict) -> dict:
@@ -62,15 +67,20 @@ def brief(d: dict) -> dict:
 
 def compare(real, synth, emb_real: dict, emb_synth: dict, n_splits: int, seed: int) -> dict:
     t0 = time.perf_counter()
-    out = {"n_real": len(real), "n_synth": len(synth), "signal": brief(signal_distances(real, synth, fs=100,
-                                                                                      n_splits=n_splits, seed=seed))}
+    out = {
+        "n_real": len(real),
+        "n_synth": len(synth),
+        "signal": brief(signal_distances(real, synth, fs=100, n_splits=n_splits, seed=seed)),
+    }
     out["signal_seconds"] = round(time.perf_counter() - t0, 2)
     for name, e_real in emb_real.items():
         t0 = time.perf_counter()
         out[name] = brief(embedding_distances(e_real, emb_synth[name], n_splits=n_splits, seed=seed))
         out[name]["seconds"] = round(time.perf_counter() - t0, 2)
-        out[name]["plain_frechet"] = {k: round(v, 4) if isinstance(v, float) else v
-                                      for k, v in plain_fd(e_real, emb_synth[name], n_splits, seed).items()}
+        out[name]["plain_frechet"] = {
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in plain_fd(e_real, emb_synth[name], n_splits, seed).items()
+        }
     return out
 
 
@@ -99,15 +109,32 @@ def main(argv=None) -> dict:
     sample = np.union1d(gen.choice(np.setdiff1d(train, [artefact]), len(test) - 1, replace=False), [artefact])
     noise = float(x[test].std()) * gen.normal(size=(len(test),) + x.shape[1:]).astype(np.float32)
     emb_noise = {"psd": psd_embedding(noise)}
-    result = {"artefact_record": {"ecg_id": int(data.records["ecg_id"][artefact]), "fold": int(fold[artefact]),
-                                  "max_abs_mv": round(float(np.abs(x[artefact]).max()), 2)},
-              "folds_1_8_vs_fold_10": compare(x[train], x[test], {k: e[train] for k, e in emb.items()},
-                                              {k: e[test] for k, e in emb.items()}, args.n_splits, args.seed),
-              "fold_10_vs_train_sample_with_artefact": compare(
-                  x[test], x[sample], {k: e[test] for k, e in emb.items()}, {k: e[sample] for k, e in emb.items()},
-                  args.n_splits, args.seed),
-              "fold_10_vs_white_noise": compare(x[test], noise, {"psd": emb["psd"][test]}, emb_noise, args.n_splits,
-                                                args.seed)}
+    result = {
+        "artefact_record": {
+            "ecg_id": int(data.records["ecg_id"][artefact]),
+            "fold": int(fold[artefact]),
+            "max_abs_mv": round(float(np.abs(x[artefact]).max()), 2),
+        },
+        "folds_1_8_vs_fold_10": compare(
+            x[train],
+            x[test],
+            {k: e[train] for k, e in emb.items()},
+            {k: e[test] for k, e in emb.items()},
+            args.n_splits,
+            args.seed,
+        ),
+        "fold_10_vs_train_sample_with_artefact": compare(
+            x[test],
+            x[sample],
+            {k: e[test] for k, e in emb.items()},
+            {k: e[sample] for k, e in emb.items()},
+            args.n_splits,
+            args.seed,
+        ),
+        "fold_10_vs_white_noise": compare(
+            x[test], noise, {"psd": emb["psd"][test]}, emb_noise, args.n_splits, args.seed
+        ),
+    }
     result.update(seconds=round(time.perf_counter() - t_start, 1), load_average=os.getloadavg())
     print(json.dumps(result, indent=1))
     return result

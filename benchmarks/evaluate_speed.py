@@ -56,25 +56,45 @@ def main(argv: list[str]) -> dict:
         unseen = load_ecg_set((cache, [9]), role="synth")
         unseen = unseen.subset(range(min(len(real), len(unseen))))
         unseen.table = unseen.table.drop(columns=["ecg_id"])  # unpaired: the verdicts, not the pairing, are timed
-        config = EvaluationConfig(classifier=ClassifierTrainConfig(epochs=args.classifier_epochs, seed=args.seed),
-                                  classifier_dir=str(tmp / "classifier"), threads=args.threads, seed=args.seed,
-                                  progress=False, n_examples=4)
+        config = EvaluationConfig(
+            classifier=ClassifierTrainConfig(epochs=args.classifier_epochs, seed=args.seed),
+            classifier_dir=str(tmp / "classifier"),
+            threads=args.threads,
+            seed=args.seed,
+            progress=False,
+            n_examples=4,
+        )
         runs = []
         for run in ("first", "second"):
             start = time.perf_counter()
-            result = evaluate((cache, "test"), unseen, train=(cache, "train"), out_dir=tmp / f"eval-{run}",
-                              config=config)
-            runs.append({"run": run, "wall_seconds": round(time.perf_counter() - start, 2),
-                         "timings": result["timings"],
-                         "verdicts": {axis: v["verdict"] for axis, v in result["verdicts"].items()}})
+            result = evaluate(
+                (cache, "test"), unseen, train=(cache, "train"), out_dir=tmp / f"eval-{run}", config=config
+            )
+            runs.append(
+                {
+                    "run": run,
+                    "wall_seconds": round(time.perf_counter() - start, 2),
+                    "timings": result["timings"],
+                    "verdicts": {axis: v["verdict"] for axis, v in result["verdicts"].items()},
+                }
+            )
     report = {
-        "benchmark": "evaluate_speed", "n_real": len(real), "n_synth": len(unseen), "cache": str(cache),
-        "prepare_seconds": round(prepare_seconds, 2), "runs": runs,
+        "benchmark": "evaluate_speed",
+        "n_real": len(real),
+        "n_synth": len(unseen),
+        "cache": str(cache),
+        "prepare_seconds": round(prepare_seconds, 2),
+        "runs": runs,
         "speedup_second_run": round(runs[0]["wall_seconds"] / max(runs[1]["wall_seconds"], 1e-9), 2),
-        "classifier_epochs": args.classifier_epochs, "threads": args.threads, "cpu_count": os.cpu_count(),
-        "loadavg_before": [round(v, 2) for v in load_before], "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "classifier_epochs": args.classifier_epochs,
+        "threads": args.threads,
+        "cpu_count": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "python": platform.python_version(), "torch": torch.__version__, "device": "cpu",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": "cpu",
     }
     print(json.dumps(report))
     return report

@@ -78,8 +78,13 @@ class Run:
         try:
             fn(*args, **kwargs)
         except Exception as error:  # record and go on: the other measurements still count
-            self.emit({"phase": name, "error": f"{type(error).__name__}: {error}",
-                       "trace": traceback.format_exc(limit=4)[-1500:]})
+            self.emit(
+                {
+                    "phase": name,
+                    "error": f"{type(error).__name__}: {error}",
+                    "trace": traceback.format_exc(limit=4)[-1500:],
+                }
+            )
         finally:
             self.free()
 
@@ -124,9 +129,21 @@ class Run:
         ema = self.model().requires_grad_(False)
         optimizer = make_optimizer(model, 2e-4)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
-        trainer = TrainStep(model, optimizer, scheduler, NoiseSchedule(), ObjectiveConfig(), ema=ema,
-                            ema_decay=0.999, steps=10_000, grad_clip=1.0, bf16=self.device.type == "cuda",
-                            log_capacity=1000, compile=compile, cuda_graph=cuda_graph)
+        trainer = TrainStep(
+            model,
+            optimizer,
+            scheduler,
+            NoiseSchedule(),
+            ObjectiveConfig(),
+            ema=ema,
+            ema_decay=0.999,
+            steps=10_000,
+            grad_clip=1.0,
+            bf16=self.device.type == "cuda",
+            log_capacity=1000,
+            compile=compile,
+            cuda_graph=cuda_graph,
+        )
         return trainer, model
 
     def batch(self, model: SSSDECG, batch: int, step: int):
@@ -152,16 +169,30 @@ class Run:
             self.sync()
             times.append(time.perf_counter() - start)
         log = trainer.read_log()
-        return {"ms_per_step": round(1e3 * statistics.median(times), 2), "ms_min": round(1e3 * min(times), 2),
-                "samples_per_s": round(batch / statistics.median(times), 1), "peak_memory_gib": self.peak_gib(),
-                "loss": round(log["loss"], 5), "activation_checkpointing": model.checkpoint_activations}
+        return {
+            "ms_per_step": round(1e3 * statistics.median(times), 2),
+            "ms_min": round(1e3 * min(times), 2),
+            "samples_per_s": round(batch / statistics.median(times), 1),
+            "peak_memory_gib": self.peak_gib(),
+            "loss": round(log["loss"], 5),
+            "activation_checkpointing": model.checkpoint_activations,
+        }
 
     # ---- measurements --------------------------------------------------------------------------------------
     def env(self) -> None:
         cuda = self.device.type == "cuda"
-        self.emit({"phase": "env", "device": torch.cuda.get_device_name(self.device) if cuda else platform.processor(),
-                   "memory_gib": round(torch.cuda.get_device_properties(self.device).total_memory / 2**30, 1) if cuda else None,
-                   "torch": torch.__version__, "python": sys.version.split()[0], "model": self.sizes})
+        self.emit(
+            {
+                "phase": "env",
+                "device": torch.cuda.get_device_name(self.device) if cuda else platform.processor(),
+                "memory_gib": round(torch.cuda.get_device_properties(self.device).total_memory / 2**30, 1)
+                if cuda
+                else None,
+                "torch": torch.__version__,
+                "python": sys.version.split()[0],
+                "model": self.sizes,
+            }
+        )
 
     def sync_check(self) -> None:
         if self.device.type != "cuda":
@@ -193,14 +224,24 @@ class Run:
         if mode == "graph" and self.device.type != "cuda":
             self.emit({"phase": f"train:{mode}", "batch": batch, "skipped": "CUDA only"})
             return
-        trainer, model = self.trainer(batch, compile=mode == "compile", cuda_graph=mode == "graph",
-                                      checkpoint=checkpoint)
+        trainer, model = self.trainer(
+            batch, compile=mode == "compile", cuda_graph=mode == "graph", checkpoint=checkpoint
+        )
         warmup = TrainStep.WARMUP_STEPS + 2 if mode == "graph" else 3
         start = time.perf_counter()
         result = self.time_steps(trainer, model, batch, warmup)
-        self.emit({"phase": f"train:{mode}", "batch": batch, "checkpoint_setting": str(checkpoint),
-                   "warmup_s": round(time.perf_counter() - start, 1), "steps": self.steps, **result,
-                   "target_ms": 84 if batch == 64 else None, "reference_ms": 837 if batch == 64 else None})
+        self.emit(
+            {
+                "phase": f"train:{mode}",
+                "batch": batch,
+                "checkpoint_setting": str(checkpoint),
+                "warmup_s": round(time.perf_counter() - start, 1),
+                "steps": self.steps,
+                **result,
+                "target_ms": 84 if batch == 64 else None,
+                "reference_ms": 837 if batch == 64 else None,
+            }
+        )
 
     def launches(self) -> None:
         if self.device.type != "cuda":
@@ -231,9 +272,14 @@ class Run:
         model = self.model(null_conditions=True).eval().requires_grad_(False)
         step_model = torch.compile(model) if mode == "compile" else model
         n, shape = self.n_ecgs, (self.n_ecgs, model.config.in_leads, model.config.length)
-        labels = {"labels": (torch.rand(n, 71, generator=torch.Generator().manual_seed(0)) < 0.05).float().to(self.device)}
-        sampler = make_sampler("ddpm" if self.sample_steps == 200 else "ddim", NoiseSchedule(),
-                               steps=None if self.sample_steps == 200 else self.sample_steps)
+        labels = {
+            "labels": (torch.rand(n, 71, generator=torch.Generator().manual_seed(0)) < 0.05).float().to(self.device)
+        }
+        sampler = make_sampler(
+            "ddpm" if self.sample_steps == 200 else "ddim",
+            NoiseSchedule(),
+            steps=None if self.sample_steps == 200 else self.sample_steps,
+        )
         cuda = self.device.type == "cuda"
         autocast = torch.autocast(self.device.type, torch.bfloat16, enabled=cuda, cache_enabled=mode != "graph")
         self.reset_memory()
@@ -247,15 +293,27 @@ class Run:
             self.sync()
             prepare_s = time.perf_counter() - start
             start = time.perf_counter()
-            x = sampler.sample(eps_fn, shape, generator=torch.Generator(self.device).manual_seed(1),
-                               device=self.device, progress=False)
+            x = sampler.sample(
+                eps_fn, shape, generator=torch.Generator(self.device).manual_seed(1), device=self.device, progress=False
+            )
             self.sync()
             seconds = time.perf_counter() - start
-        record = {"phase": f"sample:{mode}", "n": n, "steps": sampler.num_steps, "batch": n,
-                  "seconds": round(seconds, 2), "ecg_per_s": round(n / seconds, 2), "prepare_s": round(prepare_s, 1),
-                  "peak_memory_gib": self.peak_gib(), "target_ecg_per_s": 24, "reference_ecg_per_s": 1.19}
+        record = {
+            "phase": f"sample:{mode}",
+            "n": n,
+            "steps": sampler.num_steps,
+            "batch": n,
+            "seconds": round(seconds, 2),
+            "ecg_per_s": round(n / seconds, 2),
+            "prepare_s": round(prepare_s, 1),
+            "peak_memory_gib": self.peak_gib(),
+            "target_ecg_per_s": 24,
+            "reference_ecg_per_s": 1.19,
+        }
         if mode != "eager":
-            record["max_abs_diff_vs_eager"] = float((x - self.eager_sample).abs().max()) if self.eager_sample is not None else None
+            record["max_abs_diff_vs_eager"] = (
+                float((x - self.eager_sample).abs().max()) if self.eager_sample is not None else None
+            )
         else:
             self.eager_sample = x
         self.emit(record)

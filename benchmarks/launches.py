@@ -166,7 +166,10 @@ def count_training(model, config, batch: int) -> dict:
     counters["step"], _ = count(lambda: run_step(trainer, 3, batch_inputs))
     if hasattr(trainer, "read_log"):
         trainer.read_log()  # the step's device-side log, read as the loop reads it on logging steps
-    out = {"total": {k: c.total for k, c in counters.items()}, "launching": {k: c.launching for k, c in counters.items()}}
+    out = {
+        "total": {k: c.total for k, c in counters.items()},
+        "launching": {k: c.launching for k, c in counters.items()},
+    }
     for kind in ("total", "launching"):
         out[kind]["forward_backward"] = out[kind]["forward"] + out[kind]["backward"]
         out[kind]["forward_backward_per_block"] = round(out[kind]["forward_backward"] / config.blocks, 1)
@@ -184,11 +187,15 @@ def count_sampling(model, config, batch: int) -> dict:
         make_sampler("ddim", NoiseSchedule(), steps=2).sample(eps_fn, shape, progress=False)  # fills the caches
         for steps in (2, 4):
             sampler = make_sampler("ddim", NoiseSchedule(), steps=steps)
-            counters[steps], _ = count(lambda: sampler.sample(eps_fn, shape, progress=False))
+            counters[steps], _ = count(lambda sampler=sampler: sampler.sample(eps_fn, shape, progress=False))
     total = (counters[4].total - counters[2].total) / 2
     launching = (counters[4].launching - counters[2].launching) / 2
-    return {"total": total, "launching": launching, "total_per_block": round(total / config.blocks, 1),
-            "launching_per_block": round(launching / config.blocks, 1)}
+    return {
+        "total": total,
+        "launching": launching,
+        "total_per_block": round(total / config.blocks, 1),
+        "launching_per_block": round(launching / config.blocks, 1),
+    }
 
 
 def time_training(blocks: int, channels: int, length: int, batch: int, steps: int) -> tuple[float, float]:
@@ -214,9 +221,17 @@ def counts_main(args) -> None:
     for size in args.sizes.split(","):
         blocks, channels = (int(v) for v in size.split("x"))
         model, config = build(blocks, channels, args.length)
-        result = {"benchmark": "launches", "code": code_name(), "size": size, "blocks": blocks, "channels": channels,
-                  "length": args.length, "batch": args.batch, "threads": torch.get_num_threads(),
-                  "torch": torch.__version__}
+        result = {
+            "benchmark": "launches",
+            "code": code_name(),
+            "size": size,
+            "blocks": blocks,
+            "channels": channels,
+            "length": args.length,
+            "batch": args.batch,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        }
         result["train"] = count_training(model, config, args.batch)
         result["sampling_step"] = count_sampling(model, config, args.batch)
         print(json.dumps(result), flush=True)
@@ -250,12 +265,23 @@ def main(argv: list[str] | None = None) -> None:
     if args.sizes:
         counts_main(args)
         if args.compare_with:
-            for line in rerun(args.compare_with, ["--sizes", args.sizes, "--length", str(args.length),
-                                                  "--batch", str(args.batch), "--time", ""]):
+            for line in rerun(
+                args.compare_with,
+                ["--sizes", args.sizes, "--length", str(args.length), "--batch", str(args.batch), "--time", ""],
+            ):
                 print(json.dumps(line), flush=True)
     if args.time:
-        timing_args = ["--only-time", "--time", args.time, "--length", str(args.length), "--time-batch",
-                       str(args.time_batch), "--time-steps", str(args.time_steps)]
+        timing_args = [
+            "--only-time",
+            "--time",
+            args.time,
+            "--length",
+            str(args.length),
+            "--time-batch",
+            str(args.time_batch),
+            "--time-steps",
+            str(args.time_steps),
+        ]
         codes = {"this": str(Path(__file__).resolve().parents[1] / "src")}
         if args.compare_with:
             codes["other"] = args.compare_with
@@ -264,12 +290,19 @@ def main(argv: list[str] | None = None) -> None:
             for name, src in codes.items():
                 runs[name].append(rerun(src, timing_args)[0])
         cpu = {name: min(r["cpu_s"] for r in v) for name, v in runs.items()}
-        result = {"benchmark": "launches-time", "size": args.time, "length": args.length, "batch": args.time_batch,
-                  "threads": 1, "steps_per_round": args.time_steps, "rounds": args.rounds,
-                  "code": {name: src for name, src in codes.items()},
-                  "cpu_ms_per_step": {name: round(1e3 * v, 1) for name, v in cpu.items()},
-                  "cpu_ms_all_rounds": {name: [round(1e3 * r["cpu_s"], 1) for r in v] for name, v in runs.items()},
-                  "wall_ms_all_rounds": {name: [round(1e3 * r["wall_s"], 1) for r in v] for name, v in runs.items()}}
+        result = {
+            "benchmark": "launches-time",
+            "size": args.time,
+            "length": args.length,
+            "batch": args.time_batch,
+            "threads": 1,
+            "steps_per_round": args.time_steps,
+            "rounds": args.rounds,
+            "code": {name: src for name, src in codes.items()},
+            "cpu_ms_per_step": {name: round(1e3 * v, 1) for name, v in cpu.items()},
+            "cpu_ms_all_rounds": {name: [round(1e3 * r["cpu_s"], 1) for r in v] for name, v in runs.items()},
+            "wall_ms_all_rounds": {name: [round(1e3 * r["wall_s"], 1) for r in v] for name, v in runs.items()},
+        }
         if args.compare_with:
             result["cpu_speedup"] = round(cpu["other"] / cpu["this"], 2)
         print(json.dumps(result), flush=True)

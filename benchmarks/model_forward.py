@@ -90,11 +90,20 @@ def main(argv: list[str] | None = None) -> dict:
 
     result: dict = {
         "benchmark": "model_forward",
-        "config": args.config, "model": config.to_dict(), "variant": args.variant, "batch": b,
-        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        "config": args.config,
+        "model": config.to_dict(),
+        "variant": args.variant,
+        "batch": b,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else platform.processor() or platform.machine(),
-        "dtype": args.dtype, "compile": args.compile, "activation_checkpointing": args.checkpoint_activations,
-        "torch": torch.__version__, "python": sys.version.split()[0], "threads": torch.get_num_threads(),
+        "dtype": args.dtype,
+        "compile": args.compile,
+        "activation_checkpointing": args.checkpoint_activations,
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "build_s": round(build_s, 3),
     }
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["kernel_one_layer_fwd_bwd"] = _time(kernel_train, device, args.repeats, args.warmup)
 
     if "forward" not in skip:
+
         def forward():
             with torch.no_grad(), autocast():
                 step_model(x, t, cond)
@@ -123,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
         result["forward"] = _time(forward, device, args.repeats, args.warmup)
 
     if "cached" not in skip:
+
         def cached():
             with torch.no_grad(), autocast():
                 model(x, t, cond)
@@ -131,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["forward_cached_kernels"] = _time(cached, device, args.repeats, args.warmup)
 
     if "train" not in skip:
+
         def train_step():
             with autocast():
                 out = step_model(x, t, cond)

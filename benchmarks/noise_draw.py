@@ -52,11 +52,17 @@ def main() -> dict:
     generator = torch.Generator(device).manual_seed(0)
     row_generators = [torch.Generator(device).manual_seed(i) for i in range(args.batch)]
     result = {
-        "benchmark": "noise_draw", "shape": list(shape), "device": str(device), "threads": torch.get_num_threads(),
+        "benchmark": "noise_draw",
+        "shape": list(shape),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
         "indexed_noise": timed(lambda d: indexed(shape, d), args.repeats, device),
         "one_randn": timed(lambda d: torch.randn(shape, generator=generator, device=device), args.repeats, device),
-        "randn_per_row": timed(lambda d: torch.stack([torch.randn(shape[1:], generator=g, device=device)
-                                                      for g in row_generators]), args.repeats, device),
+        "randn_per_row": timed(
+            lambda d: torch.stack([torch.randn(shape[1:], generator=g, device=device) for g in row_generators]),
+            args.repeats,
+            device,
+        ),
     }
     if not args.no_model:
         from midtecg.generate import DEFAULT_MODEL

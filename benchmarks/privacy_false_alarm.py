@@ -46,7 +46,6 @@ from midtecg.evaluation.privacy import privacy_audit, privacy_gate
 REPO = Path(__file__).resolve().parents[1]
 
 
-
 def _numbers(gate: dict) -> dict:
     """The deciding numbers of a gate result, one float per check."""
     return {name: round(float(c["value"]), 4) for name, c in gate["checks"].items()}
@@ -69,10 +68,16 @@ def scenario(signals, emb, train_idx, draw_sets, n_synth, draws, gen) -> dict:
         rows.append({"verdict": gate["verdict"], "failed": gate["failed"], "far": gate["far"], **_numbers(gate)})
         seconds.append(sec)
     verdicts = [r["verdict"] for r in rows]
-    return {"draws": draws, "n_train": len(train_idx), "n_synth": int(n_synth),
-            "counts": {v: verdicts.count(v) for v in ("pass", "fail", "not_informative")},
-            "pass_rate": verdicts.count("pass") / draws, "false_alarm_rate": verdicts.count("fail") / draws,
-            "seconds_per_audit": round(float(np.mean(seconds)), 2), "per_draw": rows}
+    return {
+        "draws": draws,
+        "n_train": len(train_idx),
+        "n_synth": int(n_synth),
+        "counts": {v: verdicts.count(v) for v in ("pass", "fail", "not_informative")},
+        "pass_rate": verdicts.count("pass") / draws,
+        "false_alarm_rate": verdicts.count("fail") / draws,
+        "seconds_per_audit": round(float(np.mean(seconds)), 2),
+        "per_draw": rows,
+    }
 
 
 def battery(train, holdout, unseen, n, gen) -> dict:
@@ -88,8 +93,9 @@ def battery(train, holdout, unseen, n, gen) -> dict:
         "copies_x0.8": 0.8 * src,
         "copies_x1.25": 1.25 * src,
         "copies_rolled": np.stack([np.roll(s, k, axis=-1) for s, k in zip(src, shift)]),
-        "copies_shift_edge_padded": np.stack([np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1)
-                                              for s, k in zip(src, shift)]),
+        "copies_shift_edge_padded": np.stack(
+            [np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1) for s, k in zip(src, shift)]
+        ),
         "copies_5pct_among_unseen": np.concatenate([unseen[: n - k5], src[:k5]]),
         "copies_50pct_among_unseen": np.concatenate([unseen[: n - n // 2], src[: n // 2]]),
         "white_noise": float(train.std()) * gen.normal(size=src.shape),
@@ -134,27 +140,50 @@ def main(argv=None) -> dict:
     def pooled(g):
         perm = g.permutation(pool)
         half = len(pool) // 2
-        return np.sort(perm[:half]), np.sort(perm[half:half + min(n, len(pool) - half)])
+        return np.sort(perm[:half]), np.sort(perm[half : half + min(n, len(pool) - half)])
 
     result = {
-        "settings": {"cache": str(args.cache), "draws": args.draws, "n_synth": n, "seed": args.seed,
-                     "embeddings": None if emb is None else {"file": str(args.embeddings), "dim": int(emb.shape[1])},
-                     "fold_sizes": {int(k): int((fold == k).sum()) for k in np.unique(fold)}},
+        "settings": {
+            "cache": str(args.cache),
+            "draws": args.draws,
+            "n_synth": n,
+            "seed": args.seed,
+            "embeddings": None if emb is None else {"file": str(args.embeddings), "dim": int(emb.shape[1])},
+            "fold_sizes": {int(k): int((fold == k).sum()) for k in np.unique(fold)},
+        },
         "scenarios": {
             "pooled_9_10": scenario(signals, emb, train, pooled, min(n, len(pool) - len(pool) // 2), args.draws, gen),
-            "fold10_holdout": scenario(signals, emb, train, lambda g: (f10, np.sort(g.choice(f9, min(n, len(f9)),
-                                                                                            replace=False))),
-                                       min(n, len(f9)), args.draws, gen),
-            "train_distribution": scenario(signals, emb, np.flatnonzero(fold <= 7),
-                                           lambda g: (f10, np.sort(g.choice(f8, min(n, len(f8)), replace=False))),
-                                           min(n, len(f8)), args.draws, gen),
+            "fold10_holdout": scenario(
+                signals,
+                emb,
+                train,
+                lambda g: (f10, np.sort(g.choice(f9, min(n, len(f9)), replace=False))),
+                min(n, len(f9)),
+                args.draws,
+                gen,
+            ),
+            "train_distribution": scenario(
+                signals,
+                emb,
+                np.flatnonzero(fold <= 7),
+                lambda g: (f10, np.sort(g.choice(f8, min(n, len(f8)), replace=False))),
+                min(n, len(f8)),
+                args.draws,
+                gen,
+            ),
         },
     }
     if args.battery:
-        result["battery"] = battery(np.asarray(signals[train]), np.asarray(signals[f10]), np.asarray(signals[f9]),
-                                    min(n, len(f9)), gen)
-    result.update(seconds=round(time.perf_counter() - t_start, 1), load_average_before=load_before,
-                  load_average_after=os.getloadavg(), machine=platform.platform(), cpu_count=os.cpu_count())
+        result["battery"] = battery(
+            np.asarray(signals[train]), np.asarray(signals[f10]), np.asarray(signals[f9]), min(n, len(f9)), gen
+        )
+    result.update(
+        seconds=round(time.perf_counter() - t_start, 1),
+        load_average_before=load_before,
+        load_average_after=os.getloadavg(),
+        machine=platform.platform(),
+        cpu_count=os.cpu_count(),
+    )
     print(json.dumps(result, indent=1))
     return result
 

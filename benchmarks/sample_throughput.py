@@ -55,19 +55,36 @@ def main() -> dict:
         for first in range(0, args.n, batch):
             size = min(batch, args.n - first)
             labels = torch.zeros(size, 71, device=device)
-            sampler.sample(guided_eps_fn(model, {"labels": labels}, 1.0), (size, config.in_leads, config.length),
-                           generator=torch.Generator(device).manual_seed(first), device=device, progress=False)
+            sampler.sample(
+                guided_eps_fn(model, {"labels": labels}, 1.0),
+                (size, config.in_leads, config.length),
+                generator=torch.Generator(device).manual_seed(first),
+                device=device,
+                progress=False,
+            )
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**20
+    peak = (
+        torch.cuda.max_memory_allocated(device)
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    ) / 2**20
     result = {
-        "benchmark": "sample_throughput", "config": args.config, "model": config.to_dict(), "sampler": args.sampler,
-        "steps": args.steps or 200, "n": args.n, "batch_size": batch, "seconds": round(seconds, 2),
-        "ecg_per_s": round(args.n / seconds, 4), "peak_memory_mb": round(peak, 1),
+        "benchmark": "sample_throughput",
+        "config": args.config,
+        "model": config.to_dict(),
+        "sampler": args.sampler,
+        "steps": args.steps or 200,
+        "n": args.n,
+        "batch_size": batch,
+        "seconds": round(seconds, 2),
+        "ecg_per_s": round(args.n / seconds, 4),
+        "peak_memory_mb": round(peak, 1),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "dtype": "bf16-autocast" if args.bf16 else "fp32", "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "dtype": "bf16-autocast" if args.bf16 else "fp32",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
     print(json.dumps(result))
     return result

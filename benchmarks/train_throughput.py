@@ -86,13 +86,20 @@ def main() -> dict:
         torch.cuda.synchronize()
     ms = (time.perf_counter() - start) / args.steps * 1e3
     result = {
-        "benchmark": "train_throughput", "config": args.config, "model": config.to_dict(),
+        "benchmark": "train_throughput",
+        "config": args.config,
+        "model": config.to_dict(),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
-        "objective": args.objective, "batch_size": args.batch, "ms_per_step": round(ms, 2),
-        "samples_per_s": round(args.batch / ms * 1e3, 3), "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "objective": args.objective,
+        "batch_size": args.batch,
+        "ms_per_step": round(ms, 2),
+        "samples_per_s": round(args.batch / ms * 1e3, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "dtype": "bf16-autocast" if args.bf16 else "fp32", "compile": args.compile,
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "dtype": "bf16-autocast" if args.bf16 else "fp32",
+        "compile": args.compile,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
     print(json.dumps(result))
     return result

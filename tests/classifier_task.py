@@ -26,7 +26,7 @@ def make_task(n: int, seed: int, length: int = 1000):
     starts = rng.integers(0, length - 50, size=n)
     burst = (0.3 * np.sin(2 * np.pi * 30 * t[:50])).astype(np.float32)
     for i in np.flatnonzero(y[:, 0]):
-        x[i, :, starts[i]:starts[i] + 50] += burst
+        x[i, :, starts[i] : starts[i] + 50] += burst
     return x, y
 
 

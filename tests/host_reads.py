@@ -20,8 +20,16 @@ class NoHostReads(TorchDispatchMode):
     (``torch.cuda.set_sync_debug_mode("error")`` semantics, checked on the CPU). Allowed: the diffusion
     schedule's range check of the steps, which runs on CPU tensors only, by design."""
 
-    READS = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_consecutive", "equal",
-             "is_nonzero", "allclose"}
+    READS = {
+        "_local_scalar_dense",
+        "nonzero",
+        "masked_select",
+        "_unique2",
+        "unique_consecutive",
+        "equal",
+        "is_nonzero",
+        "allclose",
+    }
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func.overloadpacket.__name__ in self.READS and not _in_cpu_only_check():
@@ -42,6 +50,7 @@ class NoHostReads(TorchDispatchMode):
 def _refuse(name):
     def method(*args, **kwargs):
         raise HostRead(f"Tensor.{name}() copies a device value to the host")
+
     return method
 
 

@@ -11,13 +11,35 @@ import numpy as np
 import torch
 
 # The reference's wavenet_config keys; PUBLISHED is its config_SSSD_ECG.json, SMALL a tiny one.
-PUBLISHED = {"in_channels": 8, "out_channels": 8, "num_res_layers": 36, "res_channels": 256, "skip_channels": 256,
-             "diffusion_step_embed_dim_in": 128, "diffusion_step_embed_dim_mid": 512,
-             "diffusion_step_embed_dim_out": 512, "s4_lmax": 1000, "s4_d_state": 64, "s4_dropout": 0.0,
-             "s4_bidirectional": 1, "s4_layernorm": 1, "label_embed_dim": 128, "label_embed_classes": 71}
-SMALL = dict(PUBLISHED, num_res_layers=2, res_channels=4, skip_channels=4, diffusion_step_embed_dim_in=16,
-             diffusion_step_embed_dim_mid=24, diffusion_step_embed_dim_out=24, s4_lmax=32, s4_d_state=8,
-             label_embed_dim=12)
+PUBLISHED = {
+    "in_channels": 8,
+    "out_channels": 8,
+    "num_res_layers": 36,
+    "res_channels": 256,
+    "skip_channels": 256,
+    "diffusion_step_embed_dim_in": 128,
+    "diffusion_step_embed_dim_mid": 512,
+    "diffusion_step_embed_dim_out": 512,
+    "s4_lmax": 1000,
+    "s4_d_state": 64,
+    "s4_dropout": 0.0,
+    "s4_bidirectional": 1,
+    "s4_layernorm": 1,
+    "label_embed_dim": 128,
+    "label_embed_classes": 71,
+}
+SMALL = dict(
+    PUBLISHED,
+    num_res_layers=2,
+    res_channels=4,
+    skip_channels=4,
+    diffusion_step_embed_dim_in=16,
+    diffusion_step_embed_dim_mid=24,
+    diffusion_step_embed_dim_out=24,
+    s4_lmax=32,
+    s4_d_state=8,
+    label_embed_dim=12,
+)
 KERNEL_BUFFERS = ("omega", "z", "log_dt", "B", "P", "w", "Q")
 
 
@@ -30,14 +52,27 @@ def fft_nodes(length: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def reference_state(cfg: dict, param, kernel) -> dict[str, torch.Tensor]:
     """param(shape) -> a trainable tensor; kernel(h, modes, directions, length) -> the S4 kernel's tensors."""
-    c, skip, d_in, d_mid, d_out = (cfg[k] for k in ("res_channels", "skip_channels", "diffusion_step_embed_dim_in",
-                                                    "diffusion_step_embed_dim_mid", "diffusion_step_embed_dim_out"))
+    c, skip, d_in, d_mid, d_out = (
+        cfg[k]
+        for k in (
+            "res_channels",
+            "skip_channels",
+            "diffusion_step_embed_dim_in",
+            "diffusion_step_embed_dim_mid",
+            "diffusion_step_embed_dim_out",
+        )
+    )
     h = 2 * c
     state = {}
 
     def conv(prefix, c_out, c_in, k=1):  # nn.utils.weight_norm(nn.Conv1d)
-        state.update({prefix + "weight_g": param((c_out, 1, 1)), prefix + "weight_v": param((c_out, c_in, k)),
-                      prefix + "bias": param((c_out,))})
+        state.update(
+            {
+                prefix + "weight_g": param((c_out, 1, 1)),
+                prefix + "weight_v": param((c_out, c_in, k)),
+                prefix + "bias": param((c_out,)),
+            }
+        )
 
     def linear(prefix, d_o, d_i):
         state.update({prefix + "weight": param((d_o, d_i)), prefix + "bias": param((d_o,))})
@@ -86,10 +121,17 @@ def random_kernel(rng: np.random.Generator):
         pairs = lambda x, shape: torch.view_as_real(torch.tensor(x, dtype=torch.complex64).expand(shape)).contiguous()
         omega, z = fft_nodes(length)
         c = torch.tensor(rng.normal(size=(directions, h, modes, 2)), dtype=torch.float32)  # C~, complex normal
-        return {"C": c, "omega": omega, "z": z,
-                "log_dt": torch.tensor(rng.uniform(math.log(1e-3), math.log(1e-1), h), dtype=torch.float32),
-                "B": pairs(b, (1, h, modes)), "P": pairs(p, (1, h, modes)), "w": pairs(w, (h, modes)),
-                "Q": pairs(p.conj(), (1, h, modes))}
+        return {
+            "C": c,
+            "omega": omega,
+            "z": z,
+            "log_dt": torch.tensor(rng.uniform(math.log(1e-3), math.log(1e-1), h), dtype=torch.float32),
+            "B": pairs(b, (1, h, modes)),
+            "P": pairs(p, (1, h, modes)),
+            "w": pairs(w, (h, modes)),
+            "Q": pairs(p.conj(), (1, h, modes)),
+        }
+
     return kernel
 
 

@@ -47,9 +47,11 @@ def test_the_four_models_differ_only_in_objective_and_conditions(run, tmp_path):
 
 def _result(interlead: float, snr: float, mia: float, auc_small_synth: float) -> dict:
     utility = {"TRTR": 0.86, "real_0.1": 0.66, "real_0.1+synth": auc_small_synth}
-    return {"summary": {"paired.interlead_error_mean": interlead, "paired.snr_db": snr},
-            "privacy": {"signal": {"classic": {"mia_distance_auc": mia}}},
-            "utility": {"superdiagnostic": {"experiments": {k: {"macro_auc": v} for k, v in utility.items()}}}}
+    return {
+        "summary": {"paired.interlead_error_mean": interlead, "paired.snr_db": snr},
+        "privacy": {"signal": {"classic": {"mia_distance_auc": mia}}},
+        "utility": {"superdiagnostic": {"experiments": {k: {"macro_auc": v} for k, v in utility.items()}}},
+    }
 
 
 def test_verdicts_follow_the_numbers(run):
@@ -75,12 +77,42 @@ def test_verdicts_follow_the_numbers(run):
 def test_toy_experiment_end_to_end_and_resumable(run, tmp_path):
     cache = prepare(REPO / "tests" / "fixtures" / "ptbxl", tmp_path / "cache", progress=False)
     out = tmp_path / "claims"
-    args = ["--cache", str(cache), "--out", str(out), "--device", "cpu", "--set", "seeds=[0]",
-            "--set", 'models=["sssd-ecg","midt-ecg-age"]', "--set", "model.channels=8", "--set", "model.blocks=1",
-            "--set", "train.steps=3", "--set", "train.batch_size=4", "--set", "train.log_every=1",
-            "--set", 'generate.sampler="ddim"', "--set", "generate.steps=2", "--set", "generate.utility_steps=2",
-            "--set", "generate.utility_n=6", "--set", "evaluate.classifier_epochs=1",
-            "--set", "evaluate.utility_epochs=1", "--set", "evaluate.utility_fractions=[0.5,1.0]"]
+    args = [
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        'models=["sssd-ecg","midt-ecg-age"]',
+        "--set",
+        "model.channels=8",
+        "--set",
+        "model.blocks=1",
+        "--set",
+        "train.steps=3",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        'generate.sampler="ddim"',
+        "--set",
+        "generate.steps=2",
+        "--set",
+        "generate.utility_steps=2",
+        "--set",
+        "generate.utility_n=6",
+        "--set",
+        "evaluate.classifier_epochs=1",
+        "--set",
+        "evaluate.utility_epochs=1",
+        "--set",
+        "evaluate.utility_fractions=[0.5,1.0]",
+    ]
     assert run.main(args) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == {"sssd-ecg": [0], "midt-ecg-age": [0]}

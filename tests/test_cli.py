@@ -84,8 +84,10 @@ def test_refusals_come_before_heavy_imports(tmp_path):
         f"print(codes, sorted(m for m in ('torch', 'pandas', 'matplotlib') if m in sys.modules))"
     )
     for argv in (["-n", "0"], ["--fs", "0"], ["--bogus"]):
-        code += (f"\ntry:\n    main(['generate', *{argv!r}])\n"
-                 "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)")
+        code += (
+            f"\ntry:\n    main(['generate', *{argv!r}])\n"
+            "except SystemExit as e:\n    print(e.code, 'torch' in sys.modules)"
+        )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.splitlines() == ["[2, 2, 2, 2] []", "2 False", "2 False", "2 False"], out.stdout + out.stderr

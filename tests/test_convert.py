@@ -53,6 +53,7 @@ def small_model(small_checkpoint, tmp_path_factory) -> Path:
 # The reference network, written from method.md section 2 on the raw reference tensors (float64)
 # --------------------------------------------------------------------------------------------------------
 
+
 def _complex(x: torch.Tensor) -> torch.Tensor:
     return torch.complex(x[..., 0], x[..., 1])
 
@@ -61,8 +62,12 @@ def s4_kernels(s: dict, k: str, length: int) -> torch.Tensor:
     """Time-domain kernels (directions, H, L) of one S4 layer: the full-state (conjugate modes included)
     bilinear SSM with A = diag(w) - P Q^T, C = C~ (I - A_bar^L)^-1, k_l = C A_bar^l B_bar."""
     full = lambda x: torch.cat([x, x.conj()], dim=-1)
-    w, p, q, b = full(_complex(s[k + "w"])), full(_complex(s[k + "P"])[0]), full(_complex(s[k + "Q"])[0]), \
-        full(_complex(s[k + "B"])[0])  # (H, N)
+    w, p, q, b = (
+        full(_complex(s[k + "w"])),
+        full(_complex(s[k + "P"])[0]),
+        full(_complex(s[k + "Q"])[0]),
+        full(_complex(s[k + "B"])[0]),
+    )  # (H, N)
     c_tilde = full(_complex(s[k + "C"]))  # (directions, H, N)
     dt = torch.exp(s[k + "log_dt"]).to(torch.complex128)[:, None, None]
     a = torch.diag_embed(w) - p[:, :, None] * q[:, None, :]
@@ -88,8 +93,9 @@ def s4_layer(u: torch.Tensor, s: dict, p: str, length: int) -> torch.Tensor:
     toeplitz = torch.where(lag >= 0, k[0][:, lag.clamp(min=0)], k[1][:, (-lag - 1).clamp(min=0)])  # (H, L, L)
     y = torch.einsum("hnj,bhj->bhn", toeplitz, u) + s[p + "s4_layer.D"][0][:, None] * u
     y = s[p + "s4_layer.output_linear.weight"] @ F.gelu(y) + s[p + "s4_layer.output_linear.bias"]
-    return F.layer_norm((y + u).transpose(1, 2), (u.shape[1],), s[p + "norm_layer.weight"],
-                        s[p + "norm_layer.bias"]).transpose(1, 2)
+    return F.layer_norm(
+        (y + u).transpose(1, 2), (u.shape[1],), s[p + "norm_layer.weight"], s[p + "norm_layer.bias"]
+    ).transpose(1, 2)
 
 
 def wn_conv(x: torch.Tensor, s: dict, p: str, padding: int = 0) -> torch.Tensor:
@@ -134,14 +140,24 @@ def random_inputs(batch: int = 3, length: int = SMALL["s4_lmax"], seed: int = 1)
 # Conversion and the forward pass
 # --------------------------------------------------------------------------------------------------------
 
+
 def test_converted_model_computes_the_reference_function(small_checkpoint, small_model):
     state, _ = small_checkpoint
     generator = load_generator(small_model, device="cpu")
     config = json.loads((small_model / "config.json").read_text())
-    assert config["conditions"]["mode"] == "labels" and config["signal"] == {"fs": 100, "length": 32,
-                                                                          "leads": "I,V1-V6,aVF"}
-    assert config["schedule"] == {"num_steps": 200, "kind": "linear", "beta_start": 1e-4, "beta_end": 0.02,
-                                  "cosine_s": 0.008, "zero_terminal_snr": False}  # the reference's schedule
+    assert config["conditions"]["mode"] == "labels" and config["signal"] == {
+        "fs": 100,
+        "length": 32,
+        "leads": "I,V1-V6,aVF",
+    }
+    assert config["schedule"] == {
+        "num_steps": 200,
+        "kind": "linear",
+        "beta_start": 1e-4,
+        "beta_end": 0.02,
+        "cosine_s": 0.008,
+        "zero_terminal_snr": False,
+    }  # the reference's schedule
     assert config["imported"]["wavenet_config"] == {k: v for k, v in SMALL.items() if k != "s4_dropout"}
     x, labels, t = random_inputs()
     expected = reference_forward(state, x, labels, t, SMALL["s4_lmax"])
@@ -178,9 +194,16 @@ def test_published_configuration_maps_every_tensor_one_to_one(tmp_path):
 
     def kernel(h, modes, directions, length):
         p = float(next(counter))
-        return {"C": param((directions, h, modes, 2)), "omega": omega, "z": z, "log_dt": param((h,)),
-                "B": param((1, h, modes, 2)), "P": torch.tensor(p).expand(1, h, modes, 2),
-                "w": param((h, modes, 2)), "Q": torch.tensor([p, -p]).expand(1, h, modes, 2)}
+        return {
+            "C": param((directions, h, modes, 2)),
+            "omega": omega,
+            "z": z,
+            "log_dt": param((h,)),
+            "B": param((1, h, modes, 2)),
+            "P": torch.tensor(p).expand(1, h, modes, 2),
+            "w": param((h, modes, 2)),
+            "Q": torch.tensor([p, -p]).expand(1, h, modes, 2),
+        }
 
     state = reference_state(PUBLISHED, param, kernel)
     path = tmp_path / "published.pkl"
@@ -211,8 +234,12 @@ def test_published_configuration_maps_every_tensor_one_to_one(tmp_path):
 
 def test_run_config_json_with_the_references_trailing_commas(small_checkpoint, tmp_path):
     _, checkpoint = small_checkpoint
-    run = {"diffusion_config": {"T": 50, "beta_0": 0.0002, "beta_T": 0.03}, "wavenet_config": SMALL,
-           "train_config": {"batch_size": 8}, "trainset_config": {"segment_length": 24, "sampling_rate": 100}}
+    run = {
+        "diffusion_config": {"T": 50, "beta_0": 0.0002, "beta_T": 0.03},
+        "wavenet_config": SMALL,
+        "train_config": {"batch_size": 8},
+        "trainset_config": {"segment_length": 24, "sampling_rate": 100},
+    }
     text = json.dumps(run, indent=1).replace('"batch_size": 8', '"batch_size": 8,')  # as config_SSSD_ECG.json
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
@@ -221,8 +248,13 @@ def test_run_config_json_with_the_references_trailing_commas(small_checkpoint, t
     saved = json.loads((out / "config.json").read_text())
     assert saved["schedule"]["num_steps"] == 50 and saved["schedule"]["beta_end"] == 0.03
     assert saved["signal"]["length"] == 24 and saved["model"]["length"] == 32
-    ecgs = sample(load_generator(out, device="cpu"), conditions_from_request(n=2, labels="NORM"), sampler="ddim",
-                  steps=3, progress=False)
+    ecgs = sample(
+        load_generator(out, device="cpu"),
+        conditions_from_request(n=2, labels="NORM"),
+        sampler="ddim",
+        steps=3,
+        progress=False,
+    )
     assert ecgs.signals.shape == (2, 12, 24) and np.isfinite(ecgs.signals).all()
 
     # a run config that does not describe the checkpoint: the first mismatching tensor is named
@@ -232,8 +264,11 @@ def test_run_config_json_with_the_references_trailing_commas(small_checkpoint, t
     with pytest.raises(DataError, match="wavenet_config"):
         import_sssd_ecg(checkpoint, tmp_path / "wrong", config={"diffusion_config": run["diffusion_config"]})
     with pytest.raises(DataError, match="lacks 's4_lmax'"):
-        import_sssd_ecg(checkpoint, tmp_path / "wrong",
-                        config={"wavenet_config": {k: v for k, v in SMALL.items() if k != "s4_lmax"}})
+        import_sssd_ecg(
+            checkpoint,
+            tmp_path / "wrong",
+            config={"wavenet_config": {k: v for k, v in SMALL.items() if k != "s4_lmax"}},
+        )
     with pytest.raises(DataError, match="segment_length 40 exceeds s4_lmax 32"):
         import_sssd_ecg(checkpoint, tmp_path / "wrong", config=dict(run, trainset_config={"segment_length": 40}))
     (tmp_path / "list.json").write_text("[1, 2]")
@@ -247,8 +282,31 @@ def test_cli_import_then_generate(small_checkpoint, tmp_path, capsys):
     out, generated = tmp_path / "model", tmp_path / "generated"
     assert main(["import-sssd-ecg", str(checkpoint), str(out)]) == 0
     assert "imported" in capsys.readouterr().out
-    assert main(["generate", "--model", str(out), "-n", "2", "--labels", "NORM", "--sampler", "ddim", "--steps", "5",
-                 "--out", str(generated), "--format", "npz", "--device", "cpu", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(out),
+                "-n",
+                "2",
+                "--labels",
+                "NORM",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "5",
+                "--out",
+                str(generated),
+                "--format",
+                "npz",
+                "--device",
+                "cpu",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with np.load(generated / "ecgs.npz", allow_pickle=False) as npz:
         assert npz["signals"].shape == (2, 12, 32) and np.isfinite(npz["signals"]).all()
     assert main(["import-sssd-ecg", str(checkpoint), str(out)]) == 2  # an existing model is not replaced
@@ -267,6 +325,7 @@ KERNEL0 = BLOCK0 + "S41.s4_layer.kernel.kernel."
 def _set(key, value):
     def change(state):
         state[key] = value(state[key]) if callable(value) else value
+
     return change
 
 
@@ -274,24 +333,33 @@ def _edit(key, index, delta=1e-3):
     def change(state):
         state[key] = state[key].clone()
         state[key][index] += delta
+
     return change
 
 
-@pytest.mark.parametrize("change, message", [
-    (_set("embedding.weight", "oops"), r"model_state_dict\['embedding.weight'\] is a str, not a tensor"),
-    (_set(BLOCK0 + "fc_t.bias", [0.0, 1.0]), r"'residual_layer.residual_blocks.0.fc_t.bias'\] is a list"),
-    (_set(BLOCK0 + "fc_t.bias", torch.zeros(5)), r"fc_t.bias'\] has shape \(5,\), expected \(4,\)"),
-    (_set("extra.weight", torch.zeros(3)), r"unexpected entry 'extra.weight'"),
-    (lambda s: s.pop(BLOCK0 + "S42.norm_layer.bias"), r"lacks 'residual_layer.residual_blocks.0.S42.norm_layer.bias'"),
-    (_set(BLOCK0 + "fc_t.bias", lambda v: v.double().fill_(float("nan"))), r"fc_t.bias'\] holds NaN"),
-    (_set(BLOCK0 + "fc_t.bias", lambda v: v.long()), r"fc_t.bias'\] is a torch.int64"),
-    (_edit(KERNEL0 + "B", (0, 3, 1, 0)), r"kernel.kernel.B'\].*feature 3 differs from feature 0"),
-    (_edit(KERNEL0 + "P", (0, 5, 0, 1)), r"kernel.kernel.P'\].*feature 5 differs"),
-    (_edit(KERNEL0 + "w", (7, 2, 0)), r"kernel.kernel.w'\].*feature 7 differs"),
-    (_edit(KERNEL0 + "Q", (0, 0, 0, 1)), r"kernel.kernel.Q'\] is not the complex conjugate"),
-    (_set(BLOCK0 + "S42.s4_layer.kernel.kernel.omega", lambda v: fft_nodes(33)[0]),
-     r"S42.s4_layer.kernel.kernel.omega'\] does not hold the FFT nodes"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_set("embedding.weight", "oops"), r"model_state_dict\['embedding.weight'\] is a str, not a tensor"),
+        (_set(BLOCK0 + "fc_t.bias", [0.0, 1.0]), r"'residual_layer.residual_blocks.0.fc_t.bias'\] is a list"),
+        (_set(BLOCK0 + "fc_t.bias", torch.zeros(5)), r"fc_t.bias'\] has shape \(5,\), expected \(4,\)"),
+        (_set("extra.weight", torch.zeros(3)), r"unexpected entry 'extra.weight'"),
+        (
+            lambda s: s.pop(BLOCK0 + "S42.norm_layer.bias"),
+            r"lacks 'residual_layer.residual_blocks.0.S42.norm_layer.bias'",
+        ),
+        (_set(BLOCK0 + "fc_t.bias", lambda v: v.double().fill_(float("nan"))), r"fc_t.bias'\] holds NaN"),
+        (_set(BLOCK0 + "fc_t.bias", lambda v: v.long()), r"fc_t.bias'\] is a torch.int64"),
+        (_edit(KERNEL0 + "B", (0, 3, 1, 0)), r"kernel.kernel.B'\].*feature 3 differs from feature 0"),
+        (_edit(KERNEL0 + "P", (0, 5, 0, 1)), r"kernel.kernel.P'\].*feature 5 differs"),
+        (_edit(KERNEL0 + "w", (7, 2, 0)), r"kernel.kernel.w'\].*feature 7 differs"),
+        (_edit(KERNEL0 + "Q", (0, 0, 0, 1)), r"kernel.kernel.Q'\] is not the complex conjugate"),
+        (
+            _set(BLOCK0 + "S42.s4_layer.kernel.kernel.omega", lambda v: fft_nodes(33)[0]),
+            r"S42.s4_layer.kernel.kernel.omega'\] does not hold the FFT nodes",
+        ),
+    ],
+)
 def test_refuses_bad_tensors_naming_the_key(change, message, tmp_path):
     state = small_state()
     change(state)
@@ -303,8 +371,11 @@ def test_refuses_bad_tensors_naming_the_key(change, message, tmp_path):
 
 
 def test_refuses_configurations_midtecg_cannot_hold(tmp_path):
-    for changes, key in (({"skip_channels": 6}, "skip_channels"), ({"label_embed_classes": 5}, "label_embed_classes"),
-                         ({"diffusion_step_embed_dim_mid": 20}, "diffusion_step_embed_dim_mid")):
+    for changes, key in (
+        ({"skip_channels": 6}, "skip_channels"),
+        ({"label_embed_classes": 5}, "label_embed_classes"),
+        ({"diffusion_step_embed_dim_mid": 20}, "diffusion_step_embed_dim_mid"),
+    ):
         state = small_state(**changes)
         with pytest.raises(DataError, match=f"wavenet_config {key} = .* cannot be imported"):
             convert_state_dict(state, infer_reference_config(state))

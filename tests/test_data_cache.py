@@ -45,8 +45,11 @@ def test_manifest_contents(cache100, ptbxl_fixture):
     assert manifest["shape"] == [40, 12, 1000] and manifest["units"] == "mV" and manifest["dtype"] == "float32"
     assert manifest["source_kind"] == "ptbxl" and len(manifest["source_hash"]) == 64
     folds = meta["strat_fold"]
-    assert manifest["splits"] == {"train": int(folds.le(8).sum()), "val": int((folds == 9).sum()),
-                                  "test": int((folds == 10).sum())}
+    assert manifest["splits"] == {
+        "train": int(folds.le(8).sum()),
+        "val": int((folds == 9).sum()),
+        "test": int((folds == 10).sum()),
+    }
     assert sum(manifest["folds"].values()) == 40 and manifest["skipped_missing"] == [] and manifest["flat_leads"] == {}
     assert manifest["labels"]["NORM"] == int(load_prepared(cache100).records["NORM"].sum())
     assert manifest["missing"]["height"] == int(meta["height"].isna().sum())
@@ -60,8 +63,10 @@ def test_split_selections(cache100):
     picked = data.select(np.arange(5, 12))  # contiguous: still a view of the file
     assert isinstance(picked.signals, np.memmap) and np.array_equal(picked.signals, data.signals[5:12])
     scattered = data.select([3, 1])
-    assert np.array_equal(scattered.signals[0], data.signals[3]) and scattered.records["ecg_id"].tolist() == \
-        data.records["ecg_id"].iloc[[3, 1]].tolist()
+    assert (
+        np.array_equal(scattered.signals[0], data.signals[3])
+        and scattered.records["ecg_id"].tolist() == data.records["ecg_id"].iloc[[3, 1]].tolist()
+    )
     assert len(data.select(np.zeros(len(data), bool))) == 0
     in_memory = load_prepared(cache100, mmap=False)
     assert not isinstance(in_memory.signals, np.memmap) and np.array_equal(in_memory.signals, data.signals)
@@ -95,8 +100,17 @@ def test_a_copied_dataset_is_recognised_by_content(copy, tmp_path):
     base = record_path(copy, 9)
     signal, fields = wfdb.rdsamp(str(base))
     signal[:, 0] += 0.5
-    wfdb.wrsamp(base.name, fs=500, units=["mV"] * 12, sig_name=fields["sig_name"], p_signal=signal, fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(base.parent))
+    wfdb.wrsamp(
+        base.name,
+        fs=500,
+        units=["mV"] * 12,
+        sig_name=fields["sig_name"],
+        p_signal=signal,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(base.parent),
+    )
     prepare(copy, out, progress=False)
     data = load_prepared(out)
     row = int(np.flatnonzero(data.records["ecg_id"] == 9)[0])
@@ -164,8 +178,11 @@ def test_a_fold_outside_1_to_10_is_refused_naming_the_record(cache100, tmp_path,
     records["strat_fold"] = records["strat_fold"].astype(object)
     records.loc[3, "strat_fold"] = fold
     records.to_csv(broken / "records.csv", index=False)
-    with pytest.raises(DataError, match=rf"records\.csv ecg_id {records.loc[3, 'ecg_id']}: strat_fold .*{fold}.* "
-                                        r"is not one of the folds 1-10"):
+    with pytest.raises(
+        DataError,
+        match=rf"records\.csv ecg_id {records.loc[3, 'ecg_id']}: strat_fold .*{fold}.* "
+        r"is not one of the folds 1-10",
+    ):
         load_prepared(broken, split="train")
     records.drop(columns="strat_fold").to_csv(broken / "records.csv", index=False)
     with pytest.raises(ValueError, match=r"records\.csv: column\(s\) \['strat_fold'\] missing"):
@@ -185,8 +202,11 @@ def test_shared_subset_cache_agrees_with_its_manifest(shared_ptbxl, tmp_path):
     manifest_csv = pd.read_csv(shared_ptbxl / "MANIFEST.csv", index_col=0)
     # the shared folder grows from time to time: the expected counts come from its own manifest
     folds = manifest_csv["strat_fold"]
-    expected_splits = {"train": int(folds.between(1, 8).sum()), "val": int((folds == 9).sum()),
-                       "test": int((folds == 10).sum())}
+    expected_splits = {
+        "train": int(folds.between(1, 8).sum()),
+        "val": int((folds == 9).sum()),
+        "test": int((folds == 10).sum()),
+    }
     assert data.signals.shape == (len(manifest_csv), 12, 1000) and second < 2.0 < first
     assert data.manifest["splits"] == expected_splits
     assert len(load_prepared(out, "train")) == expected_splits["train"]

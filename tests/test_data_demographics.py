@@ -35,16 +35,27 @@ def test_fixture_demographics(ptbxl_fixture):
     assert not (values[~present] == 0).any()
 
 
-@pytest.mark.parametrize("column, value, message", [
-    ("age", -1, "outside"), ("age", 121, "outside"), ("age", 299, "outside"),
-    ("height", 0, "outside the plausible range"), ("height", 400, "outside the plausible range"),
-    ("weight", 0, "outside the plausible range"), ("weight", -70, "outside the plausible range"),
-    ("weight", 900, "outside the plausible range"), ("sex", 2, "is not 0 \\(male\\) or 1"),
-    ("age", "old", "is not a number"),
-])
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("age", -1, "outside"),
+        ("age", 121, "outside"),
+        ("age", 299, "outside"),
+        ("height", 0, "outside the plausible range"),
+        ("height", 400, "outside the plausible range"),
+        ("weight", 0, "outside the plausible range"),
+        ("weight", -70, "outside the plausible range"),
+        ("weight", 900, "outside the plausible range"),
+        ("sex", 2, "is not 0 \\(male\\) or 1"),
+        ("age", "old", "is not a number"),
+    ],
+)
 def test_impossible_values_are_missing_with_a_warning_or_an_error(column, value, message):
-    table = pd.DataFrame({"age": [50.0, 60.0], "sex": [0.0, 1.0], "height": [170.0, 160.0], "weight": [70.0, 60.0]},
-                         index=[7, 8], dtype=object)
+    table = pd.DataFrame(
+        {"age": [50.0, 60.0], "sex": [0.0, 1.0], "height": [170.0, 160.0], "weight": [70.0, 60.0]},
+        index=[7, 8],
+        dtype=object,
+    )
     table.loc[8, column] = value
     with pytest.warns(DataWarning, match=f"ecg_id 8: {column} {message}"):
         clean = clean_demographics(table, what="ecg_id")

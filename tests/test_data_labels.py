@@ -80,8 +80,10 @@ def test_aggregation_to_every_subset():
     assert sup.tolist() == [[1, 0, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 0]]
     sub = aggregate_labels(y, "subdiagnostic")
     names = LABEL_SETS["subdiagnostic"]
-    assert {names[j] for j in np.flatnonzero(sub[0])} == {table.at["IMI", "diagnostic_subclass"],
-                                                          table.at["LAFB", "diagnostic_subclass"]}
+    assert {names[j] for j in np.flatnonzero(sub[0])} == {
+        table.at["IMI", "diagnostic_subclass"],
+        table.at["LAFB", "diagnostic_subclass"],
+    }
     assert aggregate_labels(y, "rhythm")[0, LABEL_SETS["rhythm"].index("SR")] == 1
     assert aggregate_labels(y, "all").tolist() == y.tolist()
     assert aggregate_labels(y, "diagnostic").shape == (3, 44) and aggregate_labels(y[0], "form").shape == (19,)
@@ -97,14 +99,17 @@ def test_fixture_labels_cover_all_superclasses(ptbxl_fixture):
     assert aggregate_labels(y, "superdiagnostic").sum(0).min() >= 3
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{'NORM': 100.0", "malformed"),
-    ("['NORM']", "dict literal"),
-    ("{'NORM': 'high'}", "must be a number"),
-    ("{'XYZ': 0.0}", "unknown SCP statement 'XYZ'"),
-    ("__import__('os').system('true')", "malformed"),
-    (float("nan"), "empty"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{'NORM': 100.0", "malformed"),
+        ("['NORM']", "dict literal"),
+        ("{'NORM': 'high'}", "must be a number"),
+        ("{'XYZ': 0.0}", "unknown SCP statement 'XYZ'"),
+        ("__import__('os').system('true')", "malformed"),
+        (float("nan"), "empty"),
+    ],
+)
 def test_parse_scp_codes_rejects_bad_cells_naming_the_record(text, message):
     with pytest.raises(DataError, match=message) as error:
         parse_scp_codes(text, "PTB-XL ecg_id 42")

@@ -52,6 +52,7 @@ def first_row(root: Path) -> pd.Series:
 
 # --- leads ------------------------------------------------------------------------------------------
 
+
 def test_twelve_lead_reconstruction_matches_recorded_leads_to_quantisation():
     meta = load_ptbxl_metadata(FIXTURE)
     worst = 0.0
@@ -75,10 +76,13 @@ def test_lead_functions_round_trip_and_accept_tensors():
 
 # --- labels -----------------------------------------------------------------------------------------
 
+
 def test_label_sets_have_the_benchmark_sizes():
     assert len(SCP_CODES) == 71 and list(SCP_CODES) == sorted(SCP_CODES)
-    sizes = {name: len(label_set_codes(name)) for name in
-             ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")}
+    sizes = {
+        name: len(label_set_codes(name))
+        for name in ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
+    }
     assert sizes == {"all": 71, "diagnostic": 44, "subdiagnostic": 23, "superdiagnostic": 5, "form": 19, "rhythm": 12}
     assert set(label_set_codes("superdiagnostic")) == {"NORM", "MI", "STTC", "CD", "HYP"}
 
@@ -96,9 +100,12 @@ def test_label_lookups_and_aggregation():
 
 # --- demographics and heart rate --------------------------------------------------------------------
 
+
 def test_demographics_keep_missing_and_map_age_300():
-    table = pd.DataFrame({"age": [300, np.nan, 45], "sex": [0, 1, np.nan], "height": [np.nan, 170, 180],
-                          "weight": [80, np.nan, 70]}, index=[1, 2, 3])
+    table = pd.DataFrame(
+        {"age": [300, np.nan, 45], "sex": [0, 1, np.nan], "height": [np.nan, 170, 180], "weight": [80, np.nan, 70]},
+        index=[1, 2, 3],
+    )
     clean = clean_demographics(table)
     assert clean.loc[1, "age"] == 90 and np.isnan(clean.loc[2, "age"]) and np.isnan(clean.loc[3, "sex"])
     assert age_bin_onehot(np.array([5, 12, 16, 17, 40, 60, 80, np.nan])).argmax(1)[:7].tolist() == [0, 1, 1, 2, 3, 4, 5]
@@ -121,8 +128,15 @@ def test_heart_rate_detector_on_simulated_ecgs(bpm):
     import neurokit2 as nk
 
     def simulate(fs, noise):
-        return nk.ecg_simulate(duration=10, sampling_rate=fs, heart_rate=bpm, heart_rate_std=0, method="simple",
-                               noise=noise, random_state=1)
+        return nk.ecg_simulate(
+            duration=10,
+            sampling_rate=fs,
+            heart_rate=bpm,
+            heart_rate_std=0,
+            method="simple",
+            noise=noise,
+            random_state=1,
+        )
 
     # neurokit2's simulator does not hit the requested rate exactly (75 -> 71.8 bpm): the truth is the median
     # RR of a noiseless 1000 Hz copy, where R peaks are unambiguous.
@@ -141,6 +155,7 @@ def test_heart_rate_on_real_records_is_plausible(tmp_path):
 
 
 # --- splits and reading -----------------------------------------------------------------------------
+
 
 def test_splits():
     assert resolve_folds("train") == tuple(range(1, 9)) and resolve_folds("test") == (10,)
@@ -163,6 +178,7 @@ def test_rates_and_sources():
 
 # --- bad input --------------------------------------------------------------------------------------
 
+
 def test_missing_record_errors_or_skips(fixture_copy, tmp_path):
     row = first_row(fixture_copy)
     (fixture_copy / f"{row['filename_hr']}.dat").unlink()
@@ -179,13 +195,16 @@ def _rewrite_header(path: Path, edit) -> None:
     path.write_text("\n".join(edit(lines)) + "\n")
 
 
-@pytest.mark.parametrize("damage, message", [
-    ("truncate_dat", "unreadable|samples"),
-    ("corrupt_hea", "unreadable"),
-    ("eleven_leads", "12 leads"),
-    ("wrong_rate", "sampling rate"),
-    ("rename_lead", "lead names"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate_dat", "unreadable|samples"),
+        ("corrupt_hea", "unreadable"),
+        ("eleven_leads", "12 leads"),
+        ("wrong_rate", "sampling rate"),
+        ("rename_lead", "lead names"),
+    ],
+)
 def test_damaged_files_name_the_record(fixture_copy, damage, message):
     row = first_row(fixture_copy)
     base = fixture_copy / row["filename_hr"]
@@ -196,8 +215,17 @@ def test_damaged_files_name_the_record(fixture_copy, damage, message):
         hea.write_text("this is not a WFDB header\n")
     elif damage == "eleven_leads":
         signal, fields = wfdb.rdsamp(str(base))
-        wfdb.wrsamp(base.name, fs=500, units=["mV"] * 11, sig_name=fields["sig_name"][:11], p_signal=signal[:, :11],
-                    fmt=["16"] * 11, adc_gain=[1000.0] * 11, baseline=[0] * 11, write_dir=str(base.parent))
+        wfdb.wrsamp(
+            base.name,
+            fs=500,
+            units=["mV"] * 11,
+            sig_name=fields["sig_name"][:11],
+            p_signal=signal[:, :11],
+            fmt=["16"] * 11,
+            adc_gain=[1000.0] * 11,
+            baseline=[0] * 11,
+            write_dir=str(base.parent),
+        )
     elif damage == "wrong_rate":
         _rewrite_header(hea, lambda lines: [lines[0].replace(" 500 ", " 250 ", 1)] + lines[1:])
     elif damage == "rename_lead":
@@ -209,8 +237,17 @@ def test_damaged_files_name_the_record(fixture_copy, damage, message):
 
 def _write_record(base: Path, signal: np.ndarray) -> None:
     _, fields = wfdb.rdsamp(str(base))
-    wfdb.wrsamp(base.name, fs=500, units=["mV"] * 12, sig_name=fields["sig_name"], p_signal=signal,
-                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(base.parent))
+    wfdb.wrsamp(
+        base.name,
+        fs=500,
+        units=["mV"] * 12,
+        sig_name=fields["sig_name"],
+        p_signal=signal,
+        fmt=["16"] * 12,
+        adc_gain=[1000.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(base.parent),
+    )
 
 
 def test_nan_samples_are_refused(fixture_copy):
@@ -235,8 +272,9 @@ def test_flat_lead_is_kept_with_a_warning_or_refused_when_strict(fixture_copy):
         read_ptbxl_record(fixture_copy, row, strict=True)
 
 
-@pytest.mark.parametrize("scp_codes, message", [("{'NOTACODE': 100.0}", "NOTACODE"), ("{'NORM': 100.0", "malformed"),
-                                                ("", "empty")])
+@pytest.mark.parametrize(
+    "scp_codes, message", [("{'NOTACODE': 100.0}", "NOTACODE"), ("{'NORM': 100.0", "malformed"), ("", "empty")]
+)
 def test_bad_scp_codes_name_the_record(fixture_copy, tmp_path, scp_codes, message):
     meta = pd.read_csv(fixture_copy / "ptbxl_database.csv")
     meta.loc[3, "scp_codes"] = scp_codes
@@ -256,6 +294,7 @@ def test_missing_metadata_and_not_a_cache(tmp_path):
 
 # --- the prepared cache -----------------------------------------------------------------------------
 
+
 def test_prepare_writes_the_documented_cache(tmp_path):
     out = prepare(FIXTURE, tmp_path / "c", progress=False)
     signals = np.load(out / "signals.npy", mmap_mode="r")
@@ -263,8 +302,16 @@ def test_prepare_writes_the_documented_cache(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     meta = load_ptbxl_metadata(FIXTURE)
     assert signals.dtype == np.float32 and signals.shape == (len(meta), 12, 1000)
-    assert list(records.columns[:8]) == ["ecg_id", "patient_id", "strat_fold", "age", "sex", "height", "weight",
-                                         "heart_rate"]
+    assert list(records.columns[:8]) == [
+        "ecg_id",
+        "patient_id",
+        "strat_fold",
+        "age",
+        "sex",
+        "height",
+        "weight",
+        "heart_rate",
+    ]
     assert list(records.columns[8:]) == list(SCP_CODES)
     assert manifest["lead_names"] == list(WFDB_LEADS) and manifest["rate"] == 100 and manifest["count"] == len(meta)
     assert set(manifest) >= {"source", "source_hash", "midtecg_version", "format_version", "length"}
@@ -321,8 +368,17 @@ def test_generic_wfdb_folder_at_another_rate(tmp_path):
     for i, (_, row) in enumerate(meta.iterrows()):
         x = read_ptbxl_record(FIXTURE, row, rate=500)
         x250 = x[:, ::2]  # a 250 Hz device
-        wfdb.wrsamp(f"ecg{i}", fs=250, units=["mV"] * 12, sig_name=list(WFDB_LEADS), p_signal=x250.T.astype(np.float64),
-                    fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+        wfdb.wrsamp(
+            f"ecg{i}",
+            fs=250,
+            units=["mV"] * 12,
+            sig_name=list(WFDB_LEADS),
+            p_signal=x250.T.astype(np.float64),
+            fmt=["16"] * 12,
+            adc_gain=[1000.0] * 12,
+            baseline=[0] * 12,
+            write_dir=str(folder),
+        )
         rows.append({"record": f"ecg{i}", "labels": "NORM,SR" if i % 2 else "IMI", "age": 40 + i, "sex": i % 2})
     pd.DataFrame(rows).to_csv(folder / "conditions.csv", index=False)
     data = load_prepared(prepare(folder, tmp_path / "c", progress=False))

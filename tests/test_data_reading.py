@@ -24,9 +24,17 @@ from midtecg.data.wfdb_record import read_wfdb_signal
 
 def _rewrite(base, signal, names=None, units="mV", scale=1.0, fs=500):
     names = names or list(WFDB_LEADS)
-    wfdb.wrsamp(base.name, fs=fs, units=[units] * len(names), sig_name=names, p_signal=signal * scale,
-                fmt=["16"] * len(names), adc_gain=[1000.0 / scale] * len(names), baseline=[0] * len(names),
-                write_dir=str(base.parent))
+    wfdb.wrsamp(
+        base.name,
+        fs=fs,
+        units=[units] * len(names),
+        sig_name=names,
+        p_signal=signal * scale,
+        fmt=["16"] * len(names),
+        adc_gain=[1000.0 / scale] * len(names),
+        baseline=[0] * len(names),
+        write_dir=str(base.parent),
+    )
 
 
 def test_twelve_leads_rebuilt_from_eight_on_official_100_hz_files(ptbxl_fixture):
@@ -96,12 +104,15 @@ def test_corrupt_samples_of_the_right_size_fail_the_checksum(copy):
     assert read_ptbxl_record(copy, 1, checksum=False).shape == (12, 1000)
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda lines: [lines[0].replace(" 5000", " 4000")] + lines[1:], "4000 samples, expected 5000"),
-    (lambda lines: [lines[0].replace(" 5000", " 6000")] + lines[1:], "6000 samples"),
-    (lambda lines: lines[:7], "unreadable"),  # header cut in the middle
-    (lambda lines: lines[:6] + [lines[6].rsplit(" ", 1)[0] + " ii"] + lines[7:], "II appears twice"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda lines: [lines[0].replace(" 5000", " 4000")] + lines[1:], "4000 samples, expected 5000"),
+        (lambda lines: [lines[0].replace(" 5000", " 6000")] + lines[1:], "6000 samples"),
+        (lambda lines: lines[:7], "unreadable"),  # header cut in the middle
+        (lambda lines: lines[:6] + [lines[6].rsplit(" ", 1)[0] + " ii"] + lines[7:], "II appears twice"),
+    ],
+)
 def test_header_damage_names_the_record(copy, edit, message):
     hea = record_path(copy, 1).with_suffix(".hea")
     hea.write_text("\n".join(edit(hea.read_text().splitlines())) + "\n")

@@ -16,10 +16,17 @@ from midtecg.data.wfdb_folder import load_folder_metadata, read_folder_record, s
 
 def _write(folder, name, x, fs, names, units="mV"):
     scale = 1000.0 if units == "uV" else 1.0
-    wfdb.wrsamp(name, fs=fs, units=[units] * len(names), sig_name=list(names),
-                p_signal=(x * scale).T.astype(np.float64),
-                fmt=["16"] * len(names), adc_gain=[1000.0 / scale] * len(names), baseline=[0] * len(names),
-                write_dir=str(folder))
+    wfdb.wrsamp(
+        name,
+        fs=fs,
+        units=[units] * len(names),
+        sig_name=list(names),
+        p_signal=(x * scale).T.astype(np.float64),
+        fmt=["16"] * len(names),
+        adc_gain=[1000.0 / scale] * len(names),
+        baseline=[0] * len(names),
+        write_dir=str(folder),
+    )
 
 
 @pytest.fixture
@@ -34,8 +41,15 @@ def test_other_rate_longer_record_extra_channel_and_shuffled_leads(tmp_path, sou
     order = list(reversed(range(12)))
     names = [WFDB_LEADS[i].upper() for i in order] + ["RESP"]
     _write(folder / "sub", "a1", np.vstack([x360[order], np.zeros((1, x360.shape[1]))]), 360, names, units="uV")
-    pd.DataFrame({"filename": ["sub/a1.hea"], "labels": ["atrial fibrillation; PVC"], "sex": ["F"], "age": [300],
-                  "patient": ["p7"]}).to_csv(folder / "meta.csv", index=False)
+    pd.DataFrame(
+        {
+            "filename": ["sub/a1.hea"],
+            "labels": ["atrial fibrillation; PVC"],
+            "sex": ["F"],
+            "age": [300],
+            "patient": ["p7"],
+        }
+    ).to_csv(folder / "meta.csv", index=False)
     table = load_folder_metadata(folder)  # the only CSV of the folder
     row = table.iloc[0]
     assert row["record"] == "sub/a1" and row["scp_codes"] == {"AFIB": 100.0, "PVC": 100.0}
@@ -70,13 +84,16 @@ def test_records_without_a_csv(tmp_path, source):
     assert data.signals.shape == (2, 12, 1000) and data.labels().sum() == 0 and data.records["age"].isna().all()
 
 
-@pytest.mark.parametrize("problem, message", [
-    ("short", "needs at least 10 s"),
-    ("unknown_label", "did you mean"),
-    ("missing_leads", "found 6 .*missing I, II"),
-    ("duplicate", "listed twice"),
-    ("no_record_column", "needs a 'record' column"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("short", "needs at least 10 s"),
+        ("unknown_label", "did you mean"),
+        ("missing_leads", "found 6 .*missing I, II"),
+        ("duplicate", "listed twice"),
+        ("no_record_column", "needs a 'record' column"),
+    ],
+)
 def test_problems_name_the_record(tmp_path, source, problem, message):
     folder = tmp_path / problem
     folder.mkdir()

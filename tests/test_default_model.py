@@ -28,8 +28,27 @@ def test_default_model_is_small_and_documented():
 
 def test_cli_generates_wfdb_records_and_plots_with_the_default_model(tmp_path):
     out = tmp_path / "demo"
-    assert main(["generate", "-n", "2", "--labels", "NORM", "--age", "55", "--sex", "male", "--out", str(out),
-                 "--quiet", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "-n",
+                "2",
+                "--labels",
+                "NORM",
+                "--age",
+                "55",
+                "--sex",
+                "male",
+                "--out",
+                str(out),
+                "--quiet",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     records = sorted((out / "wfdb").glob("*.hea"))
     assert len(records) == 2
     for header in records:

@@ -15,8 +15,9 @@ def test_from_config_builds_the_schedule_of_the_same_fields():
     param = Parameterization.from_config(config)
     assert param.prediction == "v"
     assert param.schedule == NoiseSchedule(num_steps=50, kind="cosine", cosine_s=0.01, zero_terminal_snr=True)
-    assert torch.equal(param.schedule.alpha_bars, NoiseSchedule(50, "cosine", cosine_s=0.01,
-                                                                zero_terminal_snr=True).alpha_bars)
+    assert torch.equal(
+        param.schedule.alpha_bars, NoiseSchedule(50, "cosine", cosine_s=0.01, zero_terminal_snr=True).alpha_bars
+    )
 
 
 def test_every_schedule_field_is_a_diffusion_config_field():

@@ -67,8 +67,10 @@ def test_path_and_conversions_are_consistent():
         flow_interpolate(x0, eps, torch.tensor([0, 1, 1]))
 
 
-@pytest.mark.parametrize("cls,steps,bound", [(HeunSampler, 10, 0.025), (HeunSampler, 20, 0.007),
-                                              (EulerSampler, 20, 0.19), (EulerSampler, 50, 0.08)])
+@pytest.mark.parametrize(
+    "cls,steps,bound",
+    [(HeunSampler, 10, 0.025), (HeunSampler, 20, 0.007), (EulerSampler, 20, 0.19), (EulerSampler, 50, 0.08)],
+)
 def test_samplers_recover_gaussian_data(cls, steps, bound):
     """From N(0, I) at t = 1 (the exact marginal there) the samplers give the data's mean exactly and its
     variance within their discretisation error (measured, worst dimension: Heun 10 steps 2.1 %, 20 steps
@@ -79,8 +81,11 @@ def test_samplers_recover_gaussian_data(cls, steps, bound):
 
 
 def test_heun_is_second_order_and_euler_first():
-    errs = {(cls, n): np.abs(affine_map(cls(n))[0] ** 2 / SD**2 - 1).max()
-            for cls in (EulerSampler, HeunSampler) for n in (10, 20, 40)}
+    errs = {
+        (cls, n): np.abs(affine_map(cls(n))[0] ** 2 / SD**2 - 1).max()
+        for cls in (EulerSampler, HeunSampler)
+        for n in (10, 20, 40)
+    }
     assert 1.7 < errs[EulerSampler, 20] / errs[EulerSampler, 40] < 2.3
     assert errs[HeunSampler, 20] / errs[HeunSampler, 40] > 3.5
 
@@ -99,7 +104,9 @@ def test_interface_reproducible_and_time_grid():
         assert x1.shape == shape and x1.dtype == torch.float32 and torch.equal(x1, x2)
         fn.calls.clear()
         sampler.sample(fn, shape, progress=False)
-        expected = [1.0, 0.8, 0.6, 0.4, 0.2] if cls is EulerSampler else [1.0, 0.8, 0.8, 0.6, 0.6, 0.4, 0.4, 0.2, 0.2, 0.0]
+        expected = (
+            [1.0, 0.8, 0.6, 0.4, 0.2] if cls is EulerSampler else [1.0, 0.8, 0.8, 0.6, 0.6, 0.4, 0.4, 0.2, 0.2, 0.0]
+        )
         assert fn.calls == pytest.approx(expected, abs=1e-6)
         with pytest.raises(ValueError):
             sampler.sample(lambda x, t: x[:1], shape, progress=False)
@@ -116,8 +123,10 @@ def test_with_indexed_noise_a_row_does_not_depend_on_its_batch(cls):
     sampler, shape = cls(4), (7, 2, 30)
     fn = exact_velocity(MU[:2, None], SD[:2, None])
     whole = sampler.sample(fn, shape, noise=IndexedNoise(2, range(7)), progress=False)
-    parts = [sampler.sample(fn, (len(rows), *shape[1:]), noise=IndexedNoise(2, rows), progress=False)
-             for rows in (range(0, 3), range(3, 6), range(6, 7))]
+    parts = [
+        sampler.sample(fn, (len(rows), *shape[1:]), noise=IndexedNoise(2, rows), progress=False)
+        for rows in (range(0, 3), range(3, 6), range(6, 7))
+    ]
     torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
     alone = sampler.sample(fn, (1, *shape[1:]), noise=IndexedNoise(2, [4]), progress=False)
     torch.testing.assert_close(alone[0], whole[4], rtol=0, atol=1e-6)

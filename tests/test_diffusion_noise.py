@@ -64,8 +64,11 @@ def test_a_row_depends_only_on_its_seed_index_and_draw():
     for indices in ([5], [0, 5], [9, 8, 7, 6, 5], list(range(5, 70))):
         row = IndexedNoise(3, indices)((len(indices), *shape), 2)[indices.index(5)]
         np.testing.assert_allclose(row.numpy(), alone[0].numpy(), rtol=0, atol=1e-6)
-    others = [IndexedNoise(4, [5])((1, *shape), 2), IndexedNoise(3, [6])((1, *shape), 2),
-              IndexedNoise(3, [5])((1, *shape), 3)]
+    others = [
+        IndexedNoise(4, [5])((1, *shape), 2),
+        IndexedNoise(3, [6])((1, *shape), 2),
+        IndexedNoise(3, [5])((1, *shape), 3),
+    ]
     for other in others:  # another seed, index or draw: another stream
         assert (other - alone).abs().max() > 1.0
 
@@ -107,10 +110,19 @@ def test_one_element_over_many_draws_and_indices_is_standard_normal():
         assert abs(np.corrcoef(values[:, 0], values[:, 1])[0, 1]) < 4 / math.sqrt(len(values))
 
 
-@pytest.mark.parametrize("seed, indices, message", [
-    (-1, [0], "seed"), (2**64, [0], "seed"), (1.5, [0], "seed"), (True, [0], "seed"),
-    (0, [-1], "non-negative"), (0, [0.5], "whole numbers"), (0, [], "non-empty"), (0, [[0, 1]], "1-D"),
-])
+@pytest.mark.parametrize(
+    "seed, indices, message",
+    [
+        (-1, [0], "seed"),
+        (2**64, [0], "seed"),
+        (1.5, [0], "seed"),
+        (True, [0], "seed"),
+        (0, [-1], "non-negative"),
+        (0, [0.5], "whole numbers"),
+        (0, [], "non-empty"),
+        (0, [[0, 1]], "1-D"),
+    ],
+)
 def test_bad_seeds_and_indices_are_refused(seed, indices, message):
     with pytest.raises(ValueError, match=message):
         IndexedNoise(seed, indices)

@@ -113,7 +113,7 @@ def test_recovers_data_from_true_marginal(name):
     out = build().sample(exact_eps_fn(), (N, len(MU)), generator=g, x_T=q_start(g), progress=False)
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     mean, var = moments(out)
-    assert np.all(np.abs(mean - MU) < mean_tol()), (mean - MU)
+    assert np.all(np.abs(mean - MU) < mean_tol()), mean - MU
     assert np.all(np.abs(var / SD**2 - 1) < disc + var_ratio_tol()), var / SD**2
 
 
@@ -205,8 +205,12 @@ def test_ddim_eta1_all_steps_is_ancestral(source):
     torch.testing.assert_close(a, b, rtol=0, atol=2e-5)
 
 
-STOCHASTIC_AND_NOT = [DDPMSampler(SCHEDULE), DDIMSampler(SCHEDULE, 30, eta=0.5), DDIMSampler(SCHEDULE, 10),
-                      DPMSolverPP2M(SCHEDULE, 15)]
+STOCHASTIC_AND_NOT = [
+    DDPMSampler(SCHEDULE),
+    DDIMSampler(SCHEDULE, 30, eta=0.5),
+    DDIMSampler(SCHEDULE, 10),
+    DPMSolverPP2M(SCHEDULE, 15),
+]
 
 
 @pytest.mark.parametrize("sampler", STOCHASTIC_AND_NOT, ids=repr)
@@ -217,8 +221,10 @@ def test_with_indexed_noise_a_row_does_not_depend_on_its_batch(sampler):
     eps_fn = exact_eps_fn(MU[:2, None], SD[:2, None])
     whole = sampler.sample(eps_fn, shape, noise=IndexedNoise(4, range(8)), progress=False)
     for size in (1, 3):
-        parts = [sampler.sample(eps_fn, (len(rows), *shape[1:]), noise=IndexedNoise(4, rows), progress=False)
-                 for rows in (range(i, min(i + size, 8)) for i in range(0, 8, size))]
+        parts = [
+            sampler.sample(eps_fn, (len(rows), *shape[1:]), noise=IndexedNoise(4, rows), progress=False)
+            for rows in (range(i, min(i + size, 8)) for i in range(0, 8, size))
+        ]
         torch.testing.assert_close(torch.cat(parts), whole, rtol=0, atol=1e-6)
     backwards = sampler.sample(eps_fn, shape, noise=IndexedNoise(4, range(7, -1, -1)), progress=False)
     torch.testing.assert_close(backwards.flip(0), whole, rtol=0, atol=1e-6)
@@ -229,12 +235,16 @@ def test_with_indexed_noise_a_row_does_not_depend_on_its_batch(sampler):
         assert (other - whole).abs().amax(dim=(1, 2)).min() > 0.05
 
 
-@pytest.mark.parametrize("sampler, draws", [
-    (DDPMSampler(SCHEDULE), list(range(SCHEDULE.num_steps))),  # the start, then after every step but t = 0
-    (DDIMSampler(SCHEDULE, 30, eta=0.5), list(range(30))),
-    (DDIMSampler(SCHEDULE, 30), [0]),  # eta = 0: deterministic after the start
-    (DPMSolverPP2M(SCHEDULE, 15), [0]),
-], ids=repr)
+@pytest.mark.parametrize(
+    "sampler, draws",
+    [
+        (DDPMSampler(SCHEDULE), list(range(SCHEDULE.num_steps))),  # the start, then after every step but t = 0
+        (DDIMSampler(SCHEDULE, 30, eta=0.5), list(range(30))),
+        (DDIMSampler(SCHEDULE, 30), [0]),  # eta = 0: deterministic after the start
+        (DPMSolverPP2M(SCHEDULE, 15), [0]),
+    ],
+    ids=repr,
+)
 def test_the_draws_a_sampler_asks_for(sampler, draws):
     asked = []
 
@@ -321,7 +331,8 @@ def exact_fn(schedule, prediction, mu=MU, sd=SD):
     return fn
 
 
-def _affine(sampler, fn, n=len(MU)):
+def _affine(sampler, fn):
+    n = len(MU)
     b = sampler.sample(fn, (1, n), x_T=torch.zeros(1, n), progress=False)[0].double().numpy()
     return sampler.sample(fn, (1, n), x_T=torch.ones(1, n), progress=False)[0].double().numpy() - b, b
 
@@ -337,8 +348,12 @@ def test_v_prediction_samples_like_eps_prediction(name, steps):
 
 def test_v_prediction_ancestral_matches_eps():
     shape = (2000, len(MU))
-    out = [make_sampler("ddpm", SCHEDULE, prediction=p).sample(
-        exact_fn(SCHEDULE, p), shape, generator=torch.Generator().manual_seed(4), progress=False) for p in ("eps", "v")]
+    out = [
+        make_sampler("ddpm", SCHEDULE, prediction=p).sample(
+            exact_fn(SCHEDULE, p), shape, generator=torch.Generator().manual_seed(4), progress=False
+        )
+        for p in ("eps", "v")
+    ]
     torch.testing.assert_close(out[1], out[0], rtol=0, atol=1e-4)
 
 
@@ -360,14 +375,16 @@ def test_zero_terminal_snr_ancestral_v_and_eps():
     recovers the data; with eps (x0_hat = 0 there, nothing else is known) it still runs and is close."""
     n = 10_000
     g = torch.Generator().manual_seed(13)
-    out = make_sampler("ddpm", ZTSNR, prediction="v").sample(exact_fn(ZTSNR, "v"), (n, len(MU)), generator=g,
-                                                              progress=False)
+    out = make_sampler("ddpm", ZTSNR, prediction="v").sample(
+        exact_fn(ZTSNR, "v"), (n, len(MU)), generator=g, progress=False
+    )
     mean, var = moments(out)
     assert np.all(np.abs(mean - MU) < Z * SD / math.sqrt(n)), mean - MU
     assert np.all(np.abs(var / SD**2 - 1) < 0.06 + Z * math.sqrt(2 / (n - 1))), var / SD**2
     for name in ("ddpm", "ddim", "dpm++2m"):
         out = make_sampler(name, ZTSNR, prediction="eps").sample(
-            exact_fn(ZTSNR, "eps"), (2000, len(MU)), generator=torch.Generator().manual_seed(14), progress=False)
+            exact_fn(ZTSNR, "eps"), (2000, len(MU)), generator=torch.Generator().manual_seed(14), progress=False
+        )
         mean, var = moments(out)
         assert torch.isfinite(out).all(), name
         # x0_hat = 0 at the first step costs the large-mean dimensions a little: within 0.15 of the data

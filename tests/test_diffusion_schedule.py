@@ -1,5 +1,6 @@
 """NoiseSchedule: tables, forward noising, posterior, serialisation."""
 
+import dataclasses
 import json
 import math
 
@@ -108,8 +109,8 @@ def test_dict_round_trip_and_cosine():
     assert torch.all((cos.betas > 0) & (cos.betas <= 0.999))
     with pytest.raises(ValueError):
         NoiseSchedule.from_dict({"num_steps": 10, "bogus": 1})
-    with pytest.raises(Exception):
-        NoiseSchedule().num_steps = 3  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        NoiseSchedule().num_steps = 3
 
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])

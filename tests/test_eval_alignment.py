@@ -26,7 +26,7 @@ def brute_force(q: np.ndarray, r: np.ndarray, max_lag: int) -> tuple[float, int]
     length = q.shape[-1]
     best, best_lag = -np.inf, 0
     for tau in range(-max_lag, max_lag + 1):
-        a, b = (q[:, tau:], r[:, :length - tau]) if tau >= 0 else (q[:, :length + tau], r[:, -tau:])
+        a, b = (q[:, tau:], r[:, : length - tau]) if tau >= 0 else (q[:, : length + tau], r[:, -tau:])
         rs = []
         for lead in range(q.shape[0]):
             if a[lead].std() < 1e-12 or b[lead].std() < 1e-12:
@@ -77,13 +77,18 @@ def test_copies_are_found_exactly_whatever_the_shift_gain_or_offset(real):
     offset = rng.normal(0, 1, (6, 12, 1))
     variants = {
         "rolled": np.stack([np.roll(s, k, axis=-1) for s, k in zip(x, shift)]) * gain + offset,
-        "edge_padded": np.stack([np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1)
-                                 for s, k in zip(x, shift[:4])]),
-        "zero_padded_left": np.stack([np.concatenate([s[:, k:], np.zeros((12, k))], axis=1)
-                                      for s, k in zip(x, shift[:4])]),
+        "edge_padded": np.stack(
+            [np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1) for s, k in zip(x, shift[:4])]
+        ),
+        "zero_padded_left": np.stack(
+            [np.concatenate([s[:, k:], np.zeros((12, k))], axis=1) for s, k in zip(x, shift[:4])]
+        ),
     }
-    expected_lag = {"rolled": [1, 57, 250, 499, -270, -1], "edge_padded": [1, 57, 250, 499],
-                    "zero_padded_left": [-1, -57, -250, -499]}
+    expected_lag = {
+        "rolled": [1, 57, 250, 499, -270, -1],
+        "edge_padded": [1, 57, 250, 499],
+        "zero_padded_left": [-1, -57, -250, -499],
+    }
     for name, v in variants.items():
         n = v.shape[0]
         sim, lag = aligned_similarity_pairs(v, x, np.stack([np.arange(n), np.arange(n)], axis=1))
@@ -117,8 +122,9 @@ def test_neighbors_find_the_sources_of_transformed_copies_among_real_records(rea
     pick = rng.permutation(train.shape[0])[:8]
     src = train[pick].astype(np.float64)
     shift = rng.integers(20, 480, 8)
-    copies = np.stack([np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1) * 1.25
-                       for s, k in zip(src, shift)]) + 0.02 * rng.normal(size=src.shape)
+    copies = np.stack(
+        [np.concatenate([np.repeat(s[:, :1], k, axis=1), s[:, :-k]], axis=1) * 1.25 for s, k in zip(src, shift)]
+    ) + 0.02 * rng.normal(size=src.shape)
     nb = aligned_neighbors(np.concatenate([copies, real["val"]]), train, k=2, n_candidates=4)
     np.testing.assert_array_equal(nb["index"][:8, 0], pick)
     np.testing.assert_array_equal(nb["lag"][:8, 0], shift)

@@ -30,7 +30,7 @@ def _true_r_s(tpl, x, fs, record=0):
 
 def test_condition_resamples_to_500hz_and_keeps_the_ecg_band():
     t = np.arange(1000) / 100.0
-    x = (2.0 + 0.5 * np.sin(2 * np.pi * 0.05 * t) + np.sin(2 * np.pi * 10 * t) + np.sin(2 * np.pi * 45 * t))
+    x = 2.0 + 0.5 * np.sin(2 * np.pi * 0.05 * t) + np.sin(2 * np.pi * 10 * t) + np.sin(2 * np.pi * 45 * t)
     y = condition(x[None, None, :], 100.0)[0, 0]
     assert y.shape == (5000,) and MEASURE_FS == 500
     tt = np.arange(5000) / 500.0
@@ -78,8 +78,10 @@ def test_alignment_repairs_r_peaks_placed_on_two_different_points():
     assert np.abs(rr - np.median(rr)).max() <= 1  # all beats back on one fiducial point
     # the same median beat as with correct R peaks, up to where in the beat R is put (<= 30 ms)
     w = min(good.median.shape[1], bad.median.shape[1]) - 40
-    best = max(np.corrcoef(good.median[:, 20:20 + w].ravel(), bad.median[:, 20 + k:20 + k + w].ravel())[0, 1]
-               for k in range(-20, 21))
+    best = max(
+        np.corrcoef(good.median[:, 20 : 20 + w].ravel(), bad.median[:, 20 + k : 20 + k + w].ravel())[0, 1]
+        for k in range(-20, 21)
+    )
     assert best > 0.999
 
 

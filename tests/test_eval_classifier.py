@@ -84,7 +84,7 @@ def test_sliding_window_max_matches_hand_computation(length):
     expected = np.zeros((7, 2))
     sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     for i in range(7):
-        expected[i, 0] = max(sig(x[i, 0, s:s + window].astype(np.float64).mean()) for s in starts)
+        expected[i, 0] = max(sig(x[i, 0, s : s + window].astype(np.float64).mean()) for s in starts)
         expected[i, 1] = max(sig(-float(x[i, 1, s])) for s in starts)
     for batch_size in (1, 5, 1000):  # chunking must not matter
         got = predict(WindowProbe(), x, batch_size=batch_size)

@@ -134,8 +134,12 @@ def test_compare_intervals_floor_calls_real_records_close_and_a_shifted_set_far(
 
 # ----------------------------------------------------------------------------- comparisons of tables
 def _table(rng, n, shift=0.0):
-    t = {"heart_rate": rng.normal(70, 10, n), "pr_ms": rng.normal(160, 20, n) + shift,
-         "qrs_ms": rng.normal(95, 10, n) + shift, "qt_ms": rng.normal(400, 30, n) + shift}
+    t = {
+        "heart_rate": rng.normal(70, 10, n),
+        "pr_ms": rng.normal(160, 20, n) + shift,
+        "qrs_ms": rng.normal(95, 10, n) + shift,
+        "qt_ms": rng.normal(400, 30, n) + shift,
+    }
     t["qtc_ms"] = t["qt_ms"] / np.sqrt(60.0 / t["heart_rate"])
     t["failed"] = np.zeros(n, dtype=bool)
     return t
@@ -178,8 +182,20 @@ def test_heart_rate_error_hand_values():
 
 def test_age_and_sex_groups():
     bins = age_bins([5, 12, 16.9, 17, 40, 54, 73.9, 74, 89, 300, np.nan, -1])
-    assert list(bins) == ["<12", "12-16", "12-16", "17-33", "34-53", "54-73", "54-73", ">=74", ">=74", ">=74",
-                          None, None]
+    assert list(bins) == [
+        "<12",
+        "12-16",
+        "12-16",
+        "17-33",
+        "34-53",
+        "54-73",
+        "54-73",
+        ">=74",
+        ">=74",
+        ">=74",
+        None,
+        None,
+    ]
     assert list(sex_groups([0, 1, np.nan, 2])) == ["male", "female", None, None]
 
 

@@ -29,11 +29,20 @@ def _fiducials(x: np.ndarray, fs: float) -> Fiducials:
 def _intervals(fs: float, **template) -> tuple[dict, object]:
     x, tpl = template_ecgs(1, fs=fs, seed=7, **template)
     f = _fiducials(x[0], fs)
-    return {"pr": f.interval_ms("p_on", "qrs_on"), "qrs": f.interval_ms("qrs_on", "qrs_off"),
-            "qt": f.interval_ms("qrs_on", "t_end"), "p_fraction": f.p_fraction, "error": f.error}, tpl
+    return {
+        "pr": f.interval_ms("p_on", "qrs_on"),
+        "qrs": f.interval_ms("qrs_on", "qrs_off"),
+        "qt": f.interval_ms("qrs_on", "t_end"),
+        "p_fraction": f.p_fraction,
+        "error": f.error,
+    }, tpl
 
 
-CASES = [{}, {"pr_ms": 200.0, "qrs_ms": 120.0, "qt_ms": 440.0}, {"pr_ms": 130.0, "qrs_ms": 80.0, "qt_ms": 340.0, "rr_s": 0.6}]
+CASES = [
+    {},
+    {"pr_ms": 200.0, "qrs_ms": 120.0, "qt_ms": 440.0},
+    {"pr_ms": 130.0, "qrs_ms": 80.0, "qt_ms": 340.0, "rr_s": 0.6},
+]
 
 
 @pytest.mark.parametrize("fs", [100.0, 500.0])

@@ -71,7 +71,7 @@ def test_frechet_samples_of_known_gaussians():
     assert frechet_distance(a, b) == pytest.approx(expected, rel=0.05)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
     # two samples of one distribution sit near 0 (small positive bias)
-    assert frechet_distance(a[: n // 2], a[n // 2:]) < 0.02 * expected
+    assert frechet_distance(a[: n // 2], a[n // 2 :]) < 0.02 * expected
 
 
 def test_frechet_singular_covariance_is_finite():
@@ -120,8 +120,9 @@ def test_mmd_equals_brute_force_with_fixed_bandwidth():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(7, 2, 5)), rng.normal(0.3, 1.0, size=(6, 2, 5))
     sigma = 2.5
-    brute = _brute_unbiased_mmd2(x.reshape(7, -1), y.reshape(6, -1),
-                                 lambda a, b: math.exp(-np.sum((a - b) ** 2) / (2 * sigma**2)))
+    brute = _brute_unbiased_mmd2(
+        x.reshape(7, -1), y.reshape(6, -1), lambda a, b: math.exp(-np.sum((a - b) ** 2) / (2 * sigma**2))
+    )
     assert mmd(x, y, bandwidth=sigma, downsample=1)["mmd2"] == pytest.approx(brute, rel=1e-10)
 
 

@@ -28,7 +28,7 @@ _REPO = Path(__file__).resolve().parents[1]
 REAL_ROOTS = (_REPO / "tests" / "fixtures" / "ptbxl", _REPO.parent / "shared" / "data" / "ptbxl")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def simulated_bank() -> np.ndarray:
     """(len(BANK_RATES), 12, 1000) float64 simulated ECGs in WFDB order, Einthoven-consistent."""
     import neurokit2 as nk
@@ -41,8 +41,7 @@ def simulated_bank() -> np.ndarray:
             pass
     bank = []
     for i, hr in enumerate(BANK_RATES):
-        df = nk.ecg_simulate(duration=10, sampling_rate=FS, method="multileads", heart_rate=hr,
-                             random_state=100 + i)
+        df = nk.ecg_simulate(duration=10, sampling_rate=FS, method="multileads", heart_rate=hr, random_state=100 + i)
         cols = {c.lower(): c for c in df.columns}
         a = np.stack([df[cols[name.lower()]].to_numpy() for name in WFDB_LEADS])
         bank.append(to_twelve_leads(to_model_leads(a)))
@@ -70,7 +69,7 @@ def ecg_like(n: int, rng, *, noise_mv: float = 0.02, return_rates: bool = False)
     return (x, np.asarray(BANK_RATES)[which]) if return_rates else x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _real_cached(max_records: int) -> np.ndarray | None:
     import wfdb
 
@@ -99,14 +98,14 @@ def real_ecgs_many(min_records: int) -> np.ndarray:
     return _many(tuple(str(h.with_suffix("")) for h in heads[:min_records]))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _many(paths: tuple[str, ...]) -> np.ndarray:
     import wfdb
 
     return np.stack([wfdb.rdsamp(p)[0].T for p in paths]).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fixture_both_rates():
     import ast
 
@@ -147,7 +146,7 @@ def test_ecg_like_is_reproducible():
     np.testing.assert_array_equal(ecg_like(3, 7), ecg_like(3, 7))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _fixture_folds(cache_dir: str) -> dict[str, np.ndarray]:
     from midtecg.data.cache import load_prepared, prepare
 

@@ -46,8 +46,10 @@ def test_wfdb_folder_pairs_by_ecg_id_and_reads_conditions(test_set, tmp_path):
     assert np.allclose(got.signals[pairing["synth_index"]], synth[pairing["real_index"]], atol=1e-3)
 
     # conditions.csv next to the wfdb folder (the `midtecg generate` layout) wins over the comments
-    write_conditions_csv(tmp_path / "gen" / "conditions.csv",
-                         pd.DataFrame({"name": names, "labels": ["IMI"] * len(names), "heart_rate": 80.0}))
+    write_conditions_csv(
+        tmp_path / "gen" / "conditions.csv",
+        pd.DataFrame({"name": names, "labels": ["IMI"] * len(names), "heart_rate": 80.0}),
+    )
     got = load_ecg_set(tmp_path / "gen", role="synth")
     assert np.allclose(got.column("heart_rate"), 80.0)
     assert any("conditions read from" in note for note in got.notes)

@@ -22,8 +22,11 @@ class Counter:
 
     def __call__(self):
         self.calls += 1
-        return {"value": np.arange(3, dtype=np.float64) * self.calls, "ok": np.array([True, False, True]),
-                "errors": np.array(["", "flat signal", ""])}
+        return {
+            "value": np.arange(3, dtype=np.float64) * self.calls,
+            "ok": np.array([True, False, True]),
+            "errors": np.array(["", "flat signal", ""]),
+        }
 
 
 @pytest.fixture
@@ -49,9 +52,14 @@ def test_any_change_of_the_inputs_is_a_new_key(tmp_path, signals):
     key = signals_key(signals, 100.0, "m", "1")
     changed = signals.copy()
     changed[2, 5, 50] += 1e-6
-    others = [signals_key(changed, 100.0, "m", "1"), signals_key(signals, 500.0, "m", "1"),
-              signals_key(signals, 100.0, "n", "1"), signals_key(signals, 100.0, "m", "2"),
-              signals_key(signals.astype(np.float64), 100.0, "m", "1"), signals_key(signals.reshape(3, 6, 200), 100.0, "m", "1")]
+    others = [
+        signals_key(changed, 100.0, "m", "1"),
+        signals_key(signals, 500.0, "m", "1"),
+        signals_key(signals, 100.0, "n", "1"),
+        signals_key(signals, 100.0, "m", "2"),
+        signals_key(signals.astype(np.float64), 100.0, "m", "1"),
+        signals_key(signals.reshape(3, 6, 200), 100.0, "m", "1"),
+    ]
     assert len({key, *others}) == 1 + len(others)
     assert signals_key(np.asfortranarray(signals), 100.0, "m", "1") == key  # memory layout does not matter
     compute = Counter()

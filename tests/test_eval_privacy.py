@@ -36,8 +36,11 @@ def band_embedding(x) -> np.ndarray:
 
 def audit(folds, synth, *, embed=False, holdout=None, **kw):
     train, ho = folds["train"], folds["test"] if holdout is None else holdout
-    emb = ({"train": band_embedding(train), "holdout": band_embedding(ho), "synth": band_embedding(synth)}
-           if embed else None)
+    emb = (
+        {"train": band_embedding(train), "holdout": band_embedding(ho), "synth": band_embedding(synth)}
+        if embed
+        else None
+    )
     return privacy_audit(train, ho, synth, embeddings=emb, **kw)
 
 
@@ -99,8 +102,12 @@ def test_shifted_copy_lag_is_reported(folds):
     synth = np.concatenate([np.roll(train[3:4], 137, axis=-1), folds["val"][:5]])
     nc = audit(folds, synth)["signal"]["near_copy"]
     assert nc["count"] == 1
-    assert nc["examples"][0] == {"synth_index": 0, "distance": pytest.approx(0.0, abs=1e-6), "train_index": 3,
-                                 "lag": 137}
+    assert nc["examples"][0] == {
+        "synth_index": 0,
+        "distance": pytest.approx(0.0, abs=1e-6),
+        "train_index": 3,
+        "lag": 137,
+    }
 
 
 def test_a_few_copies_among_real_records_fail(folds):
@@ -198,8 +205,15 @@ def test_gate_output_is_json_and_names_its_thresholds(folds):
     gate = privacy_gate(result)
     assert set(gate) >= {"verdict", "reason", "checks", "failed", "far", "skipped", "thresholds"}
     assert gate["thresholds"] == DEFAULT_GATE_THRESHOLDS
-    for name in ("signal.near_copy_excess", "signal.mia_advantage", "signal.far.aligned", "signal.far.spectral",
-                 "embedding.near_copy_excess", "embedding.mia_advantage", "embedding.far.euclidean"):
+    for name in (
+        "signal.near_copy_excess",
+        "signal.mia_advantage",
+        "signal.far.aligned",
+        "signal.far.spectral",
+        "embedding.near_copy_excess",
+        "embedding.mia_advantage",
+        "embedding.far.euclidean",
+    ):
         check = gate["checks"][name]
         assert {"value", "op", "threshold", "passed"} <= set(check), name
     json.dumps(to_jsonable({"audit": result, "gate": gate}), allow_nan=False)

@@ -58,9 +58,17 @@ def test_other_real_records_are_within_the_floor(fixture_sets):
         assert not _far(out[k]), (k, out[k]["ks_synth_mean"], out[k]["ks_floor_mean"], out[k]["ks_floor_std"])
 
 
-@pytest.mark.parametrize("name,measure", [("re-spaced real beats", "rr_cv"), ("beats of varying amplitude", "r_amp_cv"),
-                                          ("white noise", "rr_cv"), ("white noise", "beat_corr"),
-                                          ("sines", "p_wave_fraction"), ("flat lines", "rr_cv")])
+@pytest.mark.parametrize(
+    "name,measure",
+    [
+        ("re-spaced real beats", "rr_cv"),
+        ("beats of varying amplitude", "r_amp_cv"),
+        ("white noise", "rr_cv"),
+        ("white noise", "beat_corr"),
+        ("sines", "p_wave_fraction"),
+        ("flat lines", "rr_cv"),
+    ],
+)
 def test_irregular_and_garbage_sets_are_far(fixture_sets, name, measure):
     measures, _ = fixture_sets
     entry = _compare(measures, name)[measure]
@@ -80,8 +88,13 @@ def test_rhythm_groups_and_grouped_comparison(fixture_sets):
     labels = np.stack([labels_to_vector(list(c)) for c in codes])
     groups = rhythm_groups(labels)
     assert set(groups) == {"SR", "other"} and (groups == "SR").sum() == sum("SR" in c for c in codes)
-    res = compare_rhythm(measures["real"], measures["other real"], real_groups=groups[:N_REAL],
-                         synth_groups=groups[N_REAL:], min_records=4)
+    res = compare_rhythm(
+        measures["real"],
+        measures["other real"],
+        real_groups=groups[:N_REAL],
+        synth_groups=groups[N_REAL:],
+        min_records=4,
+    )
     assert "all" in res["groups"] and "SR" in res["groups"]
     assert res["groups"]["SR"]["n_real"] == int((groups[:N_REAL] == "SR").sum())
     assert "other" in res["skipped_groups"]  # too few non-sinus records in the fixture
@@ -109,8 +122,7 @@ def test_bad_input_is_refused(fixture_sets):
     with pytest.raises(DataError, match="group labels"):
         compare_rhythm(measures["real"], measures["other real"], real_groups=["SR"], synth_groups=["SR"] * 14)
     with pytest.raises(DataError, match="unknown rhythm group"):
-        compare_rhythm(measures["real"], measures["other real"], real_groups=["AF"] * N_REAL,
-                       synth_groups=["SR"] * 14)
+        compare_rhythm(measures["real"], measures["other real"], real_groups=["AF"] * N_REAL, synth_groups=["SR"] * 14)
 
 
 @pytest.mark.slow

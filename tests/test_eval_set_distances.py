@@ -59,8 +59,10 @@ def test_one_extreme_record_does_not_break_the_fd():
     rng = np.random.default_rng(1)
     real, synth = embeddings(400, rng), embeddings(200, rng)
     outlier = 1000.0 * np.abs(rng.normal(size=(1, 64)))
-    for name, (r, s) in {"in synth": (real, np.concatenate([synth[1:], outlier])),
-                         "in real": (np.concatenate([real[1:], outlier]), synth)}.items():
+    for name, (r, s) in {
+        "in synth": (real, np.concatenate([synth[1:], outlier])),
+        "in real": (np.concatenate([real[1:], outlier]), synth),
+    }.items():
         plain = frechet_distance(r, s)
         assert plain > 100 * frechet_distance(real, synth), name
         out = embedding_distances(r, s, n_splits=20, seed=2)

@@ -24,14 +24,22 @@ TINY = ClassifierTrainConfig(epochs=1, seed=0)  # what `--classifier-epochs 1` b
 
 @pytest.fixture(scope="module")
 def fast(tmp_path_factory):
-    return EvaluationConfig(n_examples=1, progress=False, on_error="raise", classifier=TINY, threads=1,
-                            classifier_dir=str(tmp_path_factory.mktemp("classifier")))
+    return EvaluationConfig(
+        n_examples=1,
+        progress=False,
+        on_error="raise",
+        classifier=TINY,
+        threads=1,
+        classifier_dir=str(tmp_path_factory.mktemp("classifier")),
+    )
 
 
 @pytest.fixture(scope="module")
 def sets(fixture_cache):
-    return {name: load_ecg_set((fixture_cache, split), role=name)
-            for name, split in (("real", "train"), ("train", [9]), ("unseen", [10]))}
+    return {
+        name: load_ecg_set((fixture_cache, split), role=name)
+        for name, split in (("real", "train"), ("train", [9]), ("unseen", [10]))
+    }
 
 
 REAL, TRAIN = "train", [9]  # splits of the fixture cache: see the module docstring
@@ -52,7 +60,7 @@ def battery(fixture_cache, sets, fast):
     """Each case of the battery evaluated once against the real set, with fold 9 as the training records."""
     real, train, unseen = sets["real"], sets["train"], sets["unseen"]
     rng = np.random.default_rng(0)
-    n, shape = len(unseen), unseen.signals.shape
+    shape = unseen.signals.shape
     t = np.arange(shape[-1]) / real.fs
     copies = train
     cases = {
@@ -63,8 +71,10 @@ def battery(fixture_cache, sets, fast):
         "sines": _like(unseen, np.broadcast_to(0.5 * np.sin(2 * np.pi * 1.2 * t), shape)),
         "flat lines": _like(unseen, np.zeros(shape)),
     }
-    return {name: evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), config=fast)
-            for name, synth in cases.items()}
+    return {
+        name: evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), config=fast)
+        for name, synth in cases.items()
+    }
 
 
 def test_unseen_real_records_are_close_and_pass(battery):
@@ -93,9 +103,11 @@ def test_shifted_and_scaled_copies_fail_in_signal_space_alone(fixture_cache, set
 
     copies = sets["train"]
     config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False)
-    for name, signals in (("shifted", np.roll(copies.signals, 57, axis=-1)),
-                          ("scaled", 1.25 * copies.signals),
-                          ("shifted and scaled", 0.8 * np.roll(copies.signals, -213, axis=-1))):
+    for name, signals in (
+        ("shifted", np.roll(copies.signals, 57, axis=-1)),
+        ("scaled", 1.25 * copies.signals),
+        ("shifted and scaled", 0.8 * np.roll(copies.signals, -213, axis=-1)),
+    ):
         result = evaluate((fixture_cache, REAL), _like(copies, signals), train=(fixture_cache, TRAIN), config=config)
         assert result["verdicts"]["privacy"]["verdict"] == "fail", (name, result["verdicts"]["privacy"])
 
@@ -117,8 +129,11 @@ def test_every_axis_has_a_verdict_with_reason_and_numbers(battery):
         v = result["verdicts"]
         assert set(v) == {"fidelity", "rhythm", "clinical", "labels", "privacy"}, name
         for axis, entry in v.items():
-            allowed = ({"pass", "fail", "not_informative", "not_measured"} if axis == "privacy" else
-                       {"close", "far", "not_informative", "not_measured"})
+            allowed = (
+                {"pass", "fail", "not_informative", "not_measured"}
+                if axis == "privacy"
+                else {"close", "far", "not_informative", "not_measured"}
+            )
             assert entry["verdict"] in allowed and entry["reason"], (name, axis, entry)
         for check in v["fidelity"]["checks"]:
             assert {"value", "floor_mean", "floor_std", "threshold"} <= set(check)
@@ -132,27 +147,39 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
     test = sets["real"]
     rng = np.random.default_rng(1)
     synth = _like(test, test.signals + rng.normal(0, 0.02, test.signals.shape), keep_ids=True)
-    result = evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), out_dir=tmp_path / "eval",
-                      config=fast)
+    result = evaluate(
+        (fixture_cache, REAL), synth, train=(fixture_cache, TRAIN), out_dir=tmp_path / "eval", config=fast
+    )
     fid = result["fidelity"]
     assert result["pairing"]["method"] == "ecg_id" and fid["n_records"] == len(test)
     assert fid["summary"]["snr_db"] > 15 and fid["floor"]["snr_db"] < 5  # near copies beat another patient by far
     import dataclasses
 
-    unpaired = evaluate((fixture_cache, REAL), synth, train=(fixture_cache, TRAIN),
-                        config=dataclasses.replace(fast, paired=False, embeddings=False, rhythm=False, clinical=False))
+    unpaired = evaluate(
+        (fixture_cache, REAL),
+        synth,
+        train=(fixture_cache, TRAIN),
+        config=dataclasses.replace(fast, paired=False, embeddings=False, rhythm=False, clinical=False),
+    )
     assert "fidelity" not in unpaired and any("switched off" in n for n in unpaired["notes"])
 
     html = (tmp_path / "eval" / "report.html").read_text()
     images = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) >= 3 and "<script" not in html.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    summary_table = html[html.index("<h2>Summary</h2>"):].split("</table>")[0]
+    summary_table = html[html.index("<h2>Summary</h2>") :].split("</table>")[0]
     for words in ("Overall", "fidelity: Do the synthetic ECGs", "privacy: Are the ECGs free of copies"):
         assert words in summary_table
     assert "How to read the verdicts" in html and "real-vs-real floor" in html
-    for title in ("Fidelity (distributions)", "Fidelity (paired)", "Rhythm", "Clinical coherence",
-                  "Label adherence", "Privacy", "Timings"):
+    for title in (
+        "Fidelity (distributions)",
+        "Fidelity (paired)",
+        "Rhythm",
+        "Clinical coherence",
+        "Label adherence",
+        "Privacy",
+        "Timings",
+    ):
         assert title in html
     saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
     assert saved["verdicts"] == json.loads(json.dumps(result["verdicts"]))
@@ -163,10 +190,12 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
     assert "omitted" in text and summary_table.split("<tr>")[2] in text
     with pytest.raises(FileExistsError, match="already exists"):
         write_report(tmp_path / "eval", tmp_path / "eval" / "report.html")
-    for damage, match in ((lambda d: d.update(verdicts=3), "'verdicts' is missing"),
-                          (lambda d: d["verdicts"].update(fidelity="close"), "'fidelity' verdict is damaged"),
-                          (lambda d: d.update(version=1), "older midtecg"),
-                          (lambda d: d.update(format="other"), "not a midtecg evaluation")):
+    for damage, match in (
+        (lambda d: d.update(verdicts=3), "'verdicts' is missing"),
+        (lambda d: d["verdicts"].update(fidelity="close"), "'fidelity' verdict is damaged"),
+        (lambda d: d.update(version=1), "older midtecg"),
+        (lambda d: d.update(format="other"), "not a midtecg evaluation"),
+    ):
         broken = json.loads(json.dumps(saved))
         damage(broken)
         (tmp_path / "broken.json").write_text(json.dumps(broken))
@@ -179,15 +208,15 @@ def test_paired_generation_gets_paired_metrics_with_a_real_floor(fixture_cache, 
 
 def test_label_adherence_scores_requested_labels(fixture_cache, sets, fast):
     test = sets["real"]
-    result = evaluate((fixture_cache, REAL), _like(test, test.signals), train=(fixture_cache, TRAIN),
-                      config=fast)
+    result = evaluate((fixture_cache, REAL), _like(test, test.signals), train=(fixture_cache, TRAIN), config=fast)
     labels = result["labels"]
     for name in ("superdiagnostic", "all"):
         # the same signals with the same labels: TRTS equals the real AUC exactly
         assert labels[name]["synth_auc"] == pytest.approx(labels[name]["real_auc"])
     shuffled = test.table.drop(columns=["ecg_id"]).sample(frac=1.0, random_state=3).reset_index(drop=True)
-    other = evaluate((fixture_cache, REAL), (test.signals, shuffled, test.fs), train=(fixture_cache, TRAIN),
-                     config=fast)
+    other = evaluate(
+        (fixture_cache, REAL), (test.signals, shuffled, test.fs), train=(fixture_cache, TRAIN), config=fast
+    )
     assert other["labels"]["all"]["synth_auc"] != pytest.approx(labels["all"]["synth_auc"])
     unlabelled = evaluate((fixture_cache, REAL), test.signals, train=(fixture_cache, TRAIN), config=fast)
     assert unlabelled["verdicts"]["labels"]["verdict"] == "not_measured"
@@ -201,9 +230,17 @@ def test_utility_and_a_separate_synthetic_training_set(fixture_cache, sets, fast
     rng = np.random.default_rng(6)
     paired = _like(test, test.signals + rng.normal(0, 0.05, test.signals.shape))
     extra = _like(train.subset(np.arange(7)), train.signals[:7] + rng.normal(0, 0.05, train.signals[:7].shape))
-    config = dataclasses.replace(fast, embeddings=False, rhythm=False, clinical=False, privacy=False, utility=True,
-                                 utility_classifier=TINY, utility_fractions=(0.5, 1.0),
-                                 utility_label_sets=("superdiagnostic",))
+    config = dataclasses.replace(
+        fast,
+        embeddings=False,
+        rhythm=False,
+        clinical=False,
+        privacy=False,
+        utility=True,
+        utility_classifier=TINY,
+        utility_fractions=(0.5, 1.0),
+        utility_label_sets=("superdiagnostic",),
+    )
     r = evaluate((fixture_cache, REAL), paired, train=(fixture_cache, TRAIN), utility_synth=extra, config=config)
     experiments = r["utility"]["superdiagnostic"]["experiments"]
     assert {"TRTR", "TSTR", "TRTR+synth", "real_0.5", "real_0.5+synth"} <= set(experiments)
@@ -220,10 +257,35 @@ def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
     synth = test.signals + rng.normal(0, 0.02, test.signals.shape).astype(np.float32)
     write_wfdb(synth, tmp_path / "synth", fs=100, names=[f"synth_ecg{int(i):05d}" for i in test.ids()])
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--real", str(fixture_cache), "--synth", str(tmp_path / "synth"), "--out", str(out),
-               "--classifier-dir", fast.classifier_dir, "--classifier-epochs", "1", "--quiet", "--limit", "8",
-               "--examples", "1", "--threads", "1", "--split", "train", "--train-split", "9", "--holdout", "10",
-               "--no-rhythm"])
+    rc = main(
+        [
+            "evaluate",
+            "--real",
+            str(fixture_cache),
+            "--synth",
+            str(tmp_path / "synth"),
+            "--out",
+            str(out),
+            "--classifier-dir",
+            fast.classifier_dir,
+            "--classifier-epochs",
+            "1",
+            "--quiet",
+            "--limit",
+            "8",
+            "--examples",
+            "1",
+            "--threads",
+            "1",
+            "--split",
+            "train",
+            "--train-split",
+            "9",
+            "--holdout",
+            "10",
+            "--no-rhythm",
+        ]
+    )
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     assert "fidelity" in printed.out and "privacy" in printed.out
@@ -235,11 +297,37 @@ def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
     assert main(["report", str(out), "--out", str(out / "report.html")]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["report", str(out), "--out", str(out / "report.html"), "--overwrite"]) == 0
-    assert main(["evaluate", "--real", str(tmp_path / "missing"), "--synth", str(tmp_path / "synth"),
-                 "--out", str(out), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(tmp_path / "missing"),
+                "--synth",
+                str(tmp_path / "synth"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "prepared cache" in capsys.readouterr().err
-    assert main(["evaluate", "--real", str(fixture_cache), "--synth", str(tmp_path / "nothing"), "--out", str(out),
-                 "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--real",
+                str(fixture_cache),
+                "--synth",
+                str(tmp_path / "nothing"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
@@ -250,16 +338,48 @@ def test_cli_generates_with_a_model_then_evaluates(fixture_cache, tmp_path, caps
     from midtecg.training.config import load_config
     from midtecg.training.loop import train
 
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny.toml", [
-        f"data.cache={json.dumps(str(fixture_cache))}", f"out_dir={json.dumps(str(tmp_path / 'run'))}",
-        "model.channels=8", "model.blocks=1", "conditions.mode='numeric'", "train.steps=2", "train.batch_size=4",
-        "train.device='cpu'", "train.threads=1", "train.val_every=1000",
-    ])
+    config = load_config(
+        Path(__file__).resolve().parents[1] / "configs" / "tiny.toml",
+        [
+            f"data.cache={json.dumps(str(fixture_cache))}",
+            f"out_dir={json.dumps(str(tmp_path / 'run'))}",
+            "model.channels=8",
+            "model.blocks=1",
+            "conditions.mode='numeric'",
+            "train.steps=2",
+            "train.batch_size=4",
+            "train.device='cpu'",
+            "train.threads=1",
+            "train.val_every=1000",
+        ],
+    )
     model = train(config, progress=False)
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--real", str(fixture_cache), "--model", str(model), "--out", str(out), "--limit", "4",
-               "--sampler", "ddim", "--steps", "2", "--no-embeddings", "--no-clinical", "--no-rhythm",
-               "--examples", "1", "--threads", "1", "--quiet"])
+    rc = main(
+        [
+            "evaluate",
+            "--real",
+            str(fixture_cache),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--limit",
+            "4",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "2",
+            "--no-embeddings",
+            "--no-clinical",
+            "--no-rhythm",
+            "--examples",
+            "1",
+            "--threads",
+            "1",
+            "--quiet",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     saved = json.loads((out / "evaluation.json").read_text())
     assert saved["pairing"]["method"] == "ecg_id" and saved["pairing"]["n_pairs"] == 4

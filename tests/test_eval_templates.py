@@ -68,9 +68,19 @@ def _beat(t_ms: np.ndarray, tpl: Template, p_gain: float) -> np.ndarray:
     return sum(_GAINS[k][:, None] * w[None, :] for k, w in waves.items())
 
 
-def template_ecgs(n: int, *, fs: float = 100.0, seconds: float = 10.0, rr_s: float = 0.85, rr_jitter: float = 0.0,
-                  amp_jitter: float = 0.0, p_present: float = 1.0, noise_mv: float = 0.0, seed=0,
-                  **template) -> tuple[np.ndarray, Template]:
+def template_ecgs(
+    n: int,
+    *,
+    fs: float = 100.0,
+    seconds: float = 10.0,
+    rr_s: float = 0.85,
+    rr_jitter: float = 0.0,
+    amp_jitter: float = 0.0,
+    p_present: float = 1.0,
+    noise_mv: float = 0.0,
+    seed=0,
+    **template,
+) -> tuple[np.ndarray, Template]:
     """``n`` records (n, 12, L) float32 mV and the :class:`Template` truth. Rates below 500 Hz are made
     as PTB-XL's 100 Hz files are: built at 500 Hz and decimated with an anti-aliasing filter.
 
@@ -114,11 +124,11 @@ def respaced_real(x: np.ndarray, fs: float, *, rr_range_s=(0.45, 1.3), seed=0) -
     taper[:edge] = taper[-edge:][::-1] = 0.5 * (1 - np.cos(np.pi * np.arange(edge) / edge))
     out = np.zeros_like(x)
     for i, peaks in enumerate(detect_r_peaks(x, fs)):
-        beats = [x[i][:, p - lo:p + hi] * taper for p in peaks if p - lo >= 0 and p + hi <= x.shape[-1]]
+        beats = [x[i][:, p - lo : p + hi] * taper for p in peaks if p - lo >= 0 and p + hi <= x.shape[-1]]
         pos = lo + int(rng.uniform(0, 0.3) * fs)
         k = 0
         while pos + hi <= x.shape[-1] and beats:
-            out[i][:, pos - lo:pos + hi] += beats[k % len(beats)]
+            out[i][:, pos - lo : pos + hi] += beats[k % len(beats)]
             pos += int(rng.uniform(*rr_range_s) * fs)
             k += 1
     return out

@@ -60,13 +60,22 @@ def test_bounded_metrics_with_a_too_wide_floor_are_not_informative():
 
 def test_verdicts_on_a_result():
     result = {
-        "embedding": {"frechet": _block(12.0, 10.0, 1.0), "kid": _block(0.01, 0.0, 0.01),
-                      "precision": _block(0.7, 0.72, 0.03), "recall": _block(0.2, 0.7, 0.03)},
+        "embedding": {
+            "frechet": _block(12.0, 10.0, 1.0),
+            "kid": _block(0.01, 0.0, 0.01),
+            "precision": _block(0.7, 0.72, 0.03),
+            "recall": _block(0.2, 0.7, 0.03),
+        },
         "distributional": {"mmd": _block(0.01, 0.01, 0.002)},
-        "rhythm": {"comparison": {"groups": {"all": {"measures": {"rr_cv": _ks(0.9, 0.2, 0.05),
-                                                                  "beat_corr": _ks(0.25, 0.2, 0.05)}}}}},
-        "labels": {"superdiagnostic": {"synth_auc": 0.55, "real_auc": 0.55, "real_auc_std": 0.02},
-                   "all": {"synth_auc": 0.85, "real_auc": 0.9, "real_auc_std": 0.02}},
+        "rhythm": {
+            "comparison": {
+                "groups": {"all": {"measures": {"rr_cv": _ks(0.9, 0.2, 0.05), "beat_corr": _ks(0.25, 0.2, 0.05)}}}
+            }
+        },
+        "labels": {
+            "superdiagnostic": {"synth_auc": 0.55, "real_auc": 0.55, "real_auc_std": 0.02},
+            "all": {"synth_auc": 0.85, "real_auc": 0.9, "real_auc_std": 0.02},
+        },
         "privacy": {"gate": {"verdict": "pass", "reason": "no copies", "margin": 0.1}},
         "errors": {"clinical": "RuntimeError: boom\ntraceback"},
     }
@@ -87,20 +96,32 @@ def test_verdicts_on_a_result():
 def test_verdicts_when_nothing_ran():
     v = verdicts({"privacy": {"skipped": "no training records"}, "utility": {"skipped": "no labels"}})
     assert {a: x["verdict"] for a, x in v.items()} == {
-        "fidelity": "not_measured", "rhythm": "not_measured", "clinical": "not_measured", "labels": "not_measured",
-        "privacy": "not_measured", "utility": "not_measured"}
+        "fidelity": "not_measured",
+        "rhythm": "not_measured",
+        "clinical": "not_measured",
+        "labels": "not_measured",
+        "privacy": "not_measured",
+        "utility": "not_measured",
+    }
     assert v["privacy"]["reason"] == "no training records"
 
 
 def test_headline_is_flat_with_short_keys():
     from midtecg.evaluation.verdicts import headline
 
-    result = {"inputs": {"real": {"n": 20}, "synth": {"n": 10}}, "pairing": {"n_pairs": 0},
-              "embedding": {"frechet": _block(12.0, 10.0, 1.0)},
-              "clinical": {"comparison": {"intervals": {"qrs_ms": _ks(0.5, 0.2, 0.05)}},
-                           "heart_rate_error": {"mae": 4.0}},
-              "privacy": {"gate": {"verdict": "fail", "reason": "copies",
-                                   "checks": {"signal.near_copy_excess": {"value": 0.9, "threshold": 0.02}}}}}
+    result = {
+        "inputs": {"real": {"n": 20}, "synth": {"n": 10}},
+        "pairing": {"n_pairs": 0},
+        "embedding": {"frechet": _block(12.0, 10.0, 1.0)},
+        "clinical": {"comparison": {"intervals": {"qrs_ms": _ks(0.5, 0.2, 0.05)}}, "heart_rate_error": {"mae": 4.0}},
+        "privacy": {
+            "gate": {
+                "verdict": "fail",
+                "reason": "copies",
+                "checks": {"signal.near_copy_excess": {"value": 0.9, "threshold": 0.02}},
+            }
+        },
+    }
     result["verdicts"] = verdicts(result)
     h = headline(result)
     assert h["n_real"] == 20 and h["n_synth"] == 10 and h["n_pairs"] == 0

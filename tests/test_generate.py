@@ -32,12 +32,23 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(cache, tmp_path_factory) -> Path:
     """A tiny numeric-demographics MIDT model with guidance, trained for a few steps (I/O tests only)."""
-    config = load_config(REPO / "configs" / "tiny.toml", [
-        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
-        "model.channels=8", "model.blocks=1", "conditions.mode='numeric'", "conditions.dropout=0.2",
-        "objective.kind='midt'", "train.steps=4", "train.batch_size=4", "train.device='cpu'", "train.threads=1",
-        "train.val_every=1000",
-    ])
+    config = load_config(
+        REPO / "configs" / "tiny.toml",
+        [
+            f"data.cache={json.dumps(str(cache))}",
+            f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
+            "model.channels=8",
+            "model.blocks=1",
+            "conditions.mode='numeric'",
+            "conditions.dropout=0.2",
+            "objective.kind='midt'",
+            "train.steps=4",
+            "train.batch_size=4",
+            "train.device='cpu'",
+            "train.threads=1",
+            "train.val_every=1000",
+        ],
+    )
     return train(config, progress=False)
 
 
@@ -49,15 +60,18 @@ def test_request_table_has_labels_and_demographics():
     assert (table["sex"] == 1).all() and table["height"].isna().all()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"labels": "NROM"}, "NORM"),  # suggests the close match
-    ({"age": -3}, "age"),
-    ({"age": 150}, "age"),
-    ({"height": 0}, "height"),
-    ({"heart_rate": 400}, "heart_rate"),
-    ({"sex": "yes"}, "sex"),
-    ({"n": 0}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"labels": "NROM"}, "NORM"),  # suggests the close match
+        ({"age": -3}, "age"),
+        ({"age": 150}, "age"),
+        ({"height": 0}, "height"),
+        ({"heart_rate": 400}, "heart_rate"),
+        ({"sex": "yes"}, "sex"),
+        ({"n": 0}, "at least 1"),
+    ],
+)
 def test_bad_requests_fail_with_clear_messages(kwargs, message):
     with pytest.raises(ValueError, match=message):
         conditions_from_request(**kwargs)
@@ -65,7 +79,7 @@ def test_bad_requests_fail_with_clear_messages(kwargs, message):
 
 def test_conditions_csv(tmp_path):
     path = tmp_path / "c.csv"
-    path.write_text("name,labels,age,sex\na,NORM,50,male\nb,\"IMI,SR\",,female\n")
+    path.write_text('name,labels,age,sex\na,NORM,50,male\nb,"IMI,SR",,female\n')
     table = conditions_from_csv(path)
     assert list(table["name"]) == ["a", "b"] and table.loc[1, "labels"] == "IMI,SR"
     assert np.isnan(table.loc[1, "age"]) and table.loc[1, "sex"] == 1
@@ -78,8 +92,15 @@ def test_conditions_csv(tmp_path):
 
 
 def test_numeric_encoder_standardises_and_masks_missing():
-    records = pd.DataFrame({"age": [40.0, 60.0, np.nan], "sex": [0, 1, 1], "height": [170.0, np.nan, 180.0],
-                            "weight": [70.0, 80.0, np.nan], "heart_rate": [60.0, 80.0, 100.0]})
+    records = pd.DataFrame(
+        {
+            "age": [40.0, 60.0, np.nan],
+            "sex": [0, 1, 1],
+            "height": [170.0, np.nan, 180.0],
+            "weight": [70.0, 80.0, np.nan],
+            "heart_rate": [60.0, 80.0, 100.0],
+        }
+    )
     for code in SCP_CODES:
         records[code] = 0
     encoder = ConditionEncoder.fit(records, "numeric")
@@ -121,12 +142,18 @@ def test_the_same_seed_gives_the_same_ecgs_whatever_the_batch_size(model_dir, tm
     one row regenerated alone with its index (read back from the WFDB header) is the same ECG."""
     from midtecg.io import read_wfdb_comments
 
-    request = pd.concat([conditions_from_request(n=2, labels="NORM", age=40), conditions_from_request(
-        n=2, labels="IMI", age=70, sex="female")], ignore_index=True)
+    request = pd.concat(
+        [
+            conditions_from_request(n=2, labels="NORM", age=40),
+            conditions_from_request(n=2, labels="IMI", age=70, sex="female"),
+        ],
+        ignore_index=True,
+    )
     options = dict(model=model_dir, sampler="ddpm", seed=11, progress=False)
     whole = generate(request, out_dir=tmp_path, formats=("wfdb",), batch_size=4, **options)
-    np.testing.assert_allclose(generate(request, batch_size=3, **options).ecgs.signals, whole.ecgs.signals,
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        generate(request, batch_size=3, **options).ecgs.signals, whole.ecgs.signals, rtol=0, atol=1e-5
+    )
     header = read_wfdb_comments(whole.files["wfdb"][2], typed=True)
     assert header["seed"] == 11 and header["index"] == 2
     alone = generate(request.iloc[[2]], indices=[header["index"]], **options).ecgs.signals
@@ -136,8 +163,16 @@ def test_the_same_seed_gives_the_same_ecgs_whatever_the_batch_size(model_dir, tm
 
 def test_generate_writes_wfdb_plots_npz_csv(model_dir, tmp_path):
     request = conditions_from_request(n=2, labels="NORM", age=61, sex="female", heart_rate=70)
-    result = generate(request, model=model_dir, out_dir=tmp_path, formats=("wfdb", "npz", "csv", "png", "pdf"),
-                      sampler="ddim", steps=3, seed=1, progress=False)
+    result = generate(
+        request,
+        model=model_dir,
+        out_dir=tmp_path,
+        formats=("wfdb", "npz", "csv", "png", "pdf"),
+        sampler="ddim",
+        steps=3,
+        seed=1,
+        progress=False,
+    )
     signal, fields = wfdb.rdsamp(str(result.files["wfdb"][0]))
     assert signal.shape == (1000, 12) and fields["fs"] == 100 and fields["units"] == ["mV"] * 12
     assert np.allclose(signal.T, result.ecgs.signals[0], atol=0.0006)
@@ -153,8 +188,16 @@ def test_generate_writes_wfdb_plots_npz_csv(model_dir, tmp_path):
 
 
 def test_generate_500_hz(model_dir, tmp_path):
-    result = generate(conditions_from_request(n=1, labels="NORM"), model=model_dir, out_dir=tmp_path, fs=500,
-                      formats=("wfdb",), sampler="ddim", steps=2, progress=False)
+    result = generate(
+        conditions_from_request(n=1, labels="NORM"),
+        model=model_dir,
+        out_dir=tmp_path,
+        fs=500,
+        formats=("wfdb",),
+        sampler="ddim",
+        steps=2,
+        progress=False,
+    )
     signal, fields = wfdb.rdsamp(str(result.files["wfdb"][0]))
     assert signal.shape == (5000, 12) and fields["fs"] == 500
 
@@ -169,11 +212,20 @@ def test_demographics_the_model_cannot_use_are_refused(model_dir, cache, tmp_pat
 @pytest.fixture(scope="module")
 def labels_model_dir(cache, tmp_path_factory) -> Path:
     """A tiny model conditioned on the labels alone, trained for two steps."""
-    config = load_config(REPO / "configs" / "tiny.toml", [
-        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
-        "model.channels=8", "model.blocks=1", "train.steps=2", "train.batch_size=4", "train.device='cpu'",
-        "train.threads=1", "train.val_every=1000",
-    ])
+    config = load_config(
+        REPO / "configs" / "tiny.toml",
+        [
+            f"data.cache={json.dumps(str(cache))}",
+            f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
+            "model.channels=8",
+            "model.blocks=1",
+            "train.steps=2",
+            "train.batch_size=4",
+            "train.device='cpu'",
+            "train.threads=1",
+            "train.val_every=1000",
+        ],
+    )
     return train(config, progress=False)
 
 
@@ -185,8 +237,29 @@ def test_paired_generation_drops_the_demographics_a_labels_model_cannot_use(labe
     result = generate(conditions, labels_model_dir, sampler="ddim", steps=2, progress=False, strict=False)
     assert result.ecgs.signals.shape == (3, 12, 1000)
     out = tmp_path / "paired"
-    assert main(["generate", "--paired", str(cache), "-n", "2", "--model", str(labels_model_dir), "--out", str(out),
-                 "--format", "npz", "--sampler", "ddim", "--steps", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--paired",
+                str(cache),
+                "-n",
+                "2",
+                "--model",
+                str(labels_model_dir),
+                "--out",
+                str(out),
+                "--format",
+                "npz",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (out / "ecgs.npz").is_file()
 
 
@@ -198,8 +271,28 @@ def test_paired_conditions_copy_real_records(cache):
 
 def test_cli_generate_and_errors(model_dir, tmp_path, capsys):
     out = tmp_path / "cli"
-    code = main(["generate", "-n", "2", "--labels", "NORM", "--age", "65", "--sex", "female", "--model", str(model_dir),
-                 "--out", str(out), "--sampler", "ddim", "--steps", "2", "--quiet"])
+    code = main(
+        [
+            "generate",
+            "-n",
+            "2",
+            "--labels",
+            "NORM",
+            "--age",
+            "65",
+            "--sex",
+            "female",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--sampler",
+            "ddim",
+            "--steps",
+            "2",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert len(list((out / "wfdb").glob("*.hea"))) == 2 and len(list((out / "plots").glob("*.png"))) == 2
     assert main(["generate", "--labels", "NOTACODE", "--model", str(model_dir), "--out", str(tmp_path / "new")]) == 2
@@ -213,15 +306,18 @@ def test_cli_generate_and_errors(model_dir, tmp_path, capsys):
 FAST = {"sampler": "ddim", "steps": 1, "progress": False, "device": "cpu"}
 
 
-@pytest.mark.parametrize("name, message", [
-    ("/elsewhere/x", "line 3: record name '/elsewhere/x'"),
-    ("../../x", "line 3: record name '../../x'"),
-    ("a/b", "line 3: record name 'a/b'"),
-    ("x" * 300, "line 3: record name .*longer than 100"),
-    ("", "line 3: record name is empty"),
-    ("first", "line 3: record name 'first' repeats 'first' of .*c.csv line 2"),
-    ("FIRST", "line 3: record name 'FIRST' repeats 'first' \\(ignoring case\\)"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("/elsewhere/x", "line 3: record name '/elsewhere/x'"),
+        ("../../x", "line 3: record name '../../x'"),
+        ("a/b", "line 3: record name 'a/b'"),
+        ("x" * 300, "line 3: record name .*longer than 100"),
+        ("", "line 3: record name is empty"),
+        ("first", "line 3: record name 'first' repeats 'first' of .*c.csv line 2"),
+        ("FIRST", "line 3: record name 'FIRST' repeats 'first' \\(ignoring case\\)"),
+    ],
+)
 def test_csv_names_are_refused_naming_the_line(tmp_path, name, message):
     path = tmp_path / "c.csv"
     pd.DataFrame({"name": ["first", name], "labels": ["NORM", "NORM"]}).to_csv(path, index=False)
@@ -252,9 +348,13 @@ def test_counts_must_be_whole_and_positive(cache, n):
 
 def test_bad_requests_are_refused_before_the_model_loads(tmp_path):
     request = conditions_from_request(n=2, labels="NORM")
-    for kwargs, message in (({"fs": 0}, "fs must be a whole positive"), ({"fs": -500}, "fs must"),
-                            ({"batch_size": 0}, "batch_size"), ({"formats": ("jpg",)}, "jpg"),
-                            ({"guidance": float("nan")}, "guidance")):
+    for kwargs, message in (
+        ({"fs": 0}, "fs must be a whole positive"),
+        ({"fs": -500}, "fs must"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"formats": ("jpg",)}, "jpg"),
+        ({"guidance": float("nan")}, "guidance"),
+    ):
         with pytest.raises(ValueError, match=message):
             generate(request, model=tmp_path / "no-model", out_dir=tmp_path / "o", **kwargs)
     escaping = request.assign(name=["../../x", "b"])
@@ -277,8 +377,9 @@ def test_a_reused_output_folder_is_refused_unless_overwrite(tmp_path):
     assert [p.name for p in first.files["wfdb"]] == ["synth_00001", "synth_00002", "synth_00003"]
     with pytest.raises(FileExistsError, match="already holds earlier results \\(wfdb/, csv/, conditions.csv\\)"):
         generate(conditions_from_request(n=1, labels="NORM"), out_dir=out, formats=("npz",), **FAST)
-    second = generate(conditions_from_request(n=1, labels="IMI"), out_dir=out, formats=("wfdb", "npz"),
-                      overwrite=True, **FAST)
+    second = generate(
+        conditions_from_request(n=1, labels="IMI"), out_dir=out, formats=("wfdb", "npz"), overwrite=True, **FAST
+    )
     assert sorted(p.name for p in out.iterdir()) == ["conditions.csv", "ecgs.npz", "wfdb"]  # no stale csv/, no staging
     assert sorted(p.name for p in (out / "wfdb").iterdir()) == ["synth_00001.dat", "synth_00001.hea"]
     assert pd.read_csv(out / "conditions.csv")["labels"].tolist() == ["IMI"]
@@ -291,24 +392,44 @@ def test_large_jobs_print_an_estimate_first(monkeypatch, capsys):
     monkeypatch.setattr(generation, "LARGE_JOB_ECG_STEPS", 2)
     generate(conditions_from_request(n=2, labels="NORM"), estimate=True, **FAST)
     line = capsys.readouterr().err.strip().splitlines()[0]
-    assert re.match(r"generating 2 ECGs: ddim, 1 steps x 1 batch\(es\) of up to 32 on cpu; about \d+ s "
-                    r"\(one step of a full batch measured at \d+\.\d\d s\)", line), line
+    assert re.match(
+        r"generating 2 ECGs: ddim, 1 steps x 1 batch\(es\) of up to 32 on cpu; about \d+ s "
+        r"\(one step of a full batch measured at \d+\.\d\d s\)",
+        line,
+    ), line
     generate(conditions_from_request(n=1, labels="NORM"), estimate=True, **FAST)  # 1 ECG-step: below the threshold
     assert "generating" not in capsys.readouterr().err
 
 
 def _option_model(cache, folder: Path, *sets: str) -> Path:
-    config = load_config(REPO / "configs" / "tiny.toml", [
-        f"data.cache={json.dumps(str(cache))}", f"out_dir={json.dumps(str(folder))}", "model.channels=8",
-        "model.blocks=1", "train.steps=3", "train.batch_size=4", "train.device='cpu'", "train.threads=1",
-        "train.val_every=1000", "train.check_samples=0", *sets])
+    config = load_config(
+        REPO / "configs" / "tiny.toml",
+        [
+            f"data.cache={json.dumps(str(cache))}",
+            f"out_dir={json.dumps(str(folder))}",
+            "model.channels=8",
+            "model.blocks=1",
+            "train.steps=3",
+            "train.batch_size=4",
+            "train.device='cpu'",
+            "train.threads=1",
+            "train.val_every=1000",
+            "train.check_samples=0",
+            *sets,
+        ],
+    )
     return train(config, progress=False)
 
 
 @pytest.fixture(scope="module")
 def scaled_v_model(cache, tmp_path_factory) -> Path:
-    return _option_model(cache, tmp_path_factory.mktemp("scaled"), "data.scaling='std'", "diffusion.prediction='v'",
-                         "diffusion.zero_terminal_snr=true")
+    return _option_model(
+        cache,
+        tmp_path_factory.mktemp("scaled"),
+        "data.scaling='std'",
+        "diffusion.prediction='v'",
+        "diffusion.zero_terminal_snr=true",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -344,13 +465,35 @@ def test_a_flow_model_samples_with_euler_and_heun(flow_model, tmp_path):
     request = conditions_from_request(n=2, labels="NORM")
     default = sample(generator, request, seed=1, progress=False).signals  # heun, 20 steps
     assert np.array_equal(default, sample(generator, request, sampler="heun", steps=20, seed=1, progress=False).signals)
-    assert not np.array_equal(default, sample(generator, request, sampler="euler", steps=20, seed=1,
-                                              progress=False).signals)
+    assert not np.array_equal(
+        default, sample(generator, request, sampler="euler", steps=20, seed=1, progress=False).signals
+    )
     with pytest.raises(ValueError, match="rectified-flow"):
         sample(generator, request, sampler="ddpm", progress=False)
     out = tmp_path / "cli"
-    assert main(["generate", "-n", "2", "--labels", "NORM", "--model", str(flow_model), "--out", str(out),
-                 "--sampler", "euler", "--steps", "3", "--format", "npz", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "-n",
+                "2",
+                "--labels",
+                "NORM",
+                "--model",
+                str(flow_model),
+                "--out",
+                str(out),
+                "--sampler",
+                "euler",
+                "--steps",
+                "3",
+                "--format",
+                "npz",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert np.isfinite(np.load(out / "ecgs.npz")["signals"]).all()
 
 

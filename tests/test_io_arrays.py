@@ -102,8 +102,13 @@ def test_long_csv(tmp_path):
 
 def test_conditions_csv_and_atomic(tmp_path):
     path = tmp_path / "sub" / "conditions.csv"
-    write_conditions_csv(path, [{"name": "synth_00001", "labels": ["NORM", "SR"], "age": 65},
-                                {"name": "synth_00002", "labels": ["IMI"], "age": None}])
+    write_conditions_csv(
+        path,
+        [
+            {"name": "synth_00001", "labels": ["NORM", "SR"], "age": 65},
+            {"name": "synth_00002", "labels": ["IMI"], "age": None},
+        ],
+    )
     frame = pd.read_csv(path)
     assert frame["labels"].tolist() == ["NORM,SR", "IMI"]
     assert frame["age"].isna().tolist() == [False, True]
@@ -127,8 +132,11 @@ def test_single_csv(tmp_path):
 def test_unreadable_npz_files_name_the_file(tmp_path):
     good = save_npz(tmp_path / "good.npz", _signals(2), pd.DataFrame({"age": [1.0, 2.0]}))
     data = good.read_bytes()
-    for name, content in (("truncated.npz", data[: len(data) // 2]), ("garbage.npz", b"not a zip at all"),
-                          ("empty.npz", b"")):
+    for name, content in (
+        ("truncated.npz", data[: len(data) // 2]),
+        ("garbage.npz", b"not a zip at all"),
+        ("empty.npz", b""),
+    ):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(DataError, match=f"{name}: not a readable .npz"):
             load_npz(tmp_path / name)

@@ -51,7 +51,11 @@ def test_round_trip_signals_leads_and_comments(tmp_path):
         "model": "midt-ecg v0.1",
     }
     assert read_wfdb_comments(str(paths[1]) + ".hea", typed=True) == {
-        "labels": "IMI", "age": 70, "sex": "male", "seed": 2, "model": "sssd"
+        "labels": "IMI",
+        "age": 70,
+        "sex": "male",
+        "seed": 2,
+        "model": "sssd",
     }
     assert read_wfdb_comments(paths[2], typed=True) == {"age": None, "height": None, "weight": 71.5}
 
@@ -62,7 +66,10 @@ def test_names_lead_order_and_dataframe_comments(tmp_path):
     x = _signals(2)
     shuffled = list(reversed(WFDB_LEADS))
     paths = write_wfdb(
-        x[:, ::-1], tmp_path, names=["a_1", "b-2"], lead_names=shuffled,
+        x[:, ::-1],
+        tmp_path,
+        names=["a_1", "b-2"],
+        lead_names=shuffled,
         comments=pd.DataFrame({"age": [50, 60], "sex": ["male", "female"]}),
     )
     assert [p.name for p in paths] == ["a_1", "b-2"]
@@ -125,9 +132,15 @@ def test_read_folder_reorders_validates(tmp_path):
     order = [WFDB_LEADS.index(n) for n in ["V6", "V5", "V4", "V3", "V2", "V1", "aVF", "aVL", "aVR", "III", "II", "I"]]
     (tmp_path / "sub").mkdir()
     wfdb.wrsamp(
-        "other", fs=100, units=["uV"] * 12, sig_name=[WFDB_LEADS[i].upper() for i in order],
-        p_signal=(x[2][order].T.astype(np.float64) * 1000.0), fmt=["16"] * 12, adc_gain=[1.0] * 12,
-        baseline=[0] * 12, write_dir=str(tmp_path / "sub"),
+        "other",
+        fs=100,
+        units=["uV"] * 12,
+        sig_name=[WFDB_LEADS[i].upper() for i in order],
+        p_signal=(x[2][order].T.astype(np.float64) * 1000.0),
+        fmt=["16"] * 12,
+        adc_gain=[1.0] * 12,
+        baseline=[0] * 12,
+        write_dir=str(tmp_path / "sub"),
     )
     signals, names, comments = read_wfdb_folder(tmp_path)
     assert names == ["r1", "r2", "sub/other"]
@@ -146,9 +159,17 @@ def test_read_folder_errors(tmp_path):
     write_wfdb(_signals(1, length=500), tmp_path, names=["short"])
     with pytest.raises(DataError, match="same length"):
         read_wfdb_folder(tmp_path)
-    wfdb.wrsamp("eight", fs=100, units=["mV"] * 8, sig_name=list(WFDB_LEADS[:8]),
-                p_signal=np.zeros((100, 8)), fmt=["16"] * 8, adc_gain=[1000.0] * 8, baseline=[0] * 8,
-                write_dir=str(tmp_path))
+    wfdb.wrsamp(
+        "eight",
+        fs=100,
+        units=["mV"] * 8,
+        sig_name=list(WFDB_LEADS[:8]),
+        p_signal=np.zeros((100, 8)),
+        fmt=["16"] * 8,
+        adc_gain=[1000.0] * 8,
+        baseline=[0] * 8,
+        write_dir=str(tmp_path),
+    )
     with pytest.raises(DataError, match="eight.*12 leads"):
         read_wfdb_record(tmp_path / "eight")
 

@@ -26,8 +26,13 @@ def ref_mel(signals: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarra
     fb = librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=SR / 2, dtype=np.float64)
     spec = np.abs(
         librosa.stft(
-            signals.astype(np.float64), n_fft=n_fft, hop_length=hop, win_length=n_fft, window="hann",
-            center=True, pad_mode="reflect",
+            signals.astype(np.float64),
+            n_fft=n_fft,
+            hop_length=hop,
+            win_length=n_fft,
+            window="hann",
+            center=True,
+            pad_mode="reflect",
         )
     )
     return np.einsum("mf,...ft->...mt", fb, spec)
@@ -35,6 +40,7 @@ def ref_mel(signals: np.ndarray, n_fft: int, hop: int, n_mels: int) -> np.ndarra
 
 def ref_loss(x_hat: np.ndarray, x: np.ndarray, scales, order: str = "clamp_first") -> float:
     """audiotools' order: clamp the magnitude at 1e-5, then square, then log10 (method.md section 4)."""
+
     def log_power(m):
         return np.log10(np.maximum(m, 1e-5) ** 2) if order == "clamp_first" else np.log10(np.maximum(m**2, 1e-5))
 
@@ -141,7 +147,10 @@ def test_zero_for_identical_and_shape_rules(ecgs):
     assert multi_resolution_mel_loss(x, x.clone()).item() == 0.0
     # leads are separate signals: (B, C, L), (B*C, L) give the same value
     y = x + 0.1
-    assert multi_resolution_mel_loss(y, x).item() == multi_resolution_mel_loss(y.reshape(6, 1000), x.reshape(6, 1000)).item()
+    assert (
+        multi_resolution_mel_loss(y, x).item()
+        == multi_resolution_mel_loss(y.reshape(6, 1000), x.reshape(6, 1000)).item()
+    )
     with pytest.raises(ValueError):
         multi_resolution_mel_loss(x, x[..., :999])
     with pytest.raises(ValueError):  # n_fft 512 needs more than 256 samples for reflect padding

@@ -92,11 +92,19 @@ def test_autocast_bf16(batch):
 
 
 def test_config_round_trip_and_validation(batch):
-    for cfg in (ObjectiveConfig(), ObjectiveConfig(kind="midt", mel_weight=0.2, mel_target="posterior_mean", mel_scales="small")):
+    for cfg in (
+        ObjectiveConfig(),
+        ObjectiveConfig(kind="midt", mel_weight=0.2, mel_target="posterior_mean", mel_scales="small"),
+    ):
         assert ObjectiveConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert ObjectiveConfig().to_dict()["mel_weight"] == 0.02
-    for bad in ({"kind": "l1"}, {"mel_target": "x_t"}, {"mel_scales": "huge"}, {"mel_weight": -1.0},
-                {"mel_log_order": "power"}):
+    for bad in (
+        {"kind": "l1"},
+        {"mel_target": "x_t"},
+        {"mel_scales": "huge"},
+        {"mel_weight": -1.0},
+        {"mel_log_order": "power"},
+    ):
         with pytest.raises(ValueError):
             ObjectiveConfig(**bad)
     with pytest.raises(ValueError):
@@ -117,8 +125,9 @@ def _noisy(param, seed=1):
     return out, noise, x_t, x0, t
 
 
-@pytest.mark.parametrize("prediction,schedule", [("v", SCHEDULE), ("v", NoiseSchedule(zero_terminal_snr=True)),
-                                                 ("flow", SCHEDULE)])
+@pytest.mark.parametrize(
+    "prediction,schedule", [("v", SCHEDULE), ("v", NoiseSchedule(zero_terminal_snr=True)), ("flow", SCHEDULE)]
+)
 def test_every_parameterization_mse_on_its_target_and_mel_on_x0_hat(prediction, schedule):
     """MSE against the parameterisation's own target; the mel term on the clean signal the output implies
     (v: x0 = sqrt(ab) x_t - sqrt(1 - ab) v; flow: x0 = x_t - t u), by hand."""
@@ -174,8 +183,9 @@ def test_mel_term_in_millivolts_with_per_lead_scaling():
 def test_mel_log_order_reaches_the_loss(batch):
     eps_hat, noise, x_t, x0, t = batch
     new = training_loss(eps_hat, noise, x_t, x0, t, SCHEDULE, ObjectiveConfig(kind="midt"))[1]["mel"]
-    old = training_loss(eps_hat, noise, x_t, x0, t, SCHEDULE,
-                        ObjectiveConfig(kind="midt", mel_log_order="square_first"))[1]["mel"]
+    old = training_loss(
+        eps_hat, noise, x_t, x0, t, SCHEDULE, ObjectiveConfig(kind="midt", mel_log_order="square_first")
+    )[1]["mel"]
     ab = SCHEDULE.alpha_bars.float()[t].view(-1, 1, 1)
     x0_hat = (x_t - (1 - ab).sqrt() * eps_hat) / ab.sqrt()
     assert old.item() == pytest.approx(multi_resolution_mel_loss(x0_hat, x0, log_order="square_first").item(), rel=1e-6)

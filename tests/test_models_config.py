@@ -16,10 +16,17 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def test_the_config_modules_import_without_torch():
-    code = ("import sys; import midtecg.training.config, midtecg.models.config, midtecg.diffusion.config, "
-            "midtecg.losses.config; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(SRC)})
+    code = (
+        "import sys; import midtecg.training.config, midtecg.models.config, midtecg.diffusion.config, "
+        "midtecg.losses.config; print(sorted(m for m in ('torch', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     assert out.stdout.strip() == "[]", out.stderr
 
 

@@ -13,8 +13,10 @@ import pytest
 from midtecg.models.files import WEIGHTS_SHA256, CheckpointError, read_model_files
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED_MODELS = [REPO / "src" / "midtecg" / "assets" / "default_model",
-                    REPO / "tests" / "fixtures" / "conditioning_model"]
+COMMITTED_MODELS = [
+    REPO / "src" / "midtecg" / "assets" / "default_model",
+    REPO / "tests" / "fixtures" / "conditioning_model",
+]
 
 
 @pytest.fixture
@@ -31,6 +33,7 @@ def _edit_config(folder: Path, edit) -> None:
 
 
 # ---- the sha256 of the weights -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("folder", COMMITTED_MODELS, ids=["default_model", "conditioning_model"])
 def test_committed_models_carry_the_sha256_of_their_weights(folder):
@@ -70,11 +73,22 @@ def test_a_bad_sha256_entry_and_corrupt_json_name_the_file(model_copy):
 
 # ---- dimensions checked before anything is allocated -------------------------------------------------
 
-@pytest.mark.parametrize("section, key, value", [
-    ("model", "channels", 200_000), ("model", "blocks", 100_000), ("model", "state_size", 10**7),
-    ("model", "length", 10**9), ("model", "channels", 0), ("model", "channels", 32.0), ("model", "blocks", True),
-    ("signal", "length", 1e9), ("signal", "length", 10**9), ("schedule", "num_steps", 10**9),
-])
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("model", "channels", 200_000),
+        ("model", "blocks", 100_000),
+        ("model", "state_size", 10**7),
+        ("model", "length", 10**9),
+        ("model", "channels", 0),
+        ("model", "channels", 32.0),
+        ("model", "blocks", True),
+        ("signal", "length", 1e9),
+        ("signal", "length", 10**9),
+        ("schedule", "num_steps", 10**9),
+    ],
+)
 def test_huge_dimensions_are_refused_at_once_naming_file_and_key(model_copy, section, key, value):
     _edit_config(model_copy, lambda c: c[section].update({key: value}))
     started = time.perf_counter()
@@ -92,5 +106,3 @@ def test_condition_group_sizes_and_fs_are_limited(model_copy):
         _edit_config(model_copy, lambda c, fs=fs: c["signal"].update({"fs": fs}))
         with pytest.raises(ValueError, match=r"config\.json: signal\.fs = "):
             read_model_files(model_copy)
-
-

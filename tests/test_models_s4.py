@@ -36,8 +36,9 @@ def recurrence(layer: S4Layer, u: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_fft_conv_matches_recurrence(variant, max_length, length, bidirectional):
     torch.manual_seed(1)
-    layer = S4Layer(4, max_length, state_size=8, variant=variant, bidirectional=bidirectional,
-                    dt_min=0.01, dt_max=0.5).double()
+    layer = S4Layer(
+        4, max_length, state_size=8, variant=variant, bidirectional=bidirectional, dt_min=0.01, dt_max=0.5
+    ).double()
     u = torch.randn(2, 4, length, dtype=torch.float64)
     expected = recurrence(layer, u)
     got = layer.ssm_conv(u)
@@ -142,7 +143,7 @@ def test_forward_formula():
     layer = S4Layer(6, 24, state_size=8, variant="s4").double()
     u = torch.randn(2, 6, 24, dtype=torch.float64)
     inner = torch.nn.functional.gelu(layer.ssm_conv(u) + layer.D[:, None] * u)
-    expected = layer.norm((layer.out(inner.transpose(1, 2)) + u.transpose(1, 2))).transpose(1, 2)
+    expected = layer.norm(layer.out(inner.transpose(1, 2)) + u.transpose(1, 2)).transpose(1, 2)
     assert torch.allclose(layer(u), expected, atol=1e-12)
 
 

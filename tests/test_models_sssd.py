@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from midtecg.models.s4 import S4Layer
 from midtecg.data.condition_groups import ConditionGroup
 from midtecg.models.config import SSSDConfig
+from midtecg.models.s4 import S4Layer
 from midtecg.models.sssd import SSSDECG, step_embedding
 
 SMALL = dict(channels=16, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32)
@@ -186,8 +186,11 @@ def test_condition_errors():
 
 
 def test_config_round_trip_and_validation():
-    cfg = SSSDConfig(condition_groups=(ConditionGroup("labels", 71, 96), ConditionGroup("sex", 2, 32)),
-                     null_conditions=True, s4_variant="s4d")
+    cfg = SSSDConfig(
+        condition_groups=(ConditionGroup("labels", 71, 96), ConditionGroup("sex", 2, 32)),
+        null_conditions=True,
+        s4_variant="s4d",
+    )
     data = json.loads(json.dumps(cfg.to_dict()))
     assert SSSDConfig.from_dict(data) == cfg
     assert SSSDConfig.from_dict(SSSDConfig().to_dict()) == SSSDConfig()
@@ -243,8 +246,11 @@ def reference_forward(model: SSSDECG, x, t, cond, drop=None) -> torch.Tensor:
         z = s4_reference(block.s4_1, z)
         z = s4_reference(block.s4_2, z + block.cond_proj(embedded)[:, :, None])
         out = torch.tanh(z[:, :c]) * torch.sigmoid(z[:, c:])
-        both = F.conv1d(out, torch.cat([block.res_conv.weight, block.skip_conv.weight]),
-                        torch.cat([block.res_conv.bias, block.skip_conv.bias]))
+        both = F.conv1d(
+            out,
+            torch.cat([block.res_conv.weight, block.skip_conv.weight]),
+            torch.cat([block.res_conv.bias, block.skip_conv.bias]),
+        )
         h, skip = (h + both[:, :c]) * math.sqrt(0.5), skip + both[:, c:]
     return model.out_conv(F.relu(model.skip_out(skip * math.sqrt(1 / len(model.blocks)))))
 
@@ -262,7 +268,7 @@ def test_batched_forward_matches_the_block_by_block_computation(variant):
         perturb_output(model)
         x_d, cond_d = x.to(dtype), {k: v.to(dtype) for k, v in cond.items()}
         grads = []
-        for forward in (model, lambda *a: reference_forward(model, *a)):
+        for forward in (model, lambda *a, model=model: reference_forward(model, *a)):
             model.zero_grad()
             out = forward(x_d, t, cond_d, drop)
             out.square().sum().backward()
@@ -279,12 +285,18 @@ def test_batched_forward_matches_the_block_by_block_computation(variant):
 # Outputs of the built-in model and of the test fixture model for fixed inputs, from commit c3da3ec (before
 # the forward was batched): sum of squares, sum, out[1, :, 500] and out[2, 3, ::200].
 SAVED_OUTPUTS = {
-    "default": (38419.78533024651, 341.13076194934547,
-                [1.292211, -3.518682, -1.54206, 2.233704, 1.410365, 0.63984, -1.448933, -0.776038],
-                [-0.510272, 2.764225, -0.469447, -0.921854, -0.827316]),
-    "fixture": (60077.78233507217, -4083.939393690671,
-                [1.50831, -4.373302, -2.377611, 2.991282, 2.047422, 0.894324, -1.359606, -0.668223],
-                [-1.242556, 0.331649, -1.156929, -1.515588, -1.379334]),
+    "default": (
+        38419.78533024651,
+        341.13076194934547,
+        [1.292211, -3.518682, -1.54206, 2.233704, 1.410365, 0.63984, -1.448933, -0.776038],
+        [-0.510272, 2.764225, -0.469447, -0.921854, -0.827316],
+    ),
+    "fixture": (
+        60077.78233507217,
+        -4083.939393690671,
+        [1.50831, -4.373302, -2.377611, 2.991282, 2.047422, 0.894324, -1.359606, -0.668223],
+        [-1.242556, 0.331649, -1.156929, -1.515588, -1.379334],
+    ),
 }
 
 

@@ -47,8 +47,9 @@ def _dark(img: np.ndarray) -> np.ndarray:
 
 def test_plot_ecg12_png_physical_size_and_content(tmp_path):
     path = tmp_path / "ecg.png"
-    fig = plot_ecg12(_beats(), fs=100, path=path, title="synthetic 1", conditions={"labels": ["NORM", "SR"], "age": 65},
-                     dpi=DPI)
+    fig = plot_ecg12(
+        _beats(), fs=100, path=path, title="synthetic 1", conditions={"labels": ["NORM", "SR"], "age": 65}, dpi=DPI
+    )
     assert isinstance(fig, Figure)
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 10_000
@@ -176,7 +177,9 @@ def test_save_ecg_plots_keeps_every_file_inside_its_folder(tmp_path):
     for names in (["/elsewhere/x", "b"], ["../../x", "b"], ["a/b", "c"], ["x" * 300, "b"], ["c", "c"], ["", "b"]):
         with pytest.raises(DataError, match="record name"):
             save_ecg_plots(tmp_path / "out" / "other", signals, 100, names, "png", dpi=20)
-    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == ["out/plots/a.png",
-                                                                                          "out/plots/b.png"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == [
+        "out/plots/a.png",
+        "out/plots/b.png",
+    ]
     with pytest.raises(ValueError, match="jpg"):
         save_ecg_plots(folder, signals, 100, ["a", "b"], "jpg")

@@ -60,7 +60,10 @@ def test_best_combination(run):
     assert used == ["scaling", "ztsnr", "vpred"]
     assert merged == {"data.scaling": "std", "diffusion.zero_terminal_snr": True, "diffusion.prediction": "v"}
     assert run.best_overrides({k: -v for k, v in scores.items()}, overrides, "higher")[1] == ["scaling", "vpred"]
-    assert run.best_overrides({**scores, "scaling": math.nan, "vpred": 10.0, "flow": 12.0}, overrides, "lower") == ({}, [])
+    assert run.best_overrides({**scores, "scaling": math.nan, "vpred": 10.0, "flow": 12.0}, overrides, "lower") == (
+        {},
+        [],
+    )
 
 
 def _study(args, env):
@@ -71,12 +74,45 @@ def _study(args, env):
 def test_toy_study_end_to_end_and_resumable(tmp_path):
     cache = prepare(REPO / "tests" / "fixtures" / "ptbxl", tmp_path / "cache", progress=False)
     out = tmp_path / "recipe"
-    args = ["--cache", str(cache), "--out", str(out), "--jobs", "2", "--arms", "current", "flow",
-            "--set", "best=false", "--set", "budget_cpu_seconds=3", "--set", "model.channels=8",
-            "--set", "model.blocks=1", "--set", "train.batch_size=4", "--set", "train.checkpoint_every=10",
-            "--set", "train.val_every=20", "--set", "train.check_samples=2", "--set", "generate.steps=2",
-            "--set", "generate.flow_steps=2", "--set", "evaluate.classifier_epochs=1", "--set", "evaluate.report=false",
-            "--set", "evaluate.clinical=false", "--set", "train.val_batches=1"]
+    args = [
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--jobs",
+        "2",
+        "--arms",
+        "current",
+        "flow",
+        "--set",
+        "best=false",
+        "--set",
+        "budget_cpu_seconds=3",
+        "--set",
+        "model.channels=8",
+        "--set",
+        "model.blocks=1",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.checkpoint_every=10",
+        "--set",
+        "train.val_every=20",
+        "--set",
+        "train.check_samples=2",
+        "--set",
+        "generate.steps=2",
+        "--set",
+        "generate.flow_steps=2",
+        "--set",
+        "evaluate.classifier_epochs=1",
+        "--set",
+        "evaluate.report=false",
+        "--set",
+        "evaluate.clinical=false",
+        "--set",
+        "train.val_batches=1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
     result = _study(args, env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -88,14 +124,19 @@ def test_toy_study_end_to_end_and_resumable(tmp_path):
         metrics = row["metrics"]
         assert math.isfinite(metrics["fidelity.frechet"]) and math.isfinite(metrics["paired.snr_db"]), name
         assert metrics["privacy.verdict"] in ("pass", "fail", "not_informative"), name
-    assert summary["arms"]["current"]["overrides"] == {"model.cond_init": "linear",
-                                                       "objective.mel_log_order": "square_first"}
+    assert summary["arms"]["current"]["overrides"] == {
+        "model.cond_init": "linear",
+        "objective.mel_log_order": "square_first",
+    }
     assert json.loads((out / "runs" / "flow" / "latest.json").read_text())["path"].startswith("step-")
     assert "| current | model.cond_init=linear" in (out / "summary.md").read_text()
     assert json.loads((out / "compute.json").read_text())["train"]["jobs"] == 2
     # everything is done: a second run changes nothing but the summary
-    done = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".npz", ".safetensors")
-            or p.name in ("evaluation.json", "latest.json", "log.csv")}
+    done = {
+        p: p.stat().st_mtime_ns
+        for p in out.rglob("*")
+        if p.suffix in (".npz", ".safetensors") or p.name in ("evaluation.json", "latest.json", "log.csv")
+    }
     result = _study(args, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "current: trained" in result.stderr and "flow: evaluated" in result.stderr

@@ -33,8 +33,16 @@ def tiny_model() -> SSSDECG:
 
 def tiny_generator(prediction: str = "eps") -> ECGGenerator:
     schedule = NoiseSchedule(num_steps=20)  # ddpm: 20 ancestral steps
-    return ECGGenerator(tiny_model(), schedule, ConditionEncoder("labels"), fs=100, length=64, config={},
-                        source="tiny", parameterization=Parameterization(prediction, schedule))
+    return ECGGenerator(
+        tiny_model(),
+        schedule,
+        ConditionEncoder("labels"),
+        fs=100,
+        length=64,
+        config={},
+        source="tiny",
+        parameterization=Parameterization(prediction, schedule),
+    )
 
 
 @pytest.mark.parametrize("guidance", [1.0, 2.5])
@@ -51,11 +59,19 @@ def test_a_cached_sampling_step_reads_nothing_on_the_host(guidance):
     assert x.shape == (3, 8, 64) and torch.isfinite(x).all()
 
 
-JOB = pd.concat([conditions_from_request(n=5, labels="NORM"), conditions_from_request(n=5, labels="IMI,SR")],
-                ignore_index=True)
-SAMPLERS = [("eps", "ddpm", None, 0.0, 1.0), ("eps", "ddim", 6, 1.0, 1.0), ("v", "ddim", 6, 0.0, 1.0),
-            ("eps", "dpm++2m", 5, 0.0, 1.0), ("eps", "ddpm", None, 0.0, 2.5), ("eps", "ddim", 6, 0.5, 3.0),
-            ("flow", "euler", 5, 0.0, 1.0), ("flow", "heun", 4, 0.0, 2.5)]
+JOB = pd.concat(
+    [conditions_from_request(n=5, labels="NORM"), conditions_from_request(n=5, labels="IMI,SR")], ignore_index=True
+)
+SAMPLERS = [
+    ("eps", "ddpm", None, 0.0, 1.0),
+    ("eps", "ddim", 6, 1.0, 1.0),
+    ("v", "ddim", 6, 0.0, 1.0),
+    ("eps", "dpm++2m", 5, 0.0, 1.0),
+    ("eps", "ddpm", None, 0.0, 2.5),
+    ("eps", "ddim", 6, 0.5, 3.0),
+    ("flow", "euler", 5, 0.0, 1.0),
+    ("flow", "heun", 4, 0.0, 2.5),
+]
 
 
 @pytest.mark.parametrize("prediction, sampler, steps, eta, guidance", SAMPLERS)
@@ -67,22 +83,29 @@ def test_the_batch_size_does_not_change_the_ecgs(prediction, sampler, steps, eta
     whole = sample(generator, JOB, batch_size=len(JOB), **options).signals
     assert whole.shape == (10, 12, 64) and np.abs(whole).max() > 1.0
     for batch_size in (1, 3, 8):
-        np.testing.assert_allclose(sample(generator, JOB, batch_size=batch_size, **options).signals, whole,
-                                   rtol=0, atol=1e-5)
+        np.testing.assert_allclose(
+            sample(generator, JOB, batch_size=batch_size, **options).signals, whole, rtol=0, atol=1e-5
+        )
     for i in (0, 6, 9):
         alone = sample(generator, JOB.iloc[[i]], indices=[i], **options).signals
         np.testing.assert_allclose(alone[0], whole[i], rtol=0, atol=1e-5)
     # Another seed, or the rows at other indices, give other ECGs.
-    for other in (sample(generator, JOB, **{**options, "seed": 8}).signals,
-                  sample(generator, JOB, indices=np.arange(10) + 10, **options).signals):
+    for other in (
+        sample(generator, JOB, **{**options, "seed": 8}).signals,
+        sample(generator, JOB, indices=np.arange(10) + 10, **options).signals,
+    ):
         assert np.abs(other - whole).max(axis=(1, 2)).min() > 0.1
 
 
 def test_job_indices_are_checked():
     generator = tiny_generator()
     request = conditions_from_request(n=2)
-    for indices, message in (([0, 0], "distinct"), ([0, -1], "distinct non-negative"), ([0], "2 whole numbers"),
-                             ([0.0, 1.0], "whole numbers")):
+    for indices, message in (
+        ([0, 0], "distinct"),
+        ([0, -1], "distinct non-negative"),
+        ([0], "2 whole numbers"),
+        ([0.0, 1.0], "whole numbers"),
+    ):
         with pytest.raises(ValueError, match=message):
             sample(generator, request, sampler="ddim", steps=2, indices=indices, progress=False)
     with pytest.raises(ValueError, match="seed"):
@@ -93,10 +116,25 @@ def test_job_indices_are_checked():
 def test_compiled_sampling_gives_the_eager_ecgs():
     generator = load_generator(FIXTURE_MODEL, device="cpu")
     options = dict(sampler="ddim", steps=3, seed=4, batch_size=2, progress=False)
-    eager = sample(generator, conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70), **options).signals
+    eager = sample(
+        generator, conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70), **options
+    ).signals
     torch._dynamo.reset()
-    compiled = sample(generator, conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70), compile=True, **options).signals
+    compiled = sample(
+        generator,
+        conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70),
+        compile=True,
+        **options,
+    ).signals
     torch._dynamo.reset()
     np.testing.assert_allclose(compiled, eager, atol=1e-4 * np.abs(eager).max())
     # cuda_graph only applies on CUDA; elsewhere it changes nothing
-    np.testing.assert_array_equal(sample(generator, conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70), cuda_graph=True, **options).signals, eager)
+    np.testing.assert_array_equal(
+        sample(
+            generator,
+            conditions_from_request(n=2, labels="NORM,SR", age=50, sex="male", heart_rate=70),
+            cuda_graph=True,
+            **options,
+        ).signals,
+        eager,
+    )

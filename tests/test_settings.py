@@ -38,21 +38,24 @@ def test_a_valid_table_builds_the_dataclass_with_tuples_and_floats():
     assert isinstance(top.section.ratio, float) and top.section.folds == (2, 3)
 
 
-@pytest.mark.parametrize("table, message", [
-    ({"count": 6}, r"count = 6: must be at most 5"),
-    ({"count": 2.0}, r"count = 2.0: must be an integer"),
-    ({"count": True}, r"count = True: must be an integer"),
-    ({"ratio": 2.0}, r"ratio = 2.0: must be below 2"),
-    ({"ratio": float("nan")}, r"ratio = nan: must be a finite number"),
-    ({"kind": "z"}, r"kind = 'z': must be one of 'x', 'y'"),
-    ({"folds": 1}, r"folds = 1: must be a list of int values"),
-    ({"folds": []}, r"folds = \[\]: must hold at least one value"),
-    ({"folds": [1, 1]}, r"folds = \[1, 1\]: must not repeat a value"),
-    ({"folds": [4]}, r"folds = \[4\]: item 4 must be one of 1, 2, 3"),
-    ({"flag": "no"}, r"flag = 'no': must be true or false"),
-    ({"colour": 1}, r"unknown key\(s\) \['colour'\]; expected some of \['count', 'flag'"),
-    ({"length": 10}, r"length: is set by midtecg from the data; remove it"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"count": 6}, r"count = 6: must be at most 5"),
+        ({"count": 2.0}, r"count = 2.0: must be an integer"),
+        ({"count": True}, r"count = True: must be an integer"),
+        ({"ratio": 2.0}, r"ratio = 2.0: must be below 2"),
+        ({"ratio": float("nan")}, r"ratio = nan: must be a finite number"),
+        ({"kind": "z"}, r"kind = 'z': must be one of 'x', 'y'"),
+        ({"folds": 1}, r"folds = 1: must be a list of int values"),
+        ({"folds": []}, r"folds = \[\]: must hold at least one value"),
+        ({"folds": [1, 1]}, r"folds = \[1, 1\]: must not repeat a value"),
+        ({"folds": [4]}, r"folds = \[4\]: item 4 must be one of 1, 2, 3"),
+        ({"flag": "no"}, r"flag = 'no': must be true or false"),
+        ({"colour": 1}, r"unknown key\(s\) \['colour'\]; expected some of \['count', 'flag'"),
+        ({"length": 10}, r"length: is set by midtecg from the data; remove it"),
+    ],
+)
 def test_bad_values_name_the_source_section_and_key(table, message):
     with pytest.raises(ValueError, match=rf"^f\.toml: \[section\] {message}"):
         build(Top, {"section": table}, "f.toml")

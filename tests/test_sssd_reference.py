@@ -38,13 +38,16 @@ class NotATensor:
     """A custom object, which weights_only unpickling refuses to build."""
 
 
-@pytest.mark.parametrize("content, message", [
-    (lambda s: {"model_state_dict": s, "extra": NotATensor()}, "refused: .* holds a .*NotATensor object"),
-    (lambda s: {"model_state_dict": dict(s, **{"init_conv.0.conv.bias": NotATensor()})}, "holds a .*NotATensor"),
-    (lambda s: {"state_dict": s}, "no 'model_state_dict'"),
-    (lambda s: [s], "expected a dict with 'model_state_dict'"),
-    (lambda s: {"model_state_dict": list(s.values())}, "must be a dict of tensors"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (lambda s: {"model_state_dict": s, "extra": NotATensor()}, "refused: .* holds a .*NotATensor object"),
+        (lambda s: {"model_state_dict": dict(s, **{"init_conv.0.conv.bias": NotATensor()})}, "holds a .*NotATensor"),
+        (lambda s: {"state_dict": s}, "no 'model_state_dict'"),
+        (lambda s: [s], "expected a dict with 'model_state_dict'"),
+        (lambda s: {"model_state_dict": list(s.values())}, "must be a dict of tensors"),
+    ],
+)
 def test_refuses_checkpoints_that_are_not_plain_tensor_dicts(content, message, tmp_path):
     path = tmp_path / "bad.pkl"
     torch.save(content(small_state()), path)

@@ -3,9 +3,8 @@ step: no host reads of device values, non-finite losses reported at their step, 
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -57,13 +56,23 @@ def test_batches_cover_each_epoch_once_and_ranks_differ():
     n, batch = 10, 3
     first_epoch = np.concatenate([batch_indices(s, n, batch, seed=1) for s in range(3)])[:9]
     assert len(set(first_epoch.tolist())) == 9
-    assert not np.array_equal(batch_indices(0, n, batch, 1, rank=0, world=2), batch_indices(0, n, batch, 1, rank=1, world=2))
+    assert not np.array_equal(
+        batch_indices(0, n, batch, 1, rank=0, world=2), batch_indices(0, n, batch, 1, rank=1, world=2)
+    )
     assert np.array_equal(batch_indices(5, n, batch, 1), batch_indices(5, n, batch, 1))
 
 
 def test_loss_falls_on_real_data(fixture_cache, tmp_path):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=300, batch_size=8, log_every=50, val_every=150,
-                         checkpoint_every=300, val_batches=2)
+    config = tiny_config(
+        fixture_cache,
+        tmp_path / "run",
+        steps=300,
+        batch_size=8,
+        log_every=50,
+        val_every=150,
+        checkpoint_every=300,
+        val_batches=2,
+    )
     train(config, progress=False)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     train_loss = log["loss"].to_numpy()
@@ -83,14 +92,20 @@ def _final_state(checkpoint: Path) -> dict[str, torch.Tensor]:
 
 def test_resume_after_kill_is_exact(fixture_cache, tmp_path):
     steps = 40
-    reference = tiny_config(fixture_cache, tmp_path / "reference", steps=steps, checkpoint_every=10, log_every=10,
-                            val_every=1000)
+    reference = tiny_config(
+        fixture_cache, tmp_path / "reference", steps=steps, checkpoint_every=10, log_every=10, val_every=1000
+    )
     train(reference, progress=False)
 
     killed_dir = tmp_path / "killed"
     config_path = tmp_path / "killed.json"
-    config_path.write_text(json.dumps(tiny_config(fixture_cache, killed_dir, steps=steps, checkpoint_every=10,
-                                                  log_every=10, val_every=1000).to_dict()))
+    config_path.write_text(
+        json.dumps(
+            tiny_config(
+                fixture_cache, killed_dir, steps=steps, checkpoint_every=10, log_every=10, val_every=1000
+            ).to_dict()
+        )
+    )
     script = (
         "import json, sys; from midtecg.training.config import ExperimentConfig; from midtecg.training.loop import train;"
         f"train(ExperimentConfig.from_dict(json.load(open({str(config_path)!r}))), progress=False)"
@@ -152,9 +167,20 @@ def test_two_process_gloo_training_stays_in_sync(fixture_cache, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         str(tmp_path / "worker.py"), str(tmp_path / "config.json"), str(tmp_path / "result")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            str(tmp_path / "worker.py"),
+            str(tmp_path / "config.json"),
+            str(tmp_path / "result"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):  # a deliberate divergence is detected on every rank
@@ -202,8 +228,9 @@ def test_mel_filters_follow_the_cache_rate(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(objective_module, "multi_resolution_mel_loss", spy)
-    config = tiny_config(cache, tmp_path / "run", steps=1, log_every=1, checkpoint_every=1, batch_size=2,
-                         check_samples=0)
+    config = tiny_config(
+        cache, tmp_path / "run", steps=1, log_every=1, checkpoint_every=1, batch_size=2, check_samples=0
+    )
     config.model.channels, config.model.blocks = 8, 1
     config.data.val_folds = ()
     config.objective = dataclasses.replace(config.objective, kind="midt")
@@ -214,8 +241,16 @@ def test_mel_filters_follow_the_cache_rate(tmp_path, monkeypatch):
 
 
 def test_cpu_budget_stops_checkpoints_and_resumes(fixture_cache, tmp_path):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=100_000, log_every=10_000, val_every=10_000,
-                         checkpoint_every=10_000, max_cpu_seconds=1.5, check_samples=0)
+    config = tiny_config(
+        fixture_cache,
+        tmp_path / "run",
+        steps=100_000,
+        log_every=10_000,
+        val_every=10_000,
+        checkpoint_every=10_000,
+        max_cpu_seconds=1.5,
+        check_samples=0,
+    )
     config.model.channels, config.model.blocks = 8, 1
     checkpoint = train(config, progress=False)
     meta = json.loads((checkpoint / "training.json").read_text())
@@ -233,8 +268,9 @@ def test_cpu_budget_stops_checkpoints_and_resumes(fixture_cache, tmp_path):
 
 def test_a_short_run_says_it_is_far_from_the_data(fixture_cache, tmp_path):
     """The issue's case: a few steps of configs/tiny.toml give noise, and the log now says so."""
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=20, log_every=10, val_every=1000,
-                         checkpoint_every=20, batch_size=4)
+    config = tiny_config(
+        fixture_cache, tmp_path / "run", steps=20, log_every=10, val_every=1000, checkpoint_every=20, batch_size=4
+    )
     config.model.channels, config.model.blocks = 8, 1
     train(config, progress=False)
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
@@ -245,13 +281,17 @@ def test_a_short_run_says_it_is_far_from_the_data(fixture_cache, tmp_path):
 
 
 def test_an_old_log_is_rewritten_with_the_new_columns_on_resume(fixture_cache, tmp_path):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2,
-                         check_samples=0)
+    config = tiny_config(
+        fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2, check_samples=0
+    )
     config.model.channels, config.model.blocks = 8, 1
     train(config, progress=False)
     log = tmp_path / "run" / "log.csv"
-    old = ["step,loss,mse_loss,mel_loss,lr,val_loss,steps_per_s,elapsed_s", "1,0.9,0.9,,0.001,,1.0,1.0",
-           "2,0.8,0.8,,0.001,0.95,1.0,2.0"]
+    old = [
+        "step,loss,mse_loss,mel_loss,lr,val_loss,steps_per_s,elapsed_s",
+        "1,0.9,0.9,,0.001,,1.0,1.0",
+        "2,0.8,0.8,,0.001,0.95,1.0,2.0",
+    ]
     log.write_text("\n".join(old) + "\n")
     config.train.steps = 3
     train(config, resume=True, progress=False)
@@ -261,8 +301,9 @@ def test_an_old_log_is_rewritten_with_the_new_columns_on_resume(fixture_cache, t
 
 
 def test_resume_past_a_damaged_checkpoint_is_exact_and_logs_each_step_once(fixture_cache, tmp_path, capsys):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=20, log_every=5, val_every=1000, checkpoint_every=10,
-                         check_samples=0)
+    config = tiny_config(
+        fixture_cache, tmp_path / "run", steps=20, log_every=5, val_every=1000, checkpoint_every=10, check_samples=0
+    )
     config.model.channels, config.model.blocks = 8, 1
     train(config, progress=False)
     newest = tmp_path / "run" / "step-00000020"
@@ -280,8 +321,9 @@ def test_resume_past_a_damaged_checkpoint_is_exact_and_logs_each_step_once(fixtu
 
 
 def test_resume_refuses_rather_than_starting_over(fixture_cache, tmp_path):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2,
-                         check_samples=0)
+    config = tiny_config(
+        fixture_cache, tmp_path / "run", steps=2, log_every=1, val_every=1000, checkpoint_every=2, check_samples=0
+    )
     config.model.channels, config.model.blocks = 8, 1
     train(config, progress=False)
     (tmp_path / "run" / "step-00000002" / "training.json").unlink()
@@ -293,14 +335,26 @@ def test_resume_refuses_rather_than_starting_over(fixture_cache, tmp_path):
         train(config, progress=False)
 
 
-@pytest.mark.parametrize("sets", [
-    {"data.scaling": "std"},
-    {"diffusion.prediction": "v", "diffusion.zero_terminal_snr": True},
-    {"diffusion.prediction": "flow", "objective.kind": "midt"},
-], ids=["scaling", "v-ztsnr", "flow-midt"])
+@pytest.mark.parametrize(
+    "sets",
+    [
+        {"data.scaling": "std"},
+        {"diffusion.prediction": "v", "diffusion.zero_terminal_snr": True},
+        {"diffusion.prediction": "flow", "objective.kind": "midt"},
+    ],
+    ids=["scaling", "v-ztsnr", "flow-midt"],
+)
 def test_each_option_trains_and_is_stored_for_sampling(fixture_cache, tmp_path, sets):
-    config = tiny_config(fixture_cache, tmp_path / "run", steps=30, log_every=10, val_every=30,
-                         checkpoint_every=30, batch_size=4, check_samples=2)
+    config = tiny_config(
+        fixture_cache,
+        tmp_path / "run",
+        steps=30,
+        log_every=10,
+        val_every=30,
+        checkpoint_every=30,
+        batch_size=4,
+        check_samples=2,
+    )
     config.model.channels, config.model.blocks = 8, 1
     config.objective = dataclasses.replace(config.objective, mel_scales="small")
     for key, value in sets.items():
@@ -327,7 +381,9 @@ def test_each_option_trains_and_is_stored_for_sampling(fixture_cache, tmp_path, 
 
 # ---- the step ---------------------------------------------------------------------------------------------
 
-TINY = SSSDConfig(channels=8, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32, null_conditions=True)
+TINY = SSSDConfig(
+    channels=8, blocks=2, length=64, state_size=8, step_embed_dim=16, step_hidden=32, null_conditions=True
+)
 
 
 def tiny_trainer(objective: str = "eps", **options) -> TrainStep:
@@ -339,8 +395,19 @@ def tiny_trainer(objective: str = "eps", **options) -> TrainStep:
     optimizer = make_optimizer(model, 1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 3))
     kind = dict(kind="midt", mel_scales="small", mel_weight=0.2) if objective == "midt" else dict(kind="eps")
-    return TrainStep(model, optimizer, scheduler, NoiseSchedule(), ObjectiveConfig(**kind), ema=ema, ema_decay=0.99,
-                     steps=50, grad_clip=1.0, log_capacity=10, **options)
+    return TrainStep(
+        model,
+        optimizer,
+        scheduler,
+        NoiseSchedule(),
+        ObjectiveConfig(**kind),
+        ema=ema,
+        ema_decay=0.99,
+        steps=50,
+        grad_clip=1.0,
+        log_capacity=10,
+        **options,
+    )
 
 
 def tiny_batch(step: int, bad: bool = False):
@@ -367,8 +434,14 @@ def test_a_step_never_reads_device_values_on_the_host(objective):
     # the check catches each way of reading a value
     trainer(3, *tiny_batch(3))
     loss = torch.ones(2).sum()
-    for read in (lambda: loss.item(), lambda: float(loss), lambda: bool(loss > 0), lambda: loss.tolist(),
-                 lambda: torch.ones(3).nonzero(), lambda: trainer.read_log()):
+    for read in (
+        lambda: loss.item(),
+        lambda: float(loss),
+        lambda: bool(loss > 0),
+        lambda: loss.tolist(),
+        lambda: torch.ones(3).nonzero(),
+        lambda: trainer.read_log(),
+    ):
         with pytest.raises(HostRead), NoHostReads():
             read()
 
@@ -423,7 +496,9 @@ def test_ema_weight_table_and_update():
 def test_activation_checkpointing_setting(tmp_path):
     cpu = torch.device("cpu")
     assert activation_checkpointing("auto", cpu, SSSDConfig(), 64) is False
-    assert activation_checkpointing(True, cpu, TINY, 1) is True and activation_checkpointing(False, cpu, TINY, 1) is False
+    assert (
+        activation_checkpointing(True, cpu, TINY, 1) is True and activation_checkpointing(False, cpu, TINY, 1) is False
+    )
     path = tmp_path / "c.toml"
     path.write_text("[train]\ncheckpoint_activations = true\n")
     assert load_config(path).train.checkpoint_activations is True

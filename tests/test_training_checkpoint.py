@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from midtecg.models.files import WEIGHTS_SHA256, CheckpointError, read_model_files
-from midtecg.training.checkpoint import TRAINING_SHA256, latest_checkpoint, load_training_state, resume_training_state, save_checkpoint
+from midtecg.training.checkpoint import (
+    TRAINING_SHA256,
+    latest_checkpoint,
+    load_training_state,
+    resume_training_state,
+    save_checkpoint,
+)
 
 # ---- writing and resuming ----------------------------------------------------------------------------
+
 
 def _state(seed: int = 0):
     torch.manual_seed(seed)
@@ -67,8 +73,17 @@ def test_an_empty_run_folder_resumes_as_a_fresh_run(tmp_path):
     assert _resume(tmp_path)[0] is None
 
 
-@pytest.mark.parametrize("damage", ["no training.json", "truncated training", "truncated model", "altered training",
-                                    "corrupt training.json", "missing folder"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "no training.json",
+        "truncated training",
+        "truncated model",
+        "altered training",
+        "corrupt training.json",
+        "missing folder",
+    ],
+)
 def test_resume_falls_back_to_the_newest_complete_checkpoint_and_says_so(tmp_path, damage):
     run_dir = tmp_path / "run"
     weights = _run(run_dir)
@@ -91,12 +106,14 @@ def test_resume_falls_back_to_the_newest_complete_checkpoint_and_says_so(tmp_pat
     assert folder.name == "step-00000020" and meta["step"] == 20
     assert torch.equal(model.weight, weights[20])
     assert lines[-1].startswith(f"{folder} is the newest complete checkpoint")
-    named = {"no training.json": "training.json is missing",
-             "truncated training": "training.safetensors could not",
-             "truncated model": "model.safetensors could not",
-             "altered training": "training.safetensors does not match",
-             "corrupt training.json": "training.json is not valid JSON",
-             "missing folder": "step-00000030, which does not exist"}
+    named = {
+        "no training.json": "training.json is missing",
+        "truncated training": "training.safetensors could not",
+        "truncated model": "model.safetensors could not",
+        "altered training": "training.safetensors does not match",
+        "corrupt training.json": "training.json is not valid JSON",
+        "missing folder": "step-00000030, which does not exist",
+    }
     assert named[damage] in lines[0] and "step-00000030" in lines[0]
     if damage != "missing folder":
         assert (run_dir / "broken-step-00000030").is_dir() and not newest.exists()
@@ -116,8 +133,9 @@ def test_resume_refuses_when_no_checkpoint_is_complete(tmp_path):
     run_dir = tmp_path / "run"
     _run(run_dir, steps=(10,))
     (run_dir / "step-00000010" / "training.json").unlink()
-    with pytest.raises(CheckpointError,
-                       match=r"no complete checkpoint to resume from: .*step-00000010/training\.json is missing"):
+    with pytest.raises(
+        CheckpointError, match=r"no complete checkpoint to resume from: .*step-00000010/training\.json is missing"
+    ):
         _resume(run_dir)
     shutil.rmtree(run_dir / "step-00000010")
     with pytest.raises(CheckpointError, match="names step-00000010, which does not exist"):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from midtecg.data.condition_groups import ConditionGroup
 from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
-from midtecg.data.condition_groups import ConditionGroup
 from midtecg.models.config import SSSDConfig
 from midtecg.models.sssd import SSSDECG
 from midtecg.training import monitor
@@ -47,8 +47,12 @@ def test_reference_losses(prediction, kind):
     batches = list(monitor.validation_batches(x, cond, param, 4, 3, 0, torch.device("cpu")))
     mean, var = x.mean(dim=(0, 2))[:, None], x.var(dim=(0, 2))[:, None]
     refs = monitor.reference_losses(batches, param, objective, mean, var)
-    zero = np.mean([training_loss(torch.zeros_like(x_t), noise, x_t, x0, t, param, objective)[0].item()
-                    for x0, _, t, noise, x_t in batches])
+    zero = np.mean(
+        [
+            training_loss(torch.zeros_like(x_t), noise, x_t, x0, t, param, objective)[0].item()
+            for x0, _, t, noise, x_t in batches
+        ]
+    )
     assert refs["zero"] == pytest.approx(zero, rel=1e-6)
     assert refs["gaussian"] < 0.8 * refs["zero"]
     if prediction == "eps" and kind == "eps":
@@ -68,7 +72,9 @@ def test_validation_verdicts():
 
 def test_amplitude_verdicts_and_reference():
     assert monitor.amplitude_warning(10, 1.0) == "" and monitor.amplitude_warning(10, 2.9) == ""
-    assert monitor.amplitude_warning(10, 13.0).startswith("sample amplitude") and "13" in monitor.amplitude_warning(10, 13.0)
+    assert monitor.amplitude_warning(10, 13.0).startswith("sample amplitude") and "13" in monitor.amplitude_warning(
+        10, 13.0
+    )
     assert monitor.amplitude_warning(10, 0.1).startswith("sample amplitude")
     assert monitor.amplitude_warning(10, math.inf).startswith("sample amplitude")
     x = torch.arange(1000.0).reshape(1, 1, 1000) - 500  # |x| = 0..500
@@ -77,8 +83,9 @@ def test_amplitude_verdicts_and_reference():
 
 def _model(length=256):
     torch.manual_seed(0)
-    return SSSDECG(SSSDConfig(in_leads=2, length=length, channels=8, blocks=1,
-                              condition_groups=(ConditionGroup("labels", 3, 4),))).eval()
+    return SSSDECG(
+        SSSDConfig(in_leads=2, length=length, channels=8, blocks=1, condition_groups=(ConditionGroup("labels", 3, 4),))
+    ).eval()
 
 
 @pytest.mark.parametrize("prediction", ["eps", "flow"])
@@ -91,8 +98,9 @@ def test_an_untrained_network_is_flagged_and_lead_scale_is_applied(prediction):
     reference = monitor.amplitude_reference(x)
     ratio = monitor.sample_amplitude_ratio(model, cond, param, 256, reference, None, 0, nullcontext())
     assert ratio > 3 and monitor.amplitude_warning(5, ratio)
-    doubled = monitor.sample_amplitude_ratio(model, cond, param, 256, reference, torch.full((2, 1), 2.0), 0,
-                                             nullcontext())
+    doubled = monitor.sample_amplitude_ratio(
+        model, cond, param, 256, reference, torch.full((2, 1), 2.0), 0, nullcontext()
+    )
     assert doubled == pytest.approx(2 * ratio, rel=1e-5)
     assert not model.training
 
@@ -118,6 +126,14 @@ def test_a_network_that_knows_the_data_passes():
         def cached_kernels(self):
             return nullcontext()
 
-    ratio = monitor.sample_amplitude_ratio(Exact(), {"labels": torch.zeros(16, 3)}, Parameterization("eps"), 256,
-                                           monitor.amplitude_reference(x), None, 0, nullcontext())
+    ratio = monitor.sample_amplitude_ratio(
+        Exact(),
+        {"labels": torch.zeros(16, 3)},
+        Parameterization("eps"),
+        256,
+        monitor.amplitude_reference(x),
+        None,
+        0,
+        nullcontext(),
+    )
     assert 0.8 < ratio < 1.25 and monitor.amplitude_warning(5, ratio) == ""

@@ -111,8 +111,9 @@ def run_parallel(function, tasks: list[tuple], jobs: int, threads: int) -> list:
     if jobs <= 1:
         worker_init(threads)
         return [function(*task) for task in tasks]
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=worker_init,
-                             initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=mp.get_context("spawn"), initializer=worker_init, initargs=(threads,)
+    ) as pool:
         futures = [pool.submit(function, *task) for task in tasks]
         return [future.result() for future in futures]
 
@@ -138,10 +139,14 @@ def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device
     from midtecg.sample import load_generator
 
     settings = experiment["generate"]
-    todo = [(name, split, sampler, steps) for name, split, sampler, steps in (
-        ("test", "test", settings["sampler"], settings["steps"]),
-        ("train", list(experiment["data"]["train_folds"]), settings["utility_sampler"], settings["utility_steps"]))
-        if not (out / name / "ecgs.npz").is_file()]
+    todo = [
+        (name, split, sampler, steps)
+        for name, split, sampler, steps in (
+            ("test", "test", settings["sampler"], settings["steps"]),
+            ("train", list(experiment["data"]["train_folds"]), settings["utility_sampler"], settings["utility_steps"]),
+        )
+        if not (out / name / "ecgs.npz").is_file()
+    ]
     if not todo:
         return f"{run_dir.name}: generated"
     generator = load_generator(run_dir, device=None if device == "auto" else device)
@@ -150,17 +155,27 @@ def generate_run(run_dir: Path, out: Path, cache: Path, experiment: dict, device
         conditions = paired_conditions(cache, split=split)
         if name == "train" and 0 < settings.get("utility_n", 0) < len(conditions):  # the same records for every run
             conditions = conditions.sample(settings["utility_n"], random_state=0).sort_index()
-        generate(conditions, generator, out / name, formats=("npz",), sampler=sampler, strict=False,
-                 steps=steps or None, seed=seed * 1000 + (name == "train"),  # the two sets never share noise
-                 batch_size=settings["batch_size"],
-                 progress=False)
+        generate(
+            conditions,
+            generator,
+            out / name,
+            formats=("npz",),
+            sampler=sampler,
+            strict=False,
+            steps=steps or None,
+            seed=seed * 1000 + (name == "train"),  # the two sets never share noise
+            batch_size=settings["batch_size"],
+            progress=False,
+        )
     return f"{run_dir.name}: generated {', '.join(t[0] for t in todo)} in {time.perf_counter() - started:.0f} s"
 
 
 def classifier_config(experiment: dict, key: str, device: str):
     from midtecg.evaluation.classifier import ClassifierTrainConfig
 
-    return ClassifierTrainConfig(epochs=experiment["evaluate"][key], device=None if device == "auto" else device, seed=0)
+    return ClassifierTrainConfig(
+        epochs=experiment["evaluate"][key], device=None if device == "auto" else device, seed=0
+    )
 
 
 def train_embedding_classifier(out: Path, cache: Path, experiment: dict, device: str) -> str:
@@ -170,8 +185,9 @@ def train_embedding_classifier(out: Path, cache: Path, experiment: dict, device:
 
     train = load_ecg_set((cache, list(experiment["data"]["train_folds"])), role="train")
     started = time.perf_counter()
-    embedding_classifier(train, out / "classifier", classifier_config(experiment, "classifier_epochs", device),
-                         False, [])
+    embedding_classifier(
+        train, out / "classifier", classifier_config(experiment, "classifier_epochs", device), False, []
+    )
     return f"embedding classifier ready in {time.perf_counter() - started:.0f} s"
 
 
@@ -187,13 +203,24 @@ def evaluate_run(name: str, out: Path, cache: Path, experiment: dict, device: st
     generated = out / "generated" / name
     started = time.perf_counter()
     config = EvaluationConfig(
-        utility=True, classifier_dir=str(out / "classifier"),
+        utility=True,
+        classifier_dir=str(out / "classifier"),
         classifier=classifier_config(experiment, "classifier_epochs", device),
         utility_classifier=classifier_config(experiment, "utility_epochs", device),
-        utility_fractions=tuple(settings["utility_fractions"]), utility_label_sets=tuple(settings["utility_label_sets"]),
-        progress=False, title=f"claims experiment: {name}", threads=torch.get_num_threads())  # BLAS too
-    evaluate((cache, "test"), generated / "test" / "ecgs.npz", train=(cache, list(experiment["data"]["train_folds"])),
-             utility_synth=generated / "train" / "ecgs.npz", out_dir=target, config=config)
+        utility_fractions=tuple(settings["utility_fractions"]),
+        utility_label_sets=tuple(settings["utility_label_sets"]),
+        progress=False,
+        title=f"claims experiment: {name}",
+        threads=torch.get_num_threads(),
+    )  # BLAS too
+    evaluate(
+        (cache, "test"),
+        generated / "test" / "ecgs.npz",
+        train=(cache, list(experiment["data"]["train_folds"])),
+        utility_synth=generated / "train" / "ecgs.npz",
+        out_dir=target,
+        config=config,
+    )
     return f"{name}: evaluated in {time.perf_counter() - started:.0f} s"
 
 
@@ -272,13 +299,23 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
     midt = np.array(per("midt-ecg", lambda r: metric(r, "paired.interlead_error_mean")))
     reduction = mean_ci(100 * (1 - midt / base)) if len(base) and len(midt) else mean_ci([])
     sign = _excludes_zero(reduction)
-    claims.append({
-        "claim": "MIDT lowers the inter-lead correlation error by about 74 % (vs SSSD-ECG)",
-        "measured": f"{_pm(reduction, 1)} % lower (mean per-record error {_pm(mean_ci(midt), 4)} vs {_pm(mean_ci(base), 4)})",
-        "verdict": ("holds in direction" if sign > 0 else "does not hold" if sign < 0 else "not resolved")
-        + ("" if sign <= 0 else (", magnitude as in the paper" if reduction["mean"] - reduction["ci"] <= 74 <=
-                                 reduction["mean"] + reduction["ci"] else ", smaller than the paper's 74 %")),
-        "reduction_percent": reduction})
+    claims.append(
+        {
+            "claim": "MIDT lowers the inter-lead correlation error by about 74 % (vs SSSD-ECG)",
+            "measured": f"{_pm(reduction, 1)} % lower (mean per-record error {_pm(mean_ci(midt), 4)} vs {_pm(mean_ci(base), 4)})",
+            "verdict": ("holds in direction" if sign > 0 else "does not hold" if sign < 0 else "not resolved")
+            + (
+                ""
+                if sign <= 0
+                else (
+                    ", magnitude as in the paper"
+                    if reduction["mean"] - reduction["ci"] <= 74 <= reduction["mean"] + reduction["ci"]
+                    else ", smaller than the paper's 74 %"
+                )
+            ),
+            "reduction_percent": reduction,
+        }
+    )
 
     # 2. privacy: relative improvement of each metric (positive = MIDT more private)
     rows, signs = {}, []
@@ -290,13 +327,21 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
         rows[key] = gain
         signs.append(_excludes_zero(gain))
     n_better, n_worse = signs.count(1), signs.count(-1)
-    claims.append({
-        "claim": "MIDT's privacy metrics are 4-8 % better (vs SSSD-ECG)",
-        "measured": "; ".join(f"{_label(k)} {_pm(v, 1)} %" for k, v in rows.items()),
-        "verdict": ("holds" if n_better > len(signs) / 2 and not n_worse else
-                    "does not hold" if n_worse > len(signs) / 2 and not n_better else "not resolved")
-        + f" ({n_better} better, {n_worse} worse, {len(signs) - n_better - n_worse} within seed noise)",
-        "improvement_percent": rows})
+    claims.append(
+        {
+            "claim": "MIDT's privacy metrics are 4-8 % better (vs SSSD-ECG)",
+            "measured": "; ".join(f"{_label(k)} {_pm(v, 1)} %" for k, v in rows.items()),
+            "verdict": (
+                "holds"
+                if n_better > len(signs) / 2 and not n_worse
+                else "does not hold"
+                if n_worse > len(signs) / 2 and not n_better
+                else "not resolved"
+            )
+            + f" ({n_better} better, {n_worse} worse, {len(signs) - n_better - n_worse} within seed noise)",
+            "improvement_percent": rows,
+        }
+    )
 
     # 3. demographic conditioning raises the paired SNR (vs labels only)
     labels_snr = np.array(per("midt-ecg", lambda r: metric(r, "paired.snr_db")))
@@ -305,12 +350,20 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
         snr = np.array(per(model, lambda r: metric(r, "paired.snr_db")))
         gains[model] = mean_ci(snr - labels_snr) if len(snr) and len(labels_snr) else mean_ci([])
     verdicts = [_excludes_zero(g) for g in gains.values()]
-    claims.append({
-        "claim": "demographic conditioning raises the paired SNR (vs MIDT with labels only)",
-        "measured": "; ".join(f"{m}: {_pm(g, 3)} dB" for m, g in gains.items()),
-        "verdict": "holds" if all(v > 0 for v in verdicts) else "holds for one of the two" if any(v > 0 for v in verdicts)
-        else "does not hold" if all(v < 0 for v in verdicts) else "not resolved",
-        "snr_gain_db": gains})
+    claims.append(
+        {
+            "claim": "demographic conditioning raises the paired SNR (vs MIDT with labels only)",
+            "measured": "; ".join(f"{m}: {_pm(g, 3)} dB" for m, g in gains.items()),
+            "verdict": "holds"
+            if all(v > 0 for v in verdicts)
+            else "holds for one of the two"
+            if any(v > 0 for v in verdicts)
+            else "does not hold"
+            if all(v < 0 for v in verdicts)
+            else "not resolved",
+            "snr_gain_db": gains,
+        }
+    )
 
     # 4. low data: real subset + synthetic about as good as all real data
     label_set = experiment["evaluate"]["utility_label_sets"][0]
@@ -324,15 +377,26 @@ def judge_claims(results: dict, experiment: dict) -> list[dict]:
         rows[model] = {"gap_to_all_real": mean_ci(mixed - trtr), "gain_over_subset": mean_ci(mixed - small)}
     holds = [m for m, r in rows.items() if r["gap_to_all_real"]["mean"] >= -tolerance]
     fails = [m for m, r in rows.items() if r["gap_to_all_real"]["mean"] + r["gap_to_all_real"]["ci"] < -tolerance]
-    claims.append({
-        "claim": f"with {fraction:.0%} of the real training data plus synthetic ECGs, a classifier does about as "
-                 f"well as with all real data ({label_set}, macro AUC; 'about' = within {tolerance})",
-        "measured": "; ".join(f"{m}: {_pm(r['gap_to_all_real'], 3)} vs all real, {_pm(r['gain_over_subset'], 3)} vs "
-                              f"the {fraction:.0%} subset alone" for m, r in rows.items()),
-        "verdict": ("holds" if len(holds) == len(rows) else "does not hold" if len(fails) == len(rows)
-                    else f"holds for {', '.join(holds) or 'none'}, fails for {', '.join(fails) or 'none'}, "
-                         "the rest within seed noise"),
-        "auc_differences": rows})
+    claims.append(
+        {
+            "claim": f"with {fraction:.0%} of the real training data plus synthetic ECGs, a classifier does about as "
+            f"well as with all real data ({label_set}, macro AUC; 'about' = within {tolerance})",
+            "measured": "; ".join(
+                f"{m}: {_pm(r['gap_to_all_real'], 3)} vs all real, {_pm(r['gain_over_subset'], 3)} vs "
+                f"the {fraction:.0%} subset alone"
+                for m, r in rows.items()
+            ),
+            "verdict": (
+                "holds"
+                if len(holds) == len(rows)
+                else "does not hold"
+                if len(fails) == len(rows)
+                else f"holds for {', '.join(holds) or 'none'}, fails for {', '.join(fails) or 'none'}, "
+                "the rest within seed noise"
+            ),
+            "auc_differences": rows,
+        }
+    )
     return claims
 
 
@@ -373,14 +437,29 @@ def summary_table(results: dict, experiment: dict, out: Path) -> list[dict]:
     utility = [("TRTR", "AUC all real"), ("TSTR", "AUC synthetic only"), ("TRTR+synth", "AUC all real + synth")]
     utility += [(f"real_{f:g}", f"AUC {f:.0%} real") for f in fractions]
     utility += [(f"real_{f:g}+synth", f"AUC {f:.0%} real + synth") for f in fractions]
-    rows = [{"metric": "training epsilon MSE, last steps", "better": "lower",
-             **{m: mean_ci([final_training_mse(out, run_name(m, seed)) for seed in results[m]]) for m in results}}]
+    rows = [
+        {
+            "metric": "training epsilon MSE, last steps",
+            "better": "lower",
+            **{m: mean_ci([final_training_mse(out, run_name(m, seed)) for seed in results[m]]) for m in results},
+        }
+    ]
     for key, label, better in METRICS:
-        rows.append({"metric": label, "better": better if better != "half" else "near 0.5",
-                     **{m: mean_ci([metric(r, key) for r in results[m].values()]) for m in results}})
+        rows.append(
+            {
+                "metric": label,
+                "better": better if better != "half" else "near 0.5",
+                **{m: mean_ci([metric(r, key) for r in results[m].values()]) for m in results},
+            }
+        )
     for key, label in utility:
-        rows.append({"metric": f"{label} ({label_set})", "better": "higher",
-                     **{m: mean_ci([utility_auc(r, label_set, key) for r in results[m].values()]) for m in results}})
+        rows.append(
+            {
+                "metric": f"{label} ({label_set})",
+                "better": "higher",
+                **{m: mean_ci([utility_auc(r, label_set, key) for r in results[m].values()]) for m in results},
+            }
+        )
     return rows
 
 
@@ -391,13 +470,22 @@ def _digits(stat: dict) -> int:
 def markdown(rows: list[dict], claims: list[dict], results: dict, header: str) -> str:
     models = list(results)
     seeds = {m: len(results[m]) for m in models}
-    lines = [header, "", "| metric | better | " + " | ".join(f"{m} (n={seeds[m]})" for m in models) + " |",
-             "|---|---|" + "---|" * len(models)]
+    lines = [
+        header,
+        "",
+        "| metric | better | " + " | ".join(f"{m} (n={seeds[m]})" for m in models) + " |",
+        "|---|---|" + "---|" * len(models),
+    ]
     for row in rows:
         cells = [_pm(row[m], _digits(row[m])) if np.isfinite(row[m]["mean"]) else "n/a" for m in models]
         lines.append(f"| {row['metric']} | {row['better']} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean ± half-width of the 95 % t interval over seeds.", "", "| claim | measured | verdict |",
-              "|---|---|---|"]
+    lines += [
+        "",
+        "Mean ± half-width of the 95 % t interval over seeds.",
+        "",
+        "| claim | measured | verdict |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c['claim']} | {c['measured']} | **{c['verdict']}** |" for c in claims]
     return "\n".join(lines) + "\n"
 
@@ -411,21 +499,32 @@ def summarize(out: Path, experiment: dict, compute: dict) -> dict:
     rows = summary_table(results, experiment, out)
     claims = judge_claims(results, experiment)
     runs = {m: sorted(r) for m, r in results.items()}
-    header = (f"# Claims experiment: {', '.join(results)}\n\nSeeds evaluated: "
-              + "; ".join(f"{m} {s}" for m, s in runs.items()))
+    header = f"# Claims experiment: {', '.join(results)}\n\nSeeds evaluated: " + "; ".join(
+        f"{m} {s}" for m, s in runs.items()
+    )
     text = markdown(rows, claims, results, header)
     (out / "summary.md").write_text(text)
-    per_run = {run_name(m, seed): {key: metric(r, key) for key, _, _ in METRICS} | r.get("summary", {})
-               for m, by_seed in results.items() for seed, r in by_seed.items()}
-    summary = {"experiment": experiment, "runs": runs, "compute": compute, "table": rows, "claims": claims,
-               "per_run": per_run}
+    per_run = {
+        run_name(m, seed): {key: metric(r, key) for key, _, _ in METRICS} | r.get("summary", {})
+        for m, by_seed in results.items()
+        for seed, r in by_seed.items()
+    }
+    summary = {
+        "experiment": experiment,
+        "runs": runs,
+        "compute": compute,
+        "table": rows,
+        "claims": claims,
+        "per_run": per_run,
+    }
     write_json(out / "summary.json", summary)
 
     report = Report("midtecg claims experiment", "SSSD-ECG against MIDT-ECG at equal budget, tested on PTB-XL fold 10")
     report.add_section("Claims").add_table(None, [{k: c[k] for k in ("claim", "measured", "verdict")} for c in claims])
     flat = [{"metric": r["metric"], "better": r["better"], **{m: _pm(r[m], 4) for m in results}} for r in rows]
-    report.add_section("All metrics", "Mean ± half-width of the 95 % t interval over seeds; one evaluation report "
-                       "per run under eval/.").add_table(None, flat)
+    report.add_section(
+        "All metrics", "Mean ± half-width of the 95 % t interval over seeds; one evaluation report per run under eval/."
+    ).add_table(None, flat)
     report.add_figure("Low-data utility", _utility_figure(results, experiment))
     report.add_section("Settings").add_text(json.dumps({"experiment": experiment, "compute": compute}, indent=1))
     report.write_html(out / "report.html")
@@ -447,8 +546,15 @@ def _utility_figure(results: dict, experiment: dict):
             stats = [mean_ci([utility_auc(r, label_set, n) for r in results[model].values()]) for n in names]
             if suffix == "" and i:
                 continue  # the real-only curve is the same experiment for every model
-            ax.errorbar(fractions, [s["mean"] for s in stats], yerr=[s["ci"] for s in stats], ls=style, marker="o",
-                        capsize=3, label="real only" if suffix == "" else f"real + {model}")
+            ax.errorbar(
+                fractions,
+                [s["mean"] for s in stats],
+                yerr=[s["ci"] for s in stats],
+                ls=style,
+                marker="o",
+                capsize=3,
+                label="real only" if suffix == "" else f"real + {model}",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("fraction of the real training records")
     ax.set_ylabel(f"macro ROC-AUC ({label_set})")
@@ -472,9 +578,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", required=True, help="a 100 Hz cache written by `midtecg prepare` (PTB-XL folds)")
     parser.add_argument("--out", default="runs/claims", help="experiment folder (default runs/claims)")
-    parser.add_argument("--experiment", default=str(EXPERIMENT), help="experiment file (default: the one beside run.py)")
-    parser.add_argument("--set", action="append", default=[], metavar="[TABLE.]KEY=VALUE",
-                        help="override an experiment value, e.g. train.steps=200 or seeds=[0]")
+    parser.add_argument(
+        "--experiment", default=str(EXPERIMENT), help="experiment file (default: the one beside run.py)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[TABLE.]KEY=VALUE",
+        help="override an experiment value, e.g. train.steps=200 or seeds=[0]",
+    )
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--jobs", type=int, default=1, help="runs side by side (default 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -502,21 +615,34 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "train":
             messages = run_parallel(train_run, [(c,) for c in configs.values()], args.jobs, threads)
         elif stage == "generate":
-            messages = run_parallel(generate_run, [(out / "runs" / n, out / "generated" / n, cache, experiment, args.device,
-                                                 configs[n].train.seed) for n in configs], args.jobs, threads)
+            messages = run_parallel(
+                generate_run,
+                [
+                    (out / "runs" / n, out / "generated" / n, cache, experiment, args.device, configs[n].train.seed)
+                    for n in configs
+                ],
+                args.jobs,
+                threads,
+            )
         elif stage == "evaluate":
-            messages = run_parallel(train_embedding_classifier, [(out, cache, experiment, args.device)], 1,
-                                 os.cpu_count() or 1)
-            messages += run_parallel(evaluate_run, [(n, out, cache, experiment, args.device) for n in configs],
-                                  args.jobs, threads)
+            messages = run_parallel(
+                train_embedding_classifier, [(out, cache, experiment, args.device)], 1, os.cpu_count() or 1
+            )
+            messages += run_parallel(
+                evaluate_run, [(n, out, cache, experiment, args.device) for n in configs], args.jobs, threads
+            )
         else:
             summary = summarize(out, experiment, compute)
             messages = [c["claim"] + ": " + c["verdict"] for c in summary["claims"]]
         seconds = time.perf_counter() - started
         if stage != "summarize":
             previous = compute.get(stage, {}).get("seconds", 0)
-            compute[stage] = {"seconds": round(previous + seconds, 1), "device": describe_device(args.device),
-                              "jobs": args.jobs, "threads_per_job": threads}
+            compute[stage] = {
+                "seconds": round(previous + seconds, 1),
+                "device": describe_device(args.device),
+                "jobs": args.jobs,
+                "threads_per_job": threads,
+            }
             compute_file.write_text(json.dumps(compute, indent=1))
         for message in messages:
             print(f"  {message}", file=sys.stderr, flush=True)

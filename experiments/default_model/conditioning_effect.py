@@ -37,8 +37,12 @@ CHEST = [WFDB_LEADS.index(lead) for lead in ("V2", "V3", "V4")]
 def features(signals: np.ndarray, fs: int) -> dict:
     rates = heart_rate_bpm(signals, fs)
     qrs = np.ptp(signals[:, CHEST], axis=-1).mean(axis=1)
-    return {"heart_rate_mean": float(np.nanmean(rates)), "heart_rate_sd": float(np.nanstd(rates)),
-            "heart_rate_missing": int(np.isnan(rates).sum()), "qrs_amplitude_v2_v4_mv": float(qrs.mean())}
+    return {
+        "heart_rate_mean": float(np.nanmean(rates)),
+        "heart_rate_sd": float(np.nanstd(rates)),
+        "heart_rate_missing": int(np.isnan(rates).sum()),
+        "qrs_amplitude_v2_v4_mv": float(qrs.mean()),
+    }
 
 
 def main() -> dict:

@@ -41,8 +41,11 @@ def export(source: Path, target: Path = TARGET, sampler: str | None = None, step
         preset = tomllib.load(handle)
     config["experiment"]["data"]["cache"] = preset["data"]["cache"]
     config["experiment"]["out_dir"] = preset["out_dir"]
-    config["training_run"] = {"step": training.get("step"), "cpu_s": round(float(training.get("cpu_s", 0.0)), 1),
-                              "threads": config["experiment"]["train"].get("threads")}
+    config["training_run"] = {
+        "step": training.get("step"),
+        "cpu_s": round(float(training.get("cpu_s", 0.0)), 1),
+        "threads": config["experiment"]["train"].get("threads"),
+    }
     if sampler is not None:
         config["sampling"] = {"sampler": sampler, **({"steps": steps} if steps is not None else {})}
     config[WEIGHTS_SHA256] = hashlib.sha256(weights).hexdigest()

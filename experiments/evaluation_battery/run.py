@@ -36,8 +36,17 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = ("unseen real", "exact copies", "noisy copies", "scaled copies", "shifted copies", "white noise", "sines",
-         "flat lines", "built-in model")
+CASES = (
+    "unseen real",
+    "exact copies",
+    "noisy copies",
+    "scaled copies",
+    "shifted copies",
+    "white noise",
+    "sines",
+    "flat lines",
+    "built-in model",
+)
 
 
 def make_case(name: str, real, train, unseen, rng: np.random.Generator, out: Path):
@@ -68,8 +77,17 @@ def make_case(name: str, real, train, unseen, rng: np.random.Generator, out: Pat
         from midtecg.generate import generate, paired_conditions
 
         conditions = paired_conditions(real_cache_path(real), split="test")
-        result = generate(conditions, out_dir=out / "built-in model", formats=("npz",), sampler="dpm++2m", steps=20,
-                          seed=0, progress=False, strict=False, overwrite=True)
+        result = generate(
+            conditions,
+            out_dir=out / "built-in model",
+            formats=("npz",),
+            sampler="dpm++2m",
+            steps=20,
+            seed=0,
+            progress=False,
+            strict=False,
+            overwrite=True,
+        )
         return result.ecgs  # carries ecg_ids: paired with fold 10
     raise ValueError(f"unknown case {name!r}")
 
@@ -81,10 +99,14 @@ def real_cache_path(real) -> Path:
 def summarise(result: dict, seconds: float) -> dict:
     verdicts = result["verdicts"]
     gate = result.get("privacy", {}).get("gate", {})
-    return {"verdicts": {axis: v["verdict"] for axis, v in verdicts.items()},
-            "reasons": {axis: v.get("reason", "") for axis, v in verdicts.items()},
-            "privacy_signal_near_copy_excess": (gate.get("checks") or {}).get("signal.near_copy_excess", {}).get("value"),
-            "summary": result["summary"], "timings": result["timings"], "seconds": round(seconds, 1)}
+    return {
+        "verdicts": {axis: v["verdict"] for axis, v in verdicts.items()},
+        "reasons": {axis: v.get("reason", "") for axis, v in verdicts.items()},
+        "privacy_signal_near_copy_excess": (gate.get("checks") or {}).get("signal.near_copy_excess", {}).get("value"),
+        "summary": result["summary"],
+        "timings": result["timings"],
+        "seconds": round(seconds, 1),
+    }
 
 
 def table(rows: dict) -> str:
@@ -95,12 +117,17 @@ def table(rows: dict) -> str:
     for name, r in rows.items():
         s = r["summary"]
 
-        def cell(k):
+        def cell(k, s=s):
             v, f = s.get(k), s.get(f"{k}.floor")
             return "n/a" if v is None else f"{v:.3g} ({f:.3g})" if f is not None else f"{v:.3g}"
 
-        lines.append(f"| {name} | " + " | ".join(r["verdicts"].get(a, "") for a in axes) + " | "
-                     + " | ".join(cell(k) for k in keys) + f" | {r['seconds']} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(r["verdicts"].get(a, "") for a in axes)
+            + " | "
+            + " | ".join(cell(k) for k in keys)
+            + f" | {r['seconds']} |"
+        )
     return "\n".join(lines)
 
 
@@ -126,9 +153,13 @@ def main(argv: list[str]) -> None:
     real = load_ecg_set((cache, "test"), role="real")
     train = load_ecg_set((cache, "train"), role="train")
     unseen = load_ecg_set((cache, [9]), role="unseen")
-    config = EvaluationConfig(classifier=ClassifierTrainConfig(epochs=args.classifier_epochs, seed=0),
-                              classifier_dir=str(out / "classifier"), threads=args.threads, progress=False,
-                              n_examples=0)
+    config = EvaluationConfig(
+        classifier=ClassifierTrainConfig(epochs=args.classifier_epochs, seed=0),
+        classifier_dir=str(out / "classifier"),
+        threads=args.threads,
+        progress=False,
+        n_examples=0,
+    )
     rows = {}
     for i, name in enumerate(n.strip() for n in args.cases.split(",")):
         path = out / "cases" / f"{name.replace(' ', '_')}.json"

@@ -107,15 +107,20 @@ def arm_config(experiment: dict, name: str, overrides: dict, cache: Path, out: P
         data[table][leaf] = value
     data.update(name=name, out_dir=str(out / "runs" / name))
     data["data"]["cache"] = str(cache)
-    data["train"].update(seed=int(experiment["seed"]), device="cpu", threads=1,
-                         max_cpu_seconds=float(experiment["budget_cpu_seconds"]))
+    data["train"].update(
+        seed=int(experiment["seed"]), device="cpu", threads=1, max_cpu_seconds=float(experiment["budget_cpu_seconds"])
+    )
     return ExperimentConfig.from_dict(data, source=f"{preset} + arm {name}")
 
 
 def flatten(config) -> dict:
     """``table.key`` -> value of an ExperimentConfig (name and out_dir left out)."""
-    return {f"{table}.{key}": value for table, section in config.to_dict().items() if isinstance(section, dict)
-            for key, value in section.items()}
+    return {
+        f"{table}.{key}": value
+        for table, section in config.to_dict().items()
+        if isinstance(section, dict)
+        for key, value in section.items()
+    }
 
 
 def check_only_overrides_differ(base, configs: dict, overrides: dict) -> None:
@@ -157,12 +162,23 @@ def generate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
     settings = experiment["generate"]
     generator = load_generator(out / "runs" / name, device="cpu")
     flow = generator.parameterization is not None and generator.parameterization.is_flow
-    sampler, steps = (settings["flow_sampler"], settings["flow_steps"]) if flow else (settings["sampler"],
-                                                                                        settings["steps"])
+    sampler, steps = (
+        (settings["flow_sampler"], settings["flow_steps"]) if flow else (settings["sampler"], settings["steps"])
+    )
     conditions = paired_conditions(cache, split="test", limit=settings.get("limit") or None)
     started = time.perf_counter()
-    generate(conditions, generator, target, formats=("npz",), sampler=sampler, steps=steps or None,
-             seed=int(experiment["seed"]), batch_size=settings["batch_size"], progress=False, strict=False)
+    generate(
+        conditions,
+        generator,
+        target,
+        formats=("npz",),
+        sampler=sampler,
+        steps=steps or None,
+        seed=int(experiment["seed"]),
+        batch_size=settings["batch_size"],
+        progress=False,
+        strict=False,
+    )
     return f"{name}: generated {len(conditions)} ECGs with {sampler} in {time.perf_counter() - started:.0f} s"
 
 
@@ -176,14 +192,26 @@ def evaluate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
         return f"{name}: evaluated"
     settings = experiment["evaluate"]
     config = EvaluationConfig(
-        utility=False, rhythm=settings["rhythm"], clinical=settings["clinical"], privacy=settings["privacy"],
-        classifier_dir=str(out / "classifier"), classifier=claims.classifier_config(experiment, "classifier_epochs", "cpu"),
+        utility=False,
+        rhythm=settings["rhythm"],
+        clinical=settings["clinical"],
+        privacy=settings["privacy"],
+        classifier_dir=str(out / "classifier"),
+        classifier=claims.classifier_config(experiment, "classifier_epochs", "cpu"),
         measure_cache_dir=str(out / "measurements"),  # the real side is measured once for all arms
-        seed=int(experiment["seed"]), progress=False, title=f"recipe study: {name}", threads=torch.get_num_threads())
+        seed=int(experiment["seed"]),
+        progress=False,
+        title=f"recipe study: {name}",
+        threads=torch.get_num_threads(),
+    )
     started = time.perf_counter()
-    result = evaluate((cache, "test"), out / "generated" / name / "ecgs.npz",
-                      train=(cache, list(experiment["data"]["train_folds"])),
-                      out_dir=target if settings["report"] else None, config=config)
+    result = evaluate(
+        (cache, "test"),
+        out / "generated" / name / "ecgs.npz",
+        train=(cache, list(experiment["data"]["train_folds"])),
+        out_dir=target if settings["report"] else None,
+        config=config,
+    )
     if not settings["report"]:  # the JSON alone (evaluate writes it with the HTML report)
         target.mkdir(parents=True, exist_ok=True)
         (target / ".evaluation.json.tmp").write_text(json.dumps(result, indent=1, default=str))
@@ -191,8 +219,9 @@ def evaluate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
     return f"{name}: evaluated in {time.perf_counter() - started:.0f} s"
 
 
-def run_stages(stages, names: list[str], configs: dict, out: Path, cache: Path, experiment: dict, jobs: int,
-               compute: dict) -> None:
+def run_stages(
+    stages, names: list[str], configs: dict, out: Path, cache: Path, experiment: dict, jobs: int, compute: dict
+) -> None:
     for stage in stages:
         if stage == "summarize":
             continue
@@ -208,8 +237,12 @@ def run_stages(stages, names: list[str], configs: dict, out: Path, cache: Path, 
         for message in messages:
             print(f"  {message}", file=sys.stderr, flush=True)
         entry = compute.setdefault(stage, {"seconds": 0.0})
-        entry.update(seconds=round(entry["seconds"] + time.perf_counter() - started, 1), jobs=jobs, threads_per_job=1,
-                     device=claims.describe_device("cpu"))
+        entry.update(
+            seconds=round(entry["seconds"] + time.perf_counter() - started, 1),
+            jobs=jobs,
+            threads_per_job=1,
+            device=claims.describe_device("cpu"),
+        )
         (out / "compute.json").write_text(json.dumps(compute, indent=1))
 
 
@@ -228,8 +261,10 @@ def best_overrides(scores: dict[str, float], overrides: dict[str, dict], better:
     better is kept. On conflicting values of one key the better arm wins. Returns (overrides, arms used)."""
     sign = 1.0 if better == "lower" else -1.0
     base = scores[BASELINE]
-    improved = sorted((a for a in OPTIONS if a in scores and math.isfinite(scores[a]) and sign * scores[a] < sign * base),
-                      key=lambda a: sign * scores[a])
+    improved = sorted(
+        (a for a in OPTIONS if a in scores and math.isfinite(scores[a]) and sign * scores[a] < sign * base),
+        key=lambda a: sign * scores[a],
+    )
     flow = [a for a in improved if overrides[a].get("diffusion.prediction") == "flow"]
     diffusion = [a for a in improved if a not in flow and any(k.startswith("diffusion.") for k in overrides[a])]
     if flow and diffusion:
@@ -251,8 +286,13 @@ def choose_best(out: Path, experiment: dict, overrides: dict) -> dict | None:
         return None
     merged, used = best_overrides(scores, overrides, experiment["select_better"])
     same = next((name for name, o in overrides.items() if o == {**overrides[BASELINE], **merged}), None)
-    best = {"overrides": {**overrides[BASELINE], **merged}, "from": used, "same_as": same, "scores": scores,
-            "select_metric": experiment["select_metric"]}
+    best = {
+        "overrides": {**overrides[BASELINE], **merged},
+        "from": used,
+        "same_as": same,
+        "scores": scores,
+        "select_metric": experiment["select_metric"],
+    }
     path.write_text(json.dumps(best, indent=1))
     return best
 
@@ -273,11 +313,15 @@ def training_summary(out: Path, name: str) -> dict:
     def number(row, key):
         return float(row[key]) if row.get(key) not in (None, "") else math.nan
 
-    return {"steps": int(meta["step"]), "cpu_s": float(meta.get("cpu_s", math.nan)),
-            "val_loss": number(last, "val_loss"), "val_reference": number(last, "val_reference"),
-            "sample_amplitude_ratio": number(rows[-1], "sample_amplitude_ratio") if rows else math.nan,
-            "warning": rows[-1].get("warning", "") if rows else "",
-            "warnings_logged": sum(1 for r in rows if r.get("warning"))}
+    return {
+        "steps": int(meta["step"]),
+        "cpu_s": float(meta.get("cpu_s", math.nan)),
+        "val_loss": number(last, "val_loss"),
+        "val_reference": number(last, "val_reference"),
+        "sample_amplitude_ratio": number(rows[-1], "sample_amplitude_ratio") if rows else math.nan,
+        "warning": rows[-1].get("warning", "") if rows else "",
+        "warnings_logged": sum(1 for r in rows if r.get("warning")),
+    }
 
 
 def summarize(out: Path, experiment: dict, names: list[str], overrides: dict, best: dict | None, compute: dict) -> dict:
@@ -285,9 +329,11 @@ def summarize(out: Path, experiment: dict, names: list[str], overrides: dict, be
     for name in names:
         path = out / "eval" / name / "evaluation.json"
         result = json.loads(path.read_text()) if path.is_file() else {}
-        table[name] = {"overrides": overrides.get(name, best["overrides"] if best and name == "best" else {}),
-                       "training": training_summary(out, name),
-                       "metrics": {key: lookup(result, key) for key, _, _ in METRICS}}
+        table[name] = {
+            "overrides": overrides.get(name, best["overrides"] if best and name == "best" else {}),
+            "training": training_summary(out, name),
+            "metrics": {key: lookup(result, key) for key, _, _ in METRICS},
+        }
     summary = {"experiment": experiment, "arms": table, "best": best, "compute": compute}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out / "summary.md").write_text(markdown(table, experiment, best))
@@ -304,25 +350,37 @@ def _cell(value, digits: int = 3) -> str:
 
 def markdown(table: dict, experiment: dict, best: dict | None) -> str:
     budget = float(experiment["budget_cpu_seconds"])
-    lines = [f"# Recipe study: {len(table)} arms, {budget / 60:g} CPU-minutes each (one thread)", "",
-             f"Base preset `configs/{experiment['base']}.toml`; evaluation on fold 10 (paired conditions).",
-             "val / ref: last validation loss over the Gaussian reference of midtecg.training.monitor (below 1: "
-             "the model beats a predictor that knows only the data's per-lead mean and variance).", "",
-             "| arm | changes | steps | val / ref | amplitude | warning | "
-             + " | ".join(f"{label}{' ↓' if b == 'lower' else ' ↑' if b == 'higher' else ''}" for _, label, b in METRICS)
-             + " |", "|---" * (6 + len(METRICS)) + "|"]
+    lines = [
+        f"# Recipe study: {len(table)} arms, {budget / 60:g} CPU-minutes each (one thread)",
+        "",
+        f"Base preset `configs/{experiment['base']}.toml`; evaluation on fold 10 (paired conditions).",
+        "val / ref: last validation loss over the Gaussian reference of midtecg.training.monitor (below 1: "
+        "the model beats a predictor that knows only the data's per-lead mean and variance).",
+        "",
+        "| arm | changes | steps | val / ref | amplitude | warning | "
+        + " | ".join(f"{label}{' ↓' if b == 'lower' else ' ↑' if b == 'higher' else ''}" for _, label, b in METRICS)
+        + " |",
+        "|---" * (6 + len(METRICS)) + "|",
+    ]
     for name, row in table.items():
         t = row["training"]
         changes = ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-"
         ratio = t.get("val_loss", math.nan) / t.get("val_reference", math.nan) if t else math.nan
         warning = ", ".join(w.split(":")[0] for w in (t.get("warning") or "").split("; ") if w) or "-"
-        lines.append(f"| {name} | {changes} | {t.get('steps', 'n/a')} | {_cell(ratio)} | "
-                     f"{_cell(t.get('sample_amplitude_ratio'))} | {warning} | "
-                     + " | ".join(_cell(row["metrics"][key]) for key, _, _ in METRICS) + " |")
+        lines.append(
+            f"| {name} | {changes} | {t.get('steps', 'n/a')} | {_cell(ratio)} | "
+            f"{_cell(t.get('sample_amplitude_ratio'))} | {warning} | "
+            + " | ".join(_cell(row["metrics"][key]) for key, _, _ in METRICS)
+            + " |"
+        )
     if best is not None:
-        lines += ["", f"Best combination (options that beat `{BASELINE}` on {best['select_metric']}): "
-                  f"{', '.join(best['from']) or 'none'}" + (f", the same as arm `{best['same_as']}`" if best["same_as"]
-                                                            else "") + "."]
+        lines += [
+            "",
+            f"Best combination (options that beat `{BASELINE}` on {best['select_metric']}): "
+            f"{', '.join(best['from']) or 'none'}"
+            + (f", the same as arm `{best['same_as']}`" if best["same_as"] else "")
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -331,9 +389,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", required=True, help="a 100 Hz cache written by `midtecg prepare` (PTB-XL folds)")
     parser.add_argument("--out", default="runs/recipe", help="experiment folder (default runs/recipe)")
-    parser.add_argument("--experiment", default=str(EXPERIMENT), help="experiment file (default: the one beside run.py)")
-    parser.add_argument("--set", action="append", default=[], metavar="[TABLE.]KEY=VALUE",
-                        help="override an experiment value, e.g. budget_cpu_seconds=600 or model.channels=16")
+    parser.add_argument(
+        "--experiment", default=str(EXPERIMENT), help="experiment file (default: the one beside run.py)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="[TABLE.]KEY=VALUE",
+        help="override an experiment value, e.g. budget_cpu_seconds=600 or model.channels=16",
+    )
     parser.add_argument("--arms", nargs="+", help="only these arms (default: all of the experiment file)")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each (default 2)")
@@ -365,8 +430,11 @@ def main(argv: list[str] | None = None) -> int:
             configs["best"] = arm_config(experiment, "best", best["overrides"], cache, out)
             run_stages(args.stages, ["best"], configs, out, cache, experiment, args.jobs, compute)
             shown.append("best")
-        print(f"best combination: {', '.join(best['from']) or 'none'}"
-              + (f" (arm {best['same_as']})" if best["same_as"] else ""), file=sys.stderr)
+        print(
+            f"best combination: {', '.join(best['from']) or 'none'}"
+            + (f" (arm {best['same_as']})" if best["same_as"] else ""),
+            file=sys.stderr,
+        )
     if "summarize" in args.stages:
         summarize(out, experiment, shown, overrides, best, compute)
         print((out / "summary.md").read_text())

@@ -39,13 +39,13 @@ import torch
 from safetensors.torch import save
 
 import midtecg
+from midtecg.data.condition_groups import ConditionGroup
 from midtecg.data.conditions import ConditionEncoder
 from midtecg.data.errors import DataError
 from midtecg.data.labels import NUM_LABELS
 from midtecg.data.leads import MODEL_LEADS
 from midtecg.diffusion import NoiseSchedule
 from midtecg.io.arrays import atomic_write_bytes, atomic_write_text
-from midtecg.data.condition_groups import ConditionGroup
 from midtecg.models.config import SSSDConfig
 from midtecg.models.files import WEIGHTS_SHA256
 from midtecg.models.sssd import SSSDECG
@@ -64,15 +64,24 @@ from midtecg.sssd_reference import (
 )
 
 __all__ = [
-    "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "ReferenceConfig", "RunConfig", "convert_state_dict",
-    "import_sssd_ecg", "infer_reference_config", "is_reference_buffer", "load_reference_checkpoint",
-    "read_run_config", "reference_layout",
+    "REFERENCE_ARRAY_LEADS",
+    "REFERENCE_MODEL_LEADS",
+    "ReferenceConfig",
+    "RunConfig",
+    "convert_state_dict",
+    "import_sssd_ecg",
+    "infer_reference_config",
+    "is_reference_buffer",
+    "load_reference_checkpoint",
+    "read_run_config",
+    "reference_layout",
 ]
 
 
 # --------------------------------------------------------------------------------------------------------
 # Checks and the mapping
 # --------------------------------------------------------------------------------------------------------
+
 
 def _check_layout(state: Mapping[str, torch.Tensor], layout: Mapping[str, tuple], origin: str, source: str) -> None:
     """Names, shapes, dtypes, finiteness; the first problem is named (with a count of the others)."""
@@ -86,8 +95,9 @@ def _check_layout(state: Mapping[str, torch.Tensor], layout: Mapping[str, tuple]
     if not problems:
         for key, value in state.items():
             if value.layout != torch.strided or not value.is_floating_point():
-                problems.append(f"model_state_dict[{key!r}] is a {value.dtype} {value.layout} tensor, "
-                                "expected dense floating point")
+                problems.append(
+                    f"model_state_dict[{key!r}] is a {value.dtype} {value.layout} tensor, expected dense floating point"
+                )
             elif not key.endswith(S4_KERNEL + "z") and not bool(torch.isfinite(value).all()):
                 problems.append(f"model_state_dict[{key!r}] holds NaN or infinite values")
     if problems:
@@ -101,10 +111,16 @@ def _midtecg_config(cfg: ReferenceConfig, source: str) -> SSSDConfig:
         ("in_channels", cfg.in_channels == len(MODEL_LEADS), f"{len(MODEL_LEADS)} (leads {', '.join(MODEL_LEADS)})"),
         ("out_channels", cfg.out_channels == len(MODEL_LEADS), f"{len(MODEL_LEADS)}"),
         ("skip_channels", cfg.skip_channels == cfg.res_channels, f"res_channels ({cfg.res_channels})"),
-        ("diffusion_step_embed_dim_mid", cfg.diffusion_step_embed_dim_mid == cfg.diffusion_step_embed_dim_out,
-         f"diffusion_step_embed_dim_out ({cfg.diffusion_step_embed_dim_out})"),
-        ("diffusion_step_embed_dim_in", cfg.diffusion_step_embed_dim_in % 2 == 0
-         and cfg.diffusion_step_embed_dim_in >= 4, "an even number >= 4"),
+        (
+            "diffusion_step_embed_dim_mid",
+            cfg.diffusion_step_embed_dim_mid == cfg.diffusion_step_embed_dim_out,
+            f"diffusion_step_embed_dim_out ({cfg.diffusion_step_embed_dim_out})",
+        ),
+        (
+            "diffusion_step_embed_dim_in",
+            cfg.diffusion_step_embed_dim_in % 2 == 0 and cfg.diffusion_step_embed_dim_in >= 4,
+            "an even number >= 4",
+        ),
         ("s4_bidirectional", cfg.s4_bidirectional, "1"),
         ("s4_layernorm", cfg.s4_layernorm, "1"),
         ("s4_lmax", cfg.s4_lmax % 2 == 0 and cfg.s4_lmax > 0, "a positive even length"),
@@ -114,13 +130,21 @@ def _midtecg_config(cfg: ReferenceConfig, source: str) -> SSSDConfig:
     ]
     for key, ok, expected in required:
         if not ok:
-            raise DataError(source, f"wavenet_config {key} = {getattr(cfg, key)!r} cannot be imported: midtecg's "
-                                    f"SSSD-ECG needs {expected}")
+            raise DataError(
+                source,
+                f"wavenet_config {key} = {getattr(cfg, key)!r} cannot be imported: midtecg's SSSD-ECG needs {expected}",
+            )
     return SSSDConfig(
-        in_leads=len(MODEL_LEADS), length=cfg.s4_lmax, channels=cfg.res_channels, blocks=cfg.num_res_layers,
-        state_size=cfg.s4_d_state, s4_variant="s4", step_embed_dim=cfg.diffusion_step_embed_dim_in,
+        in_leads=len(MODEL_LEADS),
+        length=cfg.s4_lmax,
+        channels=cfg.res_channels,
+        blocks=cfg.num_res_layers,
+        state_size=cfg.s4_d_state,
+        s4_variant="s4",
+        step_embed_dim=cfg.diffusion_step_embed_dim_in,
         step_hidden=cfg.diffusion_step_embed_dim_out,
-        condition_groups=(ConditionGroup("labels", NUM_LABELS, cfg.label_embed_dim),), null_conditions=False,
+        condition_groups=(ConditionGroup("labels", NUM_LABELS, cfg.label_embed_dim),),
+        null_conditions=False,
     )
 
 
@@ -131,9 +155,12 @@ def _single_copy(state: Mapping[str, torch.Tensor], key: str, feature_dim: int, 
     if bool(differs.any()):
         feature = int(differs.nonzero()[0])
         gap = float((copies[feature] - copies[0]).abs().max())
-        raise DataError(source, f"model_state_dict[{key!r}]: the reference stores a copy per feature and midtecg one "
-                                f"per layer, but feature {feature} differs from feature 0 (by up to {gap:.3g}); "
-                                "only checkpoints with frozen A and B (the reference's default) can be imported")
+        raise DataError(
+            source,
+            f"model_state_dict[{key!r}]: the reference stores a copy per feature and midtecg one "
+            f"per layer, but feature {feature} differs from feature 0 (by up to {gap:.3g}); "
+            "only checkpoints with frozen A and B (the reference's default) can be imported",
+        )
     return state[key].select(feature_dim, 0)
 
 
@@ -141,25 +168,35 @@ def _check_derived(state: Mapping[str, torch.Tensor], kernel: str, length: int, 
     """Q = conj(P) exactly; omega and z are the FFT nodes of ``length`` and their bilinear transform."""
     p, q = state[kernel + "P"], state[kernel + "Q"]
     if not (torch.equal(q[..., 0], p[..., 0]) and torch.equal(q[..., 1], -p[..., 1])):
-        raise DataError(source, f"model_state_dict[{kernel + 'Q'!r}] is not the complex conjugate of "
-                                f"{kernel + 'P'!r}; midtecg's S4 assumes A = Lambda - P P^*")
+        raise DataError(
+            source,
+            f"model_state_dict[{kernel + 'Q'!r}] is not the complex conjugate of "
+            f"{kernel + 'P'!r}; midtecg's S4 assumes A = Lambda - P P^*",
+        )
     k = torch.arange(length // 2 + 1, dtype=torch.float64)
     omega = torch.polar(torch.ones_like(k), -2 * math.pi * k / length)
     stored = torch.complex(state[kernel + "omega"][:, 0].double(), state[kernel + "omega"][:, 1].double())
     if float((stored - omega).abs().max()) > 1e-3:
-        raise DataError(source, f"model_state_dict[{kernel + 'omega'!r}] does not hold the FFT nodes of the "
-                                f"kernel length {length}")
+        raise DataError(
+            source, f"model_state_dict[{kernel + 'omega'!r}] does not hold the FFT nodes of the kernel length {length}"
+        )
     z = 2 * (1 - omega) / (1 + omega)
     regular = (1 + omega).abs() > 0.1  # z diverges at the Nyquist frequency; compare where it is finite
     stored_z = torch.complex(state[kernel + "z"][:, 0].double(), state[kernel + "z"][:, 1].double())
     if not bool(((stored_z - z).abs() <= 1e-3 * (1 + z.abs()))[regular].all()):
-        raise DataError(source, f"model_state_dict[{kernel + 'z'!r}] is not 2 (1 - omega) / (1 + omega) for the "
-                                f"kernel length {length}")
+        raise DataError(
+            source,
+            f"model_state_dict[{kernel + 'z'!r}] is not 2 (1 - omega) / (1 + omega) for the kernel length {length}",
+        )
 
 
-def convert_state_dict(state: Mapping[str, torch.Tensor], cfg: ReferenceConfig,
-                       leads: tuple[str, ...] = REFERENCE_MODEL_LEADS, source: str = "checkpoint",
-                       origin: str = "inferred from the tensor shapes") -> tuple[SSSDConfig, dict[str, torch.Tensor]]:
+def convert_state_dict(
+    state: Mapping[str, torch.Tensor],
+    cfg: ReferenceConfig,
+    leads: tuple[str, ...] = REFERENCE_MODEL_LEADS,
+    source: str = "checkpoint",
+    origin: str = "inferred from the tensor shapes",
+) -> tuple[SSSDConfig, dict[str, torch.Tensor]]:
     """Check a reference state dict against ``cfg`` and map it to midtecg's ``SSSDECG``.
 
     ``leads``: the leads of the reference model's input/output channels, in order. Returns the midtecg model
@@ -182,8 +219,13 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], cfg: ReferenceConfig,
         g, v, b = take(prefix + "weight_g"), take(prefix + "weight_v"), take(prefix + "bias")
         if in_order is not None:
             v = v.index_select(1, in_order)  # the norm is over (in, k) per output channel: unchanged
-        out.update({target + "parametrizations.weight.original0": g, target + "parametrizations.weight.original1": v,
-                    target + "bias": b})
+        out.update(
+            {
+                target + "parametrizations.weight.original0": g,
+                target + "parametrizations.weight.original1": v,
+                target + "bias": b,
+            }
+        )
 
     def linear(target: str, prefix: str) -> None:
         out.update({target + "weight": take(prefix + "weight"), target + "bias": take(prefix + "bias")})
@@ -223,8 +265,9 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], cfg: ReferenceConfig,
     return model_config, out
 
 
-def _check_against_model(weights: Mapping[str, torch.Tensor], config: SSSDConfig,
-                         state: Mapping[str, torch.Tensor]) -> None:
+def _check_against_model(
+    weights: Mapping[str, torch.Tensor], config: SSSDConfig, state: Mapping[str, torch.Tensor]
+) -> None:
     """The mapped tensors have exactly the names and shapes of midtecg's model (built on the meta device, no
     memory), and its trainable parameters are as many as the reference's."""
     with torch.device("meta"):
@@ -242,6 +285,7 @@ def _check_against_model(weights: Mapping[str, torch.Tensor], config: SSSDConfig
 # --------------------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------------------
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

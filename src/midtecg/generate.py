@@ -239,7 +239,9 @@ def generate(
     solver = generator_sampler(generator, sampler, steps)
     n_steps = getattr(solver, "num_evaluations", solver.num_steps)  # network evaluations per ECG
     if (progress if estimate is None else estimate) and len(conditions) * n_steps >= LARGE_JOB_ECG_STEPS:
-        print(describe_job(generator, conditions, sampler or repr(solver), n_steps, guidance, batch_size), file=sys.stderr)
+        print(
+            describe_job(generator, conditions, sampler or repr(solver), n_steps, guidance, batch_size), file=sys.stderr
+        )
     ecgs = sample(
         generator,
         conditions,
@@ -328,7 +330,12 @@ def _comments(row: pd.Series, generator: ECGGenerator, seed: int, index: int) ->
 
 
 def write_outputs(
-    ecgs: SampledECGs, out_dir: Path, formats, generator: ECGGenerator, seed: int, names: list[str] | None = None,
+    ecgs: SampledECGs,
+    out_dir: Path,
+    formats,
+    generator: ECGGenerator,
+    seed: int,
+    names: list[str] | None = None,
     indices: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, list[Path]]:
     """Write ``formats`` of ``ecgs`` and ``conditions.csv`` into ``out_dir`` (see the module docstring);

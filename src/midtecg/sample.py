@@ -21,8 +21,8 @@ graph (``cuda_graph=True``, captured once per batch).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from midtecg.data.conditions import ConditionEncoder
-from midtecg.device import resolve_device
 from midtecg.data.leads import WFDB_LEADS, to_twelve_leads
+from midtecg.device import resolve_device
 from midtecg.diffusion import IndexedNoise, NoiseSchedule, Parameterization, make_parameterized_sampler
 from midtecg.diffusion.noise import check_seed
 from midtecg.models.config import SSSDConfig
@@ -86,7 +86,9 @@ def load_generator(path: str | Path, device: str | torch.device | None = None) -
     model = SSSDECG(model_config)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ValueError(
+            f"{path}: weights do not match the model config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     device = resolve_device(device)
     model.to(device).eval().requires_grad_(False)
     return ECGGenerator(model, schedule, encoder, fs, length, config, str(path), param, scale)
@@ -107,8 +109,7 @@ def default_sampler(generator: ECGGenerator) -> tuple[str | None, int | None]:
     return sampling.get("sampler"), sampling.get("steps")
 
 
-def generator_sampler(generator: ECGGenerator, sampler: str | None = None, steps: int | None = None,
-                      eta: float = 0.0):
+def generator_sampler(generator: ECGGenerator, sampler: str | None = None, steps: int | None = None, eta: float = 0.0):
     """The sampler ``sample`` runs for this generator: ``sampler`` (None: the checkpoint's default, with its
     steps unless ``steps`` is given) on the generator's parameterisation (eps, v or rectified flow)."""
     param = generator.parameterization or Parameterization("eps", generator.schedule)
@@ -166,8 +167,9 @@ def _job_indices(indices, n: int) -> np.ndarray:
         return np.arange(n, dtype=np.int64)
     values = np.asarray(indices)
     if values.shape != (n,) or not (np.issubdtype(values.dtype, np.integer) or values.size == 0):
-        raise ValueError(f"indices must be {n} whole numbers, one per conditions row; got {values.dtype} "
-                         f"{values.shape}")
+        raise ValueError(
+            f"indices must be {n} whole numbers, one per conditions row; got {values.dtype} {values.shape}"
+        )
     values = values.astype(np.int64)  # uint64 beyond 2^63 wraps to negative and is refused below
     if (values < 0).any() or len(np.unique(values)) != n:
         raise ValueError("indices must be distinct non-negative whole numbers (one noise stream per ECG)")
@@ -205,7 +207,9 @@ def sample(
     ``compile``: ``torch.compile`` the model evaluation; ``cuda_graph`` (CUDA only, else ignored): replay it
     as a CUDA graph. Both give the eager result up to float round-off."""
     if guidance != 1.0 and not generator.supports_guidance:
-        raise ValueError(f"{generator.source} was trained without condition dropout, so guidance must be 1.0 (got {guidance})")
+        raise ValueError(
+            f"{generator.source} was trained without condition dropout, so guidance must be 1.0 (got {guidance})"
+        )
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     n = len(conditions)
@@ -226,14 +230,17 @@ def sample(
     with generator.model.cached_kernels(), autocast:
         for start in tqdm(batches, desc="batches", disable=not progress or len(batches) < 2):
             stop = min(start + batch_size, n)
-            cond = {k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()}  # copies: v may be read-only
+            cond = {
+                k: torch.tensor(v[start:stop], device=device) for k, v in encoded.items()
+            }  # copies: v may be read-only
             noise = IndexedNoise(seed, indices[start:stop], device)
             guided = guided_eps_fn(model, cond, guidance)
             eps_fn = lambda x_t, t, guided=guided: guided(x_t, param.model_time(t))  # noqa: E731
             if use_graph:
                 eps_fn = graphed_eps_fn(eps_fn, (stop - start, *shape_tail), device)
-            x8 = solver.sample(eps_fn, (stop - start, *shape_tail),
-                               noise=noise, device=device, progress=progress and len(batches) < 2)
+            x8 = solver.sample(
+                eps_fn, (stop - start, *shape_tail), noise=noise, device=device, progress=progress and len(batches) < 2
+            )
             if generator.lead_scale is not None:  # back to millivolts
                 x8 = x8 * torch.from_numpy(generator.lead_scale).to(x8.device)[:, None]
             outputs.append(to_twelve_leads(x8.float()).cpu().numpy())

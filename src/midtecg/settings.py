@@ -59,8 +59,11 @@ def _type_problem(kind, value) -> str | None:
         problems = [_type_problem(args[0], item) for item in value]
         return next((f"item {item!r} {p}" for item, p in zip(value, problems) if p), None)
     if args:  # a union such as str | bool
-        return None if any(_type_problem(a, value) is None for a in args) else \
-            f"must be one of: {', '.join(a.__name__ for a in args)}"
+        return (
+            None
+            if any(_type_problem(a, value) is None for a in args)
+            else f"must be one of: {', '.join(a.__name__ for a in args)}"
+        )
     raise TypeError(f"internal: no check for the type {kind}")
 
 
@@ -111,9 +114,10 @@ def build(cls, data: Any, source: str = "config", section: str = "", derived_ok:
         if typing.get_origin(kind) is tuple and dataclasses.is_dataclass(item_kind):  # a list of tables
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"{where} {name} = {value!r}: must be a list of tables")
-            kwargs[name] = tuple(item if isinstance(item, item_kind) else
-                                 build(item_kind, item, source, f"{key}[{i}]", derived_ok)
-                                 for i, item in enumerate(value))
+            kwargs[name] = tuple(
+                item if isinstance(item, item_kind) else build(item_kind, item, source, f"{key}[{i}]", derived_ok)
+                for i, item in enumerate(value)
+            )
             continue
         problem = _type_problem(kind, value) or _rule_problem(rules, value)
         if problem:

@@ -29,8 +29,16 @@ import torch
 from midtecg.data.errors import DataError
 
 __all__ = [
-    "REFERENCE_ARRAY_LEADS", "REFERENCE_MODEL_LEADS", "RESIDUAL_BLOCKS", "S4_KERNEL", "ReferenceConfig", "RunConfig",
-    "infer_reference_config", "is_reference_buffer", "load_reference_checkpoint", "read_run_config",
+    "REFERENCE_ARRAY_LEADS",
+    "REFERENCE_MODEL_LEADS",
+    "RESIDUAL_BLOCKS",
+    "S4_KERNEL",
+    "ReferenceConfig",
+    "RunConfig",
+    "infer_reference_config",
+    "is_reference_buffer",
+    "load_reference_checkpoint",
+    "read_run_config",
     "reference_layout",
 ]
 
@@ -118,19 +126,30 @@ def load_reference_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as error:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
         if found:
-            raise DataError(path, f"refused: the checkpoint holds a {found.group(1)} object; only tensors and plain "
-                                  "containers are read (torch.load weights_only=True), nothing is executed") from None
+            raise DataError(
+                path,
+                f"refused: the checkpoint holds a {found.group(1)} object; only tensors and plain "
+                "containers are read (torch.load weights_only=True), nothing is executed",
+            ) from None
         reason = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:\n\n|$)", str(error), re.DOTALL)
-        raise DataError(path, "could not be read as a PyTorch checkpoint (safe unpickler: "
-                              f"{reason.group(1) if reason else type(error).__name__})") from None
+        raise DataError(
+            path,
+            "could not be read as a PyTorch checkpoint (safe unpickler: "
+            f"{reason.group(1) if reason else type(error).__name__})",
+        ) from None
     except Exception as error:  # noqa: BLE001 - corrupt files raise RuntimeError, EOFError, zip errors...
         raise DataError(path, f"could not be read as a PyTorch checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(obj, Mapping):
-        raise DataError(path, f"expected a dict with 'model_state_dict' (as the reference's train.py writes), "
-                              f"got {type(obj).__name__}")
+        raise DataError(
+            path,
+            f"expected a dict with 'model_state_dict' (as the reference's train.py writes), got {type(obj).__name__}",
+        )
     if "model_state_dict" not in obj:
-        raise DataError(path, f"no 'model_state_dict' entry (found {sorted(map(str, obj))[:6]}); "
-                              "expected a checkpoint written by the reference's train.py")
+        raise DataError(
+            path,
+            f"no 'model_state_dict' entry (found {sorted(map(str, obj))[:6]}); "
+            "expected a checkpoint written by the reference's train.py",
+        )
     state = obj["model_state_dict"]
     if not isinstance(state, Mapping):
         raise DataError(path, f"'model_state_dict' must be a dict of tensors, got {type(state).__name__}")
@@ -167,8 +186,9 @@ def read_run_config(config: str | Path | Mapping) -> RunConfig:
         for key, kind in (("T", int), ("beta_0", float), ("beta_T", float)):
             value = diffusion.get(key) if isinstance(diffusion, Mapping) else None
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
-                raise DataError(where, f"diffusion_config.{key} must be a number{' (integer)' * (kind is int)}, "
-                                       f"got {value!r}")
+                raise DataError(
+                    where, f"diffusion_config.{key} must be a number{' (integer)' * (kind is int)}, got {value!r}"
+                )
             values[key] = kind(value)
     trainset = config.get("trainset_config") or {}
     for key, name in (("sampling_rate", "fs"), ("segment_length", "length")):
@@ -184,6 +204,7 @@ def read_run_config(config: str | Path | Mapping) -> RunConfig:
 # The reference's layout
 # --------------------------------------------------------------------------------------------------------
 
+
 def reference_layout(cfg: ReferenceConfig) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor in the state dict of the reference's ``SSSD_ECG(**wavenet_config)``."""
     c, h, skip = cfg.res_channels, 2 * cfg.res_channels, cfg.skip_channels
@@ -192,8 +213,9 @@ def reference_layout(cfg: ReferenceConfig) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {}
 
     def wn_conv(prefix: str, c_out: int, c_in: int, k: int = 1) -> None:
-        out.update({prefix + "bias": (c_out,), prefix + "weight_g": (c_out, 1, 1),
-                    prefix + "weight_v": (c_out, c_in, k)})
+        out.update(
+            {prefix + "bias": (c_out,), prefix + "weight_g": (c_out, 1, 1), prefix + "weight_v": (c_out, c_in, k)}
+        )
 
     def linear(prefix: str, d_out: int, d_in: int) -> None:
         out.update({prefix + "weight": (d_out, d_in), prefix + "bias": (d_out,)})
@@ -209,9 +231,18 @@ def reference_layout(cfg: ReferenceConfig) -> dict[str, tuple[int, ...]]:
         for s4 in ("S41.", "S42."):
             p, k = block + s4, block + s4 + S4_KERNEL
             out[p + "s4_layer.D"] = (1, h)
-            out.update({k + "C": (directions, h, modes, 2), k + "omega": (nodes, 2), k + "z": (nodes, 2),
-                        k + "log_dt": (h,), k + "B": (1, h, modes, 2), k + "P": (1, h, modes, 2),
-                        k + "w": (h, modes, 2), k + "Q": (1, h, modes, 2)})
+            out.update(
+                {
+                    k + "C": (directions, h, modes, 2),
+                    k + "omega": (nodes, 2),
+                    k + "z": (nodes, 2),
+                    k + "log_dt": (h,),
+                    k + "B": (1, h, modes, 2),
+                    k + "P": (1, h, modes, 2),
+                    k + "w": (h, modes, 2),
+                    k + "Q": (1, h, modes, 2),
+                }
+            )
             out.update({p + "s4_layer.output_linear.weight": (h, h), p + "s4_layer.output_linear.bias": (h, 1)})
             if cfg.s4_layernorm:
                 out.update({p + "norm_layer.weight": (h,), p + "norm_layer.bias": (h,)})
@@ -230,11 +261,15 @@ def infer_reference_config(state: Mapping[str, torch.Tensor], source: str = "che
 
     def shape(key: str, ndim: int) -> tuple[int, ...]:
         if key not in state:
-            raise DataError(source, f"model_state_dict lacks {key!r}, so the configuration cannot be inferred; "
-                                    "is this an SSSD-ECG checkpoint? (--config RUN_CONFIG.json names it)")
+            raise DataError(
+                source,
+                f"model_state_dict lacks {key!r}, so the configuration cannot be inferred; "
+                "is this an SSSD-ECG checkpoint? (--config RUN_CONFIG.json names it)",
+            )
         if state[key].dim() != ndim:
-            raise DataError(source, f"model_state_dict[{key!r}] has shape {tuple(state[key].shape)}, "
-                                    f"expected {ndim} dimensions")
+            raise DataError(
+                source, f"model_state_dict[{key!r}] has shape {tuple(state[key].shape)}, expected {ndim} dimensions"
+            )
         return tuple(state[key].shape)
 
     res, in_ch, _ = shape("init_conv.0.conv.weight_v", 3)
@@ -247,12 +282,20 @@ def infer_reference_config(state: Mapping[str, torch.Tensor], source: str = "che
     shape(kernel + "omega", 2)
     classes, label_dim = shape("embedding.weight", 2) if "embedding.weight" in state else (0, 128)
     return ReferenceConfig(
-        in_channels=in_ch, out_channels=out_ch, res_channels=res, skip_channels=skip,
-        num_res_layers=max(blocks) + 1 if blocks else 0, diffusion_step_embed_dim_in=dim_in,
-        diffusion_step_embed_dim_mid=mid, diffusion_step_embed_dim_out=dim_out,
-        s4_lmax=_fft_length(state[kernel + "omega"], kernel + "omega", source), s4_d_state=2 * modes,
-        s4_bidirectional=directions == 2, s4_layernorm=f"{RESIDUAL_BLOCKS}0.S41.norm_layer.weight" in state,
-        label_embed_classes=classes, label_embed_dim=label_dim,
+        in_channels=in_ch,
+        out_channels=out_ch,
+        res_channels=res,
+        skip_channels=skip,
+        num_res_layers=max(blocks) + 1 if blocks else 0,
+        diffusion_step_embed_dim_in=dim_in,
+        diffusion_step_embed_dim_mid=mid,
+        diffusion_step_embed_dim_out=dim_out,
+        s4_lmax=_fft_length(state[kernel + "omega"], kernel + "omega", source),
+        s4_d_state=2 * modes,
+        s4_bidirectional=directions == 2,
+        s4_layernorm=f"{RESIDUAL_BLOCKS}0.S41.norm_layer.weight" in state,
+        label_embed_classes=classes,
+        label_embed_dim=label_dim,
     )
 
 
@@ -264,8 +307,10 @@ def _fft_length(omega: torch.Tensor, key: str, source: str) -> int:
     angle = math.atan2(float(omega[1, 1]), float(omega[1, 0]))
     length = round(-2 * math.pi / angle) if angle < 0 else 0
     if length not in (2 * rows - 2, 2 * rows - 1):
-        raise DataError(source, f"model_state_dict[{key!r}] does not hold the FFT nodes of any length "
-                                f"with {rows} non-negative frequencies")
+        raise DataError(
+            source,
+            f"model_state_dict[{key!r}] does not hold the FFT nodes of any length with {rows} non-negative frequencies",
+        )
     return length
 
 

@@ -91,18 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="any of wfdb, npz, csv, png, pdf, comma-separated (default wfdb,png)",
     )
     p.add_argument("--fs", type=COUNT, help="output rate in Hz; a multiple of the model's rate (e.g. 500)")
-    p.add_argument("--sampler", choices=SAMPLERS,
-                   help="diffusion models: ddpm (200 ancestral steps), ddim, dpm++2m; rectified-flow models: euler, "
-                   "heun (default: the model's own, ddpm unless its config names another)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLERS,
+        help="diffusion models: ddpm (200 ancestral steps), ddim, dpm++2m; rectified-flow models: euler, "
+        "heun (default: the model's own, ddpm unless its config names another)",
+    )
     p.add_argument("--steps", type=COUNT, help="sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument(
         "--guidance", type=FINITE, default=1.0, help="classifier-free guidance scale (1 = plain conditional)"
     )
-    p.add_argument("--seed", type=NON_NEGATIVE, default=0,
-                   help="each ECG's noise comes from (seed, its row number), so the same seed gives the same ECGs "
-                   "whatever --batch-size (default 0)")
-    p.add_argument("--batch-size", type=COUNT, default=32,
-                   help="ECGs sampled together (default 32); changes speed and memory, not the ECGs")
+    p.add_argument(
+        "--seed",
+        type=NON_NEGATIVE,
+        default=0,
+        help="each ECG's noise comes from (seed, its row number), so the same seed gives the same ECGs "
+        "whatever --batch-size (default 0)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=COUNT,
+        default=32,
+        help="ECGs sampled together (default 32); changes speed and memory, not the ECGs",
+    )
     p.add_argument("--device", type=device_name, default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--overwrite", action="store_true", help="replace the earlier results in --out (refused otherwise)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -196,8 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, help="with --model (default: the model's own)")
     p.add_argument("--steps", type=COUNT, help="with --model: sampler steps (ddim, dpm++2m, euler, heun)")
     p.add_argument("--guidance", type=FINITE, default=1.0, help="with --model: classifier-free guidance scale")
-    p.add_argument("--batch-size", type=COUNT, default=32,
-                   help="with --model: generation batch size (changes speed and memory, not the ECGs)")
+    p.add_argument(
+        "--batch-size",
+        type=COUNT,
+        default=32,
+        help="with --model: generation batch size (changes speed and memory, not the ECGs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=commands.run_evaluate)
 

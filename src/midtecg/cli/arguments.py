@@ -14,8 +14,17 @@ from pathlib import Path
 from midtecg.device import check_device_name
 from midtecg.output_layout import check_formats
 
-__all__ = ["COUNT", "NON_NEGATIVE", "FINITE", "SAMPLERS", "device_name", "output_formats", "existing", "prepared_cache",
-           "parse_split"]
+__all__ = [
+    "COUNT",
+    "NON_NEGATIVE",
+    "FINITE",
+    "SAMPLERS",
+    "device_name",
+    "output_formats",
+    "existing",
+    "prepared_cache",
+    "parse_split",
+]
 
 
 def _number_type(kind, low=None, what="a number"):

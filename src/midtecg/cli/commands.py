@@ -120,9 +120,9 @@ def run_evaluate(args) -> None:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise FileExistsError(f"--out {args.out}: exists and is not a folder")
 
+    from midtecg.evaluation.classifier import ClassifierTrainConfig
     from midtecg.evaluation.config import EvaluationConfig
     from midtecg.evaluation.suite import evaluate
-    from midtecg.evaluation.classifier import ClassifierTrainConfig
 
     device = None if args.device == "auto" else args.device
     config = EvaluationConfig(

@@ -135,8 +135,9 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: unreadable manifest.json ({error}); prepare it again") from None
     if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; "
-                         "prepare it again")
+        raise ValueError(
+            f"{path}: cache format {manifest.get('format_version')} is not {FORMAT_VERSION}; prepare it again"
+        )
     for name in FILES[:2]:
         if not (path / name).is_file():
             raise FileNotFoundError(f"{path} is not a complete midtecg cache: {name} is missing; prepare it again")
@@ -145,16 +146,19 @@ def load_prepared(path: str | Path, split=None, mmap: bool = True) -> PreparedDa
     except (ValueError, EOFError) as error:  # truncated or not an .npy
         raise ValueError(f"{path / 'signals.npy'}: unreadable ({error}); prepare it again") from None
     if signals.dtype != np.float32:  # e.g. int16 digital units: never read them as millivolts
-        raise ValueError(f"{path / 'signals.npy'}: samples are {signals.dtype}, a cache holds float32 millivolts; "
-                         "prepare it again")
+        raise ValueError(
+            f"{path / 'signals.npy'}: samples are {signals.dtype}, a cache holds float32 millivolts; prepare it again"
+        )
     records = pd.read_csv(path / "records.csv")
     if len(records) != len(signals):
-        raise ValueError(f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; "
-                         "prepare it again")
+        raise ValueError(
+            f"{path}: records.csv has {len(records)} rows but signals.npy {len(signals)}; prepare it again"
+        )
     expected = manifest.get("shape")
     if expected is not None and list(signals.shape) != list(expected):
-        raise ValueError(f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; "
-                         "prepare it again")
+        raise ValueError(
+            f"{path}: signals.npy has shape {signals.shape}, the manifest says {expected}; prepare it again"
+        )
     missing = [c for c in ("ecg_id", "strat_fold") if c not in records.columns]
     if missing:
         raise ValueError(f"{path / 'records.csv'}: column(s) {missing} missing; prepare it again")
@@ -238,9 +242,17 @@ def _remove_stale_tmp(out: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: str = "500", folds=None,
-            on_missing: str = "error", conditions: str | Path | None = None, strict: bool = False,
-            progress: bool = True) -> Path:
+def prepare(
+    source: str | Path,
+    out: str | Path,
+    rate: int = 100,
+    source_rate: str = "500",
+    folds=None,
+    on_missing: str = "error",
+    conditions: str | Path | None = None,
+    strict: bool = False,
+    progress: bool = True,
+) -> Path:
     """Cache a PTB-XL folder (or a generic WFDB folder + conditions CSV) at ``rate`` Hz; returns ``out``.
 
     ``source_rate``: "500" (default: the 500 Hz files, resampled) or "100" (the official 100 Hz files) for
@@ -276,19 +288,32 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
     if not present.all():
         missing = [f"ecg_id {i} ({p})" for i, p, ok in zip(table["ecg_id"], paths, present) if not ok]
         if on_missing == "error":
-            raise DataError(missing[0], f"record file missing; {len(missing)} of {len(table)} listed records are "
-                            f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing "
-                            "to leave them out")
-        warnings.warn(f"{source}: skipping {len(missing)} listed record(s) absent on disk: {', '.join(missing[:10])}"
-                      f"{' ...' if len(missing) > 10 else ''}", DataWarning, stacklevel=2)
+            raise DataError(
+                missing[0],
+                f"record file missing; {len(missing)} of {len(table)} listed records are "
+                f"absent (first: {', '.join(missing[:5])}). Pass on_missing='skip' / --skip-missing "
+                "to leave them out",
+            )
+        warnings.warn(
+            f"{source}: skipping {len(missing)} listed record(s) absent on disk: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}",
+            DataWarning,
+            stacklevel=2,
+        )
         skipped = [int(i) for i, ok in zip(table["ecg_id"], present) if not ok]
         table = table[present]
         paths = [p for p, ok in zip(paths, present) if ok]
         record_files = [f for f, ok in zip(record_files, present) if ok]
     if table.empty:
         raise DataError(str(source), "no records to prepare")
-    settings = {"rate": rate, "source_rate": source_rate if ptbxl else "native", "folds": wanted,
-                "on_missing": on_missing, "strict": strict, "format_version": FORMAT_VERSION}
+    settings = {
+        "rate": rate,
+        "source_rate": source_rate if ptbxl else "native",
+        "folds": wanted,
+        "on_missing": on_missing,
+        "strict": strict,
+        "format_version": FORMAT_VERSION,
+    }
     inputs = _metadata_files(source, ptbxl, conditions) + [f for files in record_files for f in files]
     fingerprint = _fingerprint(inputs, settings)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,29 +333,47 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
     (tmp / "pid").write_text(str(os.getpid()))
     flat: dict[str, str] = {}
     try:
-        signals = np.lib.format.open_memmap(tmp / "signals.npy", mode="w+", dtype=np.float32,
-                                            shape=(len(table), 12, length))
+        signals = np.lib.format.open_memmap(
+            tmp / "signals.npy", mode="w+", dtype=np.float32, shape=(len(table), 12, length)
+        )
         rows = tqdm(table.iterrows(), total=len(table), desc="prepare", unit="rec", disable=not progress)
         for i, (_, row) in enumerate(rows):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
-                signals[i] = (read_ptbxl_record(source, row, rate, source_rate, strict) if ptbxl
-                              else read_folder_record(source, row, rate, strict))
+                signals[i] = (
+                    read_ptbxl_record(source, row, rate, source_rate, strict)
+                    if ptbxl
+                    else read_folder_record(source, row, rate, strict)
+                )
             for w in caught:
                 if issubclass(w.category, DataWarning):
                     flat[str(row["ecg_id"])] = str(w.message)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if flat:
-            warnings.warn(f"{source}: {len(flat)} record(s) have flat leads and were kept: "
-                          f"{'; '.join(list(flat.values())[:5])}{' ...' if len(flat) > 5 else ''}",
-                          DataWarning, stacklevel=2)
+            warnings.warn(
+                f"{source}: {len(flat)} record(s) have flat leads and were kept: "
+                f"{'; '.join(list(flat.values())[:5])}{' ...' if len(flat) > 5 else ''}",
+                DataWarning,
+                stacklevel=2,
+            )
         signals.flush()
         records["heart_rate"] = np.round(heart_rate_bpm(signals, rate), 2)
         del signals
         records.to_csv(tmp / "records.csv", index=False)
-        manifest = _manifest(source, ptbxl, records, settings, source_hash, fingerprint, rate, length,
-                             skipped, flat, time.perf_counter() - started)
+        manifest = _manifest(
+            source,
+            ptbxl,
+            records,
+            settings,
+            source_hash,
+            fingerprint,
+            rate,
+            length,
+            skipped,
+            flat,
+            time.perf_counter() - started,
+        )
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         for name in FILES:  # manifest last: the cache is complete only once it is in place
             os.replace(tmp / name, out / name)
@@ -339,8 +382,19 @@ def prepare(source: str | Path, out: str | Path, rate: int = 100, source_rate: s
     return out
 
 
-def _manifest(source: Path, ptbxl: bool, records: pd.DataFrame, settings: dict, source_hash: str, fingerprint: str,
-              rate: int, length: int, skipped: list, flat: dict, seconds: float) -> dict:
+def _manifest(
+    source: Path,
+    ptbxl: bool,
+    records: pd.DataFrame,
+    settings: dict,
+    source_hash: str,
+    fingerprint: str,
+    rate: int,
+    length: int,
+    skipped: list,
+    flat: dict,
+    seconds: float,
+) -> dict:
     fold_counts = records["strat_fold"].value_counts().sort_index()
     labels = records[list(SCP_CODES)].sum()
     return {
@@ -373,13 +427,16 @@ def _manifest(source: Path, ptbxl: bool, records: pd.DataFrame, settings: dict, 
 def _records_table(table: pd.DataFrame, ptbxl: bool, strict: bool) -> pd.DataFrame:
     what = "PTB-XL ecg_id" if ptbxl else "ecg_id"
     demographics = clean_demographics(table, strict=strict, what=what)
-    labels = labels_matrix(parse_scp_codes(codes, f"{what} {ecg_id}")
-                           for ecg_id, codes in zip(table["ecg_id"], table["scp_codes"])).astype(np.int8)
-    records = pd.DataFrame({
-        "ecg_id": table["ecg_id"].astype(int).to_numpy(),
-        "patient_id": table["patient_id"].to_numpy(),
-        "strat_fold": table["strat_fold"].astype(int).to_numpy(),
-        **{c: demographics[c].to_numpy() for c in DEMOGRAPHIC_COLUMNS},
-        "heart_rate": np.nan,
-    })
+    labels = labels_matrix(
+        parse_scp_codes(codes, f"{what} {ecg_id}") for ecg_id, codes in zip(table["ecg_id"], table["scp_codes"])
+    ).astype(np.int8)
+    records = pd.DataFrame(
+        {
+            "ecg_id": table["ecg_id"].astype(int).to_numpy(),
+            "patient_id": table["patient_id"].to_numpy(),
+            "strat_fold": table["strat_fold"].astype(int).to_numpy(),
+            **{c: demographics[c].to_numpy() for c in DEMOGRAPHIC_COLUMNS},
+            "heart_rate": np.nan,
+        }
+    )
     return pd.concat([records, pd.DataFrame(labels, columns=list(SCP_CODES))], axis=1)

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from midtecg.data.condition_groups import MODES, NUMERIC_FIELDS, ConditionGroup
 from midtecg.data.demographics import age_bin_onehot, sex_onehot
 from midtecg.data.labels import SCP_CODES
-from midtecg.data.condition_groups import MODES, NUMERIC_FIELDS, ConditionGroup
-
 
 
 @dataclass

@@ -66,15 +66,27 @@ HEIGHT_RANGE_CM = (30.0, 250.0)
 WEIGHT_RANGE_KG = (1.0, 350.0)
 HEART_RATE_RANGE_BPM = (20.0, 300.0)
 CONDITION_RANGES: dict[str, tuple[float, float]] = {
-    "age": AGE_RANGE, "height": HEIGHT_RANGE_CM, "weight": WEIGHT_RANGE_KG, "heart_rate": HEART_RATE_RANGE_BPM,
+    "age": AGE_RANGE,
+    "height": HEIGHT_RANGE_CM,
+    "weight": WEIGHT_RANGE_KG,
+    "heart_rate": HEART_RATE_RANGE_BPM,
 }
 _UNITS = {"age": "years", "height": "cm", "weight": "kg", "heart_rate": "bpm"}
 AGE_BIN_THRESHOLDS: tuple[float, ...] = (12.0, 17.0, 34.0, 54.0, 74.0)
 AGE_BIN_NAMES: tuple[str, ...] = ("<12", "12-16", "17-33", "34-53", "54-73", ">=74")
 SEX_NAMES: tuple[str, ...] = ("male", "female")
 # Every spelling of sex that midtecg accepts, in CSVs, WFDB header comments and on the command line.
-SEX_WORDS: dict[str, float] = {"0": 0.0, "m": 0.0, "male": 0.0, "man": 0.0,
-                               "1": 1.0, "f": 1.0, "female": 1.0, "w": 1.0, "woman": 1.0}
+SEX_WORDS: dict[str, float] = {
+    "0": 0.0,
+    "m": 0.0,
+    "male": 0.0,
+    "man": 0.0,
+    "1": 1.0,
+    "f": 1.0,
+    "female": 1.0,
+    "w": 1.0,
+    "woman": 1.0,
+}
 
 _MAX_NAMED = 10
 
@@ -86,9 +98,7 @@ def _report(column: str, problem: str, records: Sequence, strict: bool, what: st
         raise DataError(f"{what} {records[0]}", f"{column} {problem}")
     named = ", ".join(str(r) for r in records[:_MAX_NAMED])
     more = f" and {len(records) - _MAX_NAMED} more" if len(records) > _MAX_NAMED else ""
-    warnings.warn(
-        f"{what} {named}{more}: {column} {problem}; treated as missing", DataWarning, stacklevel=3
-    )
+    warnings.warn(f"{what} {named}{more}: {column} {problem}; treated as missing", DataWarning, stacklevel=3)
 
 
 def _numeric(values, column: str, ids, strict: bool, what: str) -> np.ndarray:
@@ -177,13 +187,17 @@ def demographics_mask(values) -> np.ndarray:
 def demographics_array(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(values (N, 4) float32 with NaN where missing, mask (N, 4) bool)`` in ``DEMOGRAPHIC_COLUMNS`` order
     from a table that already holds cleaned columns (e.g. a prepared ``records.csv``)."""
-    values = np.stack(
-        [
-            table[c].to_numpy(dtype=np.float64) if c in table.columns else np.full(len(table), np.nan)
-            for c in DEMOGRAPHIC_COLUMNS
-        ],
-        axis=-1,
-    ) if len(table) else np.zeros((0, len(DEMOGRAPHIC_COLUMNS)))
+    values = (
+        np.stack(
+            [
+                table[c].to_numpy(dtype=np.float64) if c in table.columns else np.full(len(table), np.nan)
+                for c in DEMOGRAPHIC_COLUMNS
+            ],
+            axis=-1,
+        )
+        if len(table)
+        else np.zeros((0, len(DEMOGRAPHIC_COLUMNS)))
+    )
     return values.astype(np.float32), demographics_mask(values)
 
 

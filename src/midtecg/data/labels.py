@@ -133,8 +133,7 @@ def _unknown_message(text: str) -> str:
     key = text.strip()
     close = difflib.get_close_matches(key.upper(), list(_UPPER), n=3, cutoff=0.5)
     close += [
-        _BY_DESCRIPTION[d]
-        for d in difflib.get_close_matches(key.lower(), list(_BY_DESCRIPTION), n=3, cutoff=0.6)
+        _BY_DESCRIPTION[d] for d in difflib.get_close_matches(key.lower(), list(_BY_DESCRIPTION), n=3, cutoff=0.6)
     ]
     seen: list[str] = []
     for code in close:

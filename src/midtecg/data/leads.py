@@ -39,8 +39,12 @@ def wfdb_order(lead_names, where: str = "signals") -> list[int]:
 
 def limb_leads(lead_i, avf) -> dict:
     """II, III, aVR and aVL from leads I and aVF (arrays or tensors of any matching shape)."""
-    return {"II": avf + 0.5 * lead_i, "III": avf - 0.5 * lead_i, "aVR": -0.75 * lead_i - 0.5 * avf,
-            "aVL": 0.75 * lead_i - 0.5 * avf}
+    return {
+        "II": avf + 0.5 * lead_i,
+        "III": avf - 0.5 * lead_i,
+        "aVR": -0.75 * lead_i - 0.5 * avf,
+        "aVL": 0.75 * lead_i - 0.5 * avf,
+    }
 
 
 def to_model_leads(x12):

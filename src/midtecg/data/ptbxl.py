@@ -45,17 +45,30 @@ __all__ = [
 ]
 
 
-
 def check_folds(folds: pd.Series, records: pd.Series, where: str) -> None:
     """Refuse a ``strat_fold`` outside ``FOLDS`` (it would land in no split): a :class:`DataError` naming
     the first such record, ``"{where} {records[i]}"`` (e.g. ``where`` = "PTB-XL ecg_id")."""
     bad = ~pd.to_numeric(folds, errors="coerce").isin(FOLDS).to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where} {records.iloc[row]}",
-                        f"strat_fold {folds.iloc[row]} is not one of the folds {FOLDS[0]}-{FOLDS[-1]}")
-REQUIRED_COLUMNS = ("ecg_id", "patient_id", "age", "sex", "height", "weight", "scp_codes", "strat_fold",
-                    "filename_lr", "filename_hr")
+        raise DataError(
+            f"{where} {records.iloc[row]}",
+            f"strat_fold {folds.iloc[row]} is not one of the folds {FOLDS[0]}-{FOLDS[-1]}",
+        )
+
+
+REQUIRED_COLUMNS = (
+    "ecg_id",
+    "patient_id",
+    "age",
+    "sex",
+    "height",
+    "weight",
+    "scp_codes",
+    "strat_fold",
+    "filename_lr",
+    "filename_hr",
+)
 DURATION_S = 10
 
 
@@ -133,8 +146,9 @@ def record_path(root: str | Path, row, source_rate: str = "500") -> Path:
     if isinstance(row, (int, np.integer)):
         ecg_id = int(row)
         folder = f"{ecg_id // 1000 * 1000:05d}"
-        return Path(root) / (f"records500/{folder}/{ecg_id:05d}_hr" if source_rate == "500"
-                             else f"records100/{folder}/{ecg_id:05d}_lr")
+        return Path(root) / (
+            f"records500/{folder}/{ecg_id:05d}_hr" if source_rate == "500" else f"records100/{folder}/{ecg_id:05d}_lr"
+        )
     return Path(root) / str(row["filename_hr" if source_rate == "500" else "filename_lr"])
 
 
@@ -148,9 +162,18 @@ def _ecg_id(row) -> int:
     return int(row.name)
 
 
-def read_ptbxl_record(root: str | Path, row, rate: int = 100, source: str = "500", strict: bool = False, *,
-                      source_rate: str | None = None, on_missing: str = "error", on_flat: str | None = None,
-                      checksum: bool = True) -> np.ndarray | None:
+def read_ptbxl_record(
+    root: str | Path,
+    row,
+    rate: int = 100,
+    source: str = "500",
+    strict: bool = False,
+    *,
+    source_rate: str | None = None,
+    on_missing: str = "error",
+    on_flat: str | None = None,
+    checksum: bool = True,
+) -> np.ndarray | None:
     """The signal of one PTB-XL record as float32 mV (12, 10 s * rate), WFDB lead order.
 
     ``row``: a row of :func:`load_ptbxl_metadata` (or any mapping with ``ecg_id`` and ``filename_hr`` /
@@ -170,8 +193,15 @@ def read_ptbxl_record(root: str | Path, row, rate: int = 100, source: str = "500
     record = f"PTB-XL ecg_id {_ecg_id(row)}"
     fs_in = int(source)
     try:
-        x, _ = read_wfdb_signal(record_path(root, row, source), record, fs=fs_in, length=DURATION_S * fs_in,
-                                strict=strict, checksum=checksum, on_flat=on_flat)
+        x, _ = read_wfdb_signal(
+            record_path(root, row, source),
+            record,
+            fs=fs_in,
+            length=DURATION_S * fs_in,
+            strict=strict,
+            checksum=checksum,
+            on_flat=on_flat,
+        )
     except MissingRecordError as error:
         if on_missing == "error":
             raise

@@ -44,5 +44,7 @@ def lead_scale(signals: torch.Tensor | np.ndarray, kind: str, lead_names=None) -
     flat = [c for c in range(len(scale)) if not np.isfinite(scale[c]) or scale[c] <= 1e-8]
     if flat:
         names = [lead_names[c] if lead_names is not None else str(c) for c in flat]
-        raise ValueError(f"per-lead scaling: lead(s) {', '.join(names)} are constant or not finite in the training split")
+        raise ValueError(
+            f"per-lead scaling: lead(s) {', '.join(names)} are constant or not finite in the training split"
+        )
     return scale.astype(np.float32)

@@ -38,8 +38,14 @@ from midtecg.data.labels import parse_scp_codes, resolve_label
 from midtecg.data.ptbxl import check_folds, resample
 from midtecg.data.wfdb_record import read_wfdb_signal
 
-__all__ = ["DURATION_S", "RECORD_COLUMNS", "stable_fold", "find_conditions_csv", "load_folder_metadata",
-           "read_folder_record"]
+__all__ = [
+    "DURATION_S",
+    "RECORD_COLUMNS",
+    "stable_fold",
+    "find_conditions_csv",
+    "load_folder_metadata",
+    "read_folder_record",
+]
 
 DURATION_S = 10
 RECORD_COLUMNS = ("record", "record_name", "filename", "file", "path")
@@ -111,8 +117,9 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     if path is None:
         records = sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.hea")) if root.is_dir() else []
         if not records:
-            raise DataError(str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records "
-                                       "(*.hea)")
+            raise DataError(
+                str(root), "not a PTB-XL folder and no conditions CSV (conditions.csv) nor WFDB records (*.hea)"
+            )
         table = pd.DataFrame({"record": records})
         path = root / "(no conditions CSV)"
     else:
@@ -122,15 +129,19 @@ def load_folder_metadata(root: str | Path, conditions: str | Path | None = None)
     table.columns = [str(c).strip() for c in table.columns]
     column = next((c for c in RECORD_COLUMNS if c in table.columns), None)
     if column is None:
-        raise DataError(str(path), f"needs a 'record' column (record paths relative to the folder, no suffix); "
-                                   f"columns are {list(table.columns)}")
+        raise DataError(
+            str(path),
+            f"needs a 'record' column (record paths relative to the folder, no suffix); "
+            f"columns are {list(table.columns)}",
+        )
     if table.empty:
         raise DataError(str(path), "has no rows")
     out = pd.DataFrame({"record": table[column].astype(str).map(_strip_suffix)})
     if out["record"].duplicated().any():
         raise DataError(f"{path.name} record {out.loc[out['record'].duplicated(), 'record'].iloc[0]}", "listed twice")
-    out["ecg_id"] = _whole_numbers(table["ecg_id"], path, "ecg_id") if "ecg_id" in table.columns \
-        else np.arange(1, len(table) + 1)
+    out["ecg_id"] = (
+        _whole_numbers(table["ecg_id"], path, "ecg_id") if "ecg_id" in table.columns else np.arange(1, len(table) + 1)
+    )
     if out["ecg_id"].duplicated().any():
         raise DataError(str(path), f"duplicate ecg_id {out.loc[out['ecg_id'].duplicated(), 'ecg_id'].iloc[0]}")
     patient = next((c for c in ("patient_id", "patient") if c in table.columns), None)
@@ -159,8 +170,14 @@ def read_folder_record(root: str | Path, row: pd.Series, rate: int = 100, strict
     """One record of a generic folder as float32 mV (12, 10 s * rate), resampled from its own rate and cut
     to its first 10 s."""
     record = f"record {row['record']}"
-    x, fs = read_wfdb_signal(Path(root) / row["record"], record, strict=strict, min_length=None,
-                             derive_limb_leads=True, allow_extra_channels=True)
+    x, fs = read_wfdb_signal(
+        Path(root) / row["record"],
+        record,
+        strict=strict,
+        min_length=None,
+        derive_limb_leads=True,
+        allow_extra_channels=True,
+    )
     if x.shape[1] < round(DURATION_S * fs):
         raise DataError(record, f"lasts {x.shape[1] / fs:g} s, needs at least {DURATION_S} s")
     y = resample(x, fs, rate)

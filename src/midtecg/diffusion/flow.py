@@ -26,7 +26,7 @@ order); Euler 20 steps 18 %, 50 steps 7.4 % (first order, it shrinks the varianc
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -119,9 +119,17 @@ class FlowSampler:
             raise ValueError(f"velocity_fn returned {got}, expected a tensor of shape {tuple(x.shape)}")
         return u.to(torch.float32)
 
-    def sample(self, velocity_fn: VelocityFn, shape, *, generator: torch.Generator | None = None,
-               noise: NoiseSource | None = None, device="cpu", progress: bool = True,
-               x_T: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        velocity_fn: VelocityFn,
+        shape,
+        *,
+        generator: torch.Generator | None = None,
+        noise: NoiseSource | None = None,
+        device="cpu",
+        progress: bool = True,
+        x_T: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Integrate from x_1 ~ N(0, I) (draw 0 of ``noise`` or ``generator``, or ``x_T``) to t = 0; float32
         samples of ``shape`` on ``device``."""
         device = torch.device(device)

@@ -88,8 +88,9 @@ class IndexedNoise:
         self.device = torch.device(device)
         index = torch.as_tensor(indices)
         if index.dim() != 1 or index.numel() < 1 or index.dtype.is_floating_point or index.dtype == torch.bool:
-            raise ValueError(f"indices must be a non-empty 1-D sequence of whole numbers, got {tuple(index.shape)} "
-                             f"{index.dtype}")
+            raise ValueError(
+                f"indices must be a non-empty 1-D sequence of whole numbers, got {tuple(index.shape)} {index.dtype}"
+            )
         if bool((index < 0).any()):
             raise ValueError("indices must be non-negative")
         index = index.to(device=self.device, dtype=torch.int64)

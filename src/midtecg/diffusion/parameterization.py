@@ -27,13 +27,19 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from .config import PREDICTIONS, DiffusionConfig
-from .flow import (FLOW_SAMPLER_NAMES, flow_interpolate, flow_time, make_flow_sampler, velocity_target,
-                   velocity_to_eps_x0)
+from .flow import (
+    FLOW_SAMPLER_NAMES,
+    flow_interpolate,
+    flow_time,
+    make_flow_sampler,
+    velocity_target,
+    velocity_to_eps_x0,
+)
 from .samplers import SAMPLER_NAMES, make_sampler
 from .schedule import NoiseSchedule
 
-__all__ = ["PREDICTIONS", "Parameterization", "v_to_eps_x0", "gaussian_optimal_output",
-           "make_parameterized_sampler"]
+__all__ = ["PREDICTIONS", "Parameterization", "v_to_eps_x0", "gaussian_optimal_output", "make_parameterized_sampler"]
+
 
 def v_to_eps_x0(v, x_t, a, b):
     """(eps, x0) from a v estimate, with a = sqrt(ab_t), b = sqrt(1 - ab_t) (floats or broadcastable tensors)."""
@@ -130,13 +136,13 @@ class Parameterization:
         return out
 
     @classmethod
-    def from_config(cls, config: DiffusionConfig) -> "Parameterization":
+    def from_config(cls, config: DiffusionConfig) -> Parameterization:
         """The process a ``[diffusion]`` section describes: the schedule from its fields of the same names."""
         schedule = NoiseSchedule(**{f.name: getattr(config, f.name) for f in fields(NoiseSchedule) if f.init})
         return cls(config.prediction, schedule)
 
     @classmethod
-    def from_dict(cls, data: dict | None, schedule: NoiseSchedule) -> "Parameterization":
+    def from_dict(cls, data: dict | None, schedule: NoiseSchedule) -> Parameterization:
         """From ``to_dict``'s output; None or {} (checkpoints older than this option) is epsilon prediction."""
         data = dict(data or {})
         unknown = set(data) - {"prediction", "time_scale"}
@@ -145,8 +151,9 @@ class Parameterization:
         return cls(str(data.get("prediction", "eps")), schedule, float(data.get("time_scale", 0.0)))
 
 
-def gaussian_optimal_output(param: Parameterization, x_t: torch.Tensor, t, mean: torch.Tensor,
-                            var: torch.Tensor) -> torch.Tensor:
+def gaussian_optimal_output(
+    param: Parameterization, x_t: torch.Tensor, t, mean: torch.Tensor, var: torch.Tensor
+) -> torch.Tensor:
     """The best (MMSE) network output if the data were Gaussian, independent per element, with ``mean`` and
     ``var`` (broadcasting against ``x_t``, e.g. per lead (C, 1)): with x_t = a x0 + b eps,
     E[x0 | x_t] = mean + a var (x_t - a mean) / (a^2 var + b^2) and E[eps | x_t] = b (x_t - a mean) / (a^2 var + b^2).
@@ -157,20 +164,25 @@ def gaussian_optimal_output(param: Parameterization, x_t: torch.Tensor, t, mean:
     return param.target(x0, eps, t)
 
 
-def make_parameterized_sampler(param: Parameterization, name: str | None = None, steps: int | None = None,
-                               eta: float = 0.0):
+def make_parameterized_sampler(
+    param: Parameterization, name: str | None = None, steps: int | None = None, eta: float = 0.0
+):
     """The sampler ``name`` for a network with this parameterisation: ddpm / ddim / dpm++2m for ``eps`` and
     ``v`` (default ddpm), euler / heun for ``flow`` (default heun, 20 steps). Its ``sample(fn, shape, ...)``
     takes the network's raw output as ``fn(x_t, t)``, with ``t`` the sampler's time (map it with
     ``model_time`` before it reaches the network)."""
     if param.is_flow:
         if name is not None and str(name).lower().strip() in SAMPLER_NAMES:
-            raise ValueError(f"sampler {name!r} is for diffusion models; this is a rectified-flow model: use one "
-                             f"of {', '.join(FLOW_SAMPLER_NAMES)}")
+            raise ValueError(
+                f"sampler {name!r} is for diffusion models; this is a rectified-flow model: use one "
+                f"of {', '.join(FLOW_SAMPLER_NAMES)}"
+            )
         if eta != 0.0:
             raise ValueError("eta is not used by the flow samplers")
         return make_flow_sampler(name or "heun", steps)
     if name is not None and str(name).lower().strip() in FLOW_SAMPLER_NAMES:
-        raise ValueError(f"sampler {name!r} is for rectified-flow models; this is a diffusion model: use one of "
-                         f"{', '.join(SAMPLER_NAMES)}")
+        raise ValueError(
+            f"sampler {name!r} is for rectified-flow models; this is a diffusion model: use one of "
+            f"{', '.join(SAMPLER_NAMES)}"
+        )
     return make_sampler(name or "ddpm", param.schedule, steps=steps, eta=eta, prediction=param.prediction)

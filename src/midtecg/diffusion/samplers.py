@@ -46,7 +46,7 @@ steps (first order) and 0.8 % for DPM-Solver++ with 20 log-SNR steps (data std 0
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -261,8 +261,14 @@ class DDIMSampler(Sampler):
 
     name = "ddim"
 
-    def __init__(self, schedule: NoiseSchedule, steps: int = 50, eta: float = 0.0, spacing: str = "linear",
-                 prediction: str = "eps"):
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        steps: int = 50,
+        eta: float = 0.0,
+        spacing: str = "linear",
+        prediction: str = "eps",
+    ):
         super().__init__(schedule, make_timesteps(schedule, steps, spacing), prediction)
         if not eta >= 0.0:
             raise ValueError(f"eta must be >= 0, got {eta}")
@@ -367,11 +373,13 @@ def make_sampler(
             raise ValueError("the ddpm sampler runs every step; spacing does not apply")
         return DDPMSampler(schedule, prediction)
     if key == "ddim":
-        return DDIMSampler(schedule, 50 if steps is None else int(steps), eta=eta, spacing=spacing or "linear",
-                           prediction=prediction)
+        return DDIMSampler(
+            schedule, 50 if steps is None else int(steps), eta=eta, spacing=spacing or "linear", prediction=prediction
+        )
     if key in ("dpm++2m", "dpmpp2m", "dpm++", "dpmsolver++"):
         if eta != 0.0:
             raise ValueError("eta is not used by the dpm++2m sampler")
-        return DPMSolverPP2M(schedule, 20 if steps is None else int(steps), spacing=spacing or "logsnr",
-                             prediction=prediction)
+        return DPMSolverPP2M(
+            schedule, 20 if steps is None else int(steps), spacing=spacing or "logsnr", prediction=prediction
+        )
     raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLER_NAMES)}")

@@ -48,7 +48,6 @@ TABLE_NAMES: tuple[str, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class NoiseSchedule:
     """Beta schedule of a discrete DDPM and everything derived from it.
@@ -204,21 +203,17 @@ class NoiseSchedule:
 
     def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         """x0_hat = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t)."""
-        return (x_t - self._gather("sqrt_one_minus_alpha_bars", t, x_t) * eps) / self._gather(
-            "sqrt_alpha_bars", t, x_t
-        )
+        return (x_t - self._gather("sqrt_one_minus_alpha_bars", t, x_t) * eps) / self._gather("sqrt_alpha_bars", t, x_t)
 
     def predict_eps(self, x_t: torch.Tensor, x0: torch.Tensor, t) -> torch.Tensor:
         """eps = (x_t - sqrt(ab_t) x0) / sqrt(1 - ab_t)."""
-        return (x_t - self._gather("sqrt_alpha_bars", t, x_t) * x0) / self._gather(
-            "sqrt_one_minus_alpha_bars", t, x_t
-        )
+        return (x_t - self._gather("sqrt_alpha_bars", t, x_t) * x0) / self._gather("sqrt_one_minus_alpha_bars", t, x_t)
 
     def posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor, t) -> torch.Tensor:
         """Mean of q(x_{t-1} | x_t, x0) (for t = 0: x0 itself)."""
-        return self._gather("posterior_mean_coef_x0", t, x_t) * x0 + self._gather(
-            "posterior_mean_coef_xt", t, x_t
-        ) * x_t
+        return (
+            self._gather("posterior_mean_coef_x0", t, x_t) * x0 + self._gather("posterior_mean_coef_xt", t, x_t) * x_t
+        )
 
     def posterior_variance_at(self, t, like: torch.Tensor) -> torch.Tensor:
         """beta_tilde_t shaped to broadcast against ``like``."""
@@ -236,7 +231,7 @@ class NoiseSchedule:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "NoiseSchedule":
+    def from_dict(cls, data: dict) -> NoiseSchedule:
         known = {"num_steps", "kind", "beta_start", "beta_end", "cosine_s", "zero_terminal_snr"}
         unknown = set(data) - known
         if unknown:

@@ -26,11 +26,17 @@ distance), :mod:`~midtecg.evaluation.set_distances` (those distances beside real
 
 from __future__ import annotations
 
-__all__ = ["evaluate", "write_report", "read_evaluation", "EvaluationConfig", "load_ecg_set", "pair_records",
-           "ECGSet"]
+__all__ = ["evaluate", "write_report", "read_evaluation", "EvaluationConfig", "load_ecg_set", "pair_records", "ECGSet"]
 
-_HOMES = {"evaluate": "suite", "write_report": "suite", "read_evaluation": "suite", "EvaluationConfig": "config",
-          "load_ecg_set": "inputs", "pair_records": "inputs", "ECGSet": "inputs"}
+_HOMES = {
+    "evaluate": "suite",
+    "write_report": "suite",
+    "read_evaluation": "suite",
+    "EvaluationConfig": "config",
+    "load_ecg_set": "inputs",
+    "pair_records": "inputs",
+    "ECGSet": "inputs",
+}
 
 
 def __getattr__(name: str):

@@ -95,13 +95,13 @@ def spectral_signatures(x) -> np.ndarray:
     n_bins = a.shape[-1] // 2 + 1
     out = np.empty((a.shape[0], 2 * a.shape[1] * n_bins), dtype=np.float32)
     for start in range(0, a.shape[0], _CHUNK):  # chunks bound the float64 temporaries
-        z = _standardised(a[start:start + _CHUNK])
+        z = _standardised(a[start : start + _CHUNK])
         halves = []
         for part in (z, _standardised(z - np.roll(z, 1, axis=-1))):  # circular difference: shift-invariant
             mag = np.abs(sfft.rfft(part.astype(np.float32), axis=-1)).reshape(z.shape[0], -1)  # a shortlist
             norm = np.linalg.norm(mag, axis=1, keepdims=True)
             halves.append(np.divide(mag, norm * math.sqrt(2.0), out=np.zeros_like(mag), where=norm > _EPS))
-        out[start:start + _CHUNK] = np.concatenate(halves, axis=1)
+        out[start : start + _CHUNK] = np.concatenate(halves, axis=1)
     return out
 
 
@@ -150,7 +150,7 @@ def _similarity(q: np.ndarray, r: np.ndarray, pairs: np.ndarray, max_lag: int) -
     best = np.empty(pairs.shape[0], dtype=np.int64)
     rows = max(1, _BLOCK_VALUES // (n_leads * freqs.size))
     for start in range(0, pairs.shape[0], rows):
-        i, j = pairs[start:start + rows, 0], pairs[start:start + rows, 1]
+        i, j = pairs[start : start + rows, 0], pairs[start : start + rows, 1]
         ui, inv_i = np.unique(i, return_inverse=True)
         uj, inv_j = np.unique(j, return_inverse=True)
         zq, zr = _standardised(q[ui]), _standardised(r[uj])  # only the records this block compares
@@ -167,8 +167,8 @@ def _similarity(q: np.ndarray, r: np.ndarray, pairs: np.ndarray, max_lag: int) -
         r_lead = np.divide(xc - s_q * s_r / n, np.sqrt(var_q * var_r), out=np.zeros_like(xc), where=~flat)
         mean_r = np.clip(r_lead.mean(axis=1), -1.0, 1.0)  # (P, m): one lag for all leads
         k = np.argmax(mean_r, axis=1)
-        sim[start:start + rows] = mean_r[np.arange(k.size), k]
-        best[start:start + rows] = lags[top[np.arange(k.size), k]]
+        sim[start : start + rows] = mean_r[np.arange(k.size), k]
+        best[start : start + rows] = lags[top[np.arange(k.size), k]]
     return sim, best
 
 
@@ -211,9 +211,9 @@ def nearest_signature_distances(query, *references) -> list[np.ndarray]:
     refs = [spectral_signatures(check_signals(r, f"reference {i}", ndim=3)) for i, r in enumerate(references)]
     best = [np.empty(q.shape[0]) for _ in refs]
     for start in range(0, q.shape[0], _CHUNK):
-        sig = spectral_signatures(q[start:start + _CHUNK])
+        sig = spectral_signatures(q[start : start + _CHUNK])
         for out, ref in zip(best, refs):
-            out[start:start + _CHUNK] = (sig @ ref.T).max(axis=1)
+            out[start : start + _CHUNK] = (sig @ ref.T).max(axis=1)
     return [np.sqrt(np.maximum(2.0 - 2.0 * b, 0.0)) for b in best]
 
 
@@ -224,7 +224,7 @@ def _shortlist(q: np.ndarray, r: np.ndarray, n: int, exclude_self: bool) -> tupl
     best_dot = np.full((q.shape[0], 0), -np.inf, dtype=np.float32)
     best_idx = np.zeros((q.shape[0], 0), dtype=np.int64)
     for start in range(0, r.shape[0], _CHUNK):
-        dot = sig_q @ spectral_signatures(r[start:start + _CHUNK]).T  # unit rows: larger dot = nearer
+        dot = sig_q @ spectral_signatures(r[start : start + _CHUNK]).T  # unit rows: larger dot = nearer
         idx = np.arange(start, start + dot.shape[1])
         if exclude_self:
             dot[idx[None, :] == np.arange(q.shape[0])[:, None]] = -np.inf
@@ -235,8 +235,9 @@ def _shortlist(q: np.ndarray, r: np.ndarray, n: int, exclude_self: bool) -> tupl
     return best_dot, best_idx
 
 
-def aligned_neighbors(query, reference, *, k: int = 1, n_candidates: int = 10, max_lag: int | None = None,
-                      exclude_self: bool = False) -> dict:
+def aligned_neighbors(
+    query, reference, *, k: int = 1, n_candidates: int = 10, max_lag: int | None = None, exclude_self: bool = False
+) -> dict:
     """The ``k`` most alike references of every query record by aligned similarity (shortlist, then exact).
 
     ``n_candidates`` (>= ``k``) references per query are shortlisted by the Euclidean distance between
@@ -265,6 +266,11 @@ def aligned_neighbors(query, reference, *, k: int = 1, n_candidates: int = 10, m
     sim, lag = sim.reshape(-1, n_cand), lag.reshape(-1, n_cand)
     order = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     top = np.take_along_axis(sim, order, axis=1)
-    return {"similarity": top, "distance": similarity_to_distance(top),
-            "index": np.take_along_axis(cand, order, axis=1), "lag": np.take_along_axis(lag, order, axis=1),
-            "signature_distance": sig_dist, "n_candidates": n_cand}
+    return {
+        "similarity": top,
+        "distance": similarity_to_distance(top),
+        "index": np.take_along_axis(cand, order, axis=1),
+        "lag": np.take_along_axis(lag, order, axis=1),
+        "signature_distance": sig_dist,
+        "n_candidates": n_cand,
+    }

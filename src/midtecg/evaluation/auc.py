@@ -8,7 +8,7 @@ identical to ``sklearn.metrics.roc_auc_score``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,8 +23,7 @@ def _check_auc_inputs(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     if s.ndim == 1:
         s = s[:, None]
     if y.shape != s.shape or y.ndim != 2:
-        raise ValueError(f"y_true {np.shape(y_true)} and y_score {np.shape(y_score)} must have the same "
-                         "shape (N, k)")
+        raise ValueError(f"y_true {np.shape(y_true)} and y_score {np.shape(y_score)} must have the same shape (N, k)")
     if not np.isin(y, (0, 1)).all():
         raise ValueError("y_true must be 0/1")
     if not np.isfinite(s).all():
@@ -86,8 +85,9 @@ def macro_auc(y_true, y_score, *, class_names: Sequence[str] | None = None, retu
     return (auc, dropped) if return_dropped else auc
 
 
-def bootstrap_auc_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                     class_names: Sequence[str] | None = None) -> dict:
+def bootstrap_auc_ci(
+    y_true, y_score, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05, class_names: Sequence[str] | None = None
+) -> dict:
     """Macro AUC with a percentile bootstrap interval over test records (resampled with replacement).
 
     Classes without positives or negatives in the full set are dropped (as in :func:`macro_auc`); within
@@ -104,8 +104,16 @@ def bootstrap_auc_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, alpha: 
     n = len(y)
     n_pos = y.sum(axis=0)
     valid = (n_pos > 0) & (n_pos < n)
-    result = {"auc": auc, "ci_low": float("nan"), "ci_high": float("nan"), "std": float("nan"), "n": int(n),
-              "n_boot": int(n_boot), "alpha": float(alpha), "dropped": dropped}
+    result = {
+        "auc": auc,
+        "ci_low": float("nan"),
+        "ci_high": float("nan"),
+        "std": float("nan"),
+        "n": int(n),
+        "n_boot": int(n_boot),
+        "alpha": float(alpha),
+        "dropped": dropped,
+    }
     if not valid.any():
         return result
     yv, sv = y[:, valid], s[:, valid]

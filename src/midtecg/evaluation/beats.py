@@ -36,15 +36,26 @@ from scipy.signal import butter, resample_poly, sosfiltfilt
 
 from midtecg.data.leads import WFDB_LEADS
 
-__all__ = ["MEASURE_FS", "BAND_HZ", "INDEPENDENT_LEADS", "Beats", "condition", "record_beats", "beat_windows",
-           "regularity", "ms_to_samples", "beat_median"]
+__all__ = [
+    "MEASURE_FS",
+    "BAND_HZ",
+    "INDEPENDENT_LEADS",
+    "Beats",
+    "condition",
+    "record_beats",
+    "beat_windows",
+    "regularity",
+    "ms_to_samples",
+    "beat_median",
+]
 
 MEASURE_FS = 500
 BAND_HZ = (0.5, 40.0)
 #: The 8 independent leads of a 12-lead ECG as stored by clinical systems (I, II, V1-V6; the other limb
 #: leads are linear combinations of I and II), as WFDB indices.
-INDEPENDENT_LEADS: tuple[int, ...] = tuple(WFDB_LEADS.index(name) for name in
-                                           ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6"))
+INDEPENDENT_LEADS: tuple[int, ...] = tuple(
+    WFDB_LEADS.index(name) for name in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+)
 ALIGN_HALF_MS = 60.0
 ALIGN_WIDE_MS = 50.0
 ALIGN_PASSES = 2
@@ -178,7 +189,7 @@ def regularity(x: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     corr = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     beat_corr = float(np.nanmedian(corr)) if np.isfinite(corr).any() else math.nan
     half = ms_to_samples(QRS_AMPLITUDE_HALF_MS)
-    qrs = w[:, :, -lo - half:-lo + half + 1]
+    qrs = w[:, :, -lo - half : -lo + half + 1]
     amp = np.ptp(qrs, axis=-1).sum(axis=0)
     mean = float(amp.mean())
     return beat_corr, (float(amp.std()) / mean if mean > 0 else math.nan)

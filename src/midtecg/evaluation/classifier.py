@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -118,8 +118,14 @@ class ECGClassifier(nn.Module):
     ``fs``, ``crop_seconds`` and ``stride_seconds`` are the defaults :func:`predict` uses.
     """
 
-    def __init__(self, net_config: XResNet1dConfig, fs: float = 100.0, crop_seconds: float = 2.5,
-                 stride_seconds: float | None = None, label_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        net_config: XResNet1dConfig,
+        fs: float = 100.0,
+        crop_seconds: float = 2.5,
+        stride_seconds: float | None = None,
+        label_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
         self.net_config = net_config
         self.net = XResNet1d(net_config)
@@ -252,16 +258,28 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 # --------------------------------------------------------------------------------------------------------
 
 
-def build_classifier(config: ClassifierTrainConfig, in_leads: int, n_classes: int,
-                     label_names: Sequence[str] | None = None) -> ECGClassifier:
+def build_classifier(
+    config: ClassifierTrainConfig, in_leads: int, n_classes: int, label_names: Sequence[str] | None = None
+) -> ECGClassifier:
     overrides = {} if config.head_dropout is None else {"head_dropout": config.head_dropout}
     net_cfg = MODEL_PRESETS[config.model](n_classes=n_classes, in_leads=in_leads, **overrides)
-    return ECGClassifier(net_cfg, fs=config.fs, crop_seconds=config.crop_seconds,
-                         stride_seconds=config.stride_seconds, label_names=label_names)
+    return ECGClassifier(
+        net_cfg,
+        fs=config.fs,
+        crop_seconds=config.crop_seconds,
+        stride_seconds=config.stride_seconds,
+        label_names=label_names,
+    )
 
 
-def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | None = None,
-                     progress: bool = True, label_names: Sequence[str] | None = None) -> ECGClassifier:
+def train_classifier(
+    signals,
+    labels,
+    val=None,
+    config: ClassifierTrainConfig | None = None,
+    progress: bool = True,
+    label_names: Sequence[str] | None = None,
+) -> ECGClassifier:
     """Train an :class:`ECGClassifier` on ``signals`` (N, leads, L) float32 mV and multi-hot ``labels``
     (N, k). ``val = (signals, labels)`` enables per-epoch validation macro AUC (sliding windows, max) and,
     with ``config.keep_best``, the return of the best epoch's weights. The per-epoch record is in
@@ -303,8 +321,9 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
 
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     if cfg.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps,
-                                                        pct_start=0.3, anneal_strategy="cos")
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.3, anneal_strategy="cos"
+        )
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     loss_fn = nn.BCEWithLogitsLoss()
@@ -319,7 +338,7 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
         perm = torch.randperm(n, generator=gen)
         running, seen = torch.zeros((), device=device), 0
         for b in range(n_batches):
-            idx = perm[b * bs:(b + 1) * bs]
+            idx = perm[b * bs : (b + 1) * bs]
             xb = _random_crops(xt[idx], window, gen).to(device, non_blocking=non_blocking)
             yb = yt[idx].to(device, non_blocking=non_blocking)
             with _autocast(device, cfg.amp):
@@ -331,8 +350,11 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
             scheduler.step()
             running += loss.detach() * len(idx)  # no host sync per step
             seen += len(idx)
-        record = {"epoch": epoch + 1, "train_loss": float(running) / max(seen, 1),
-                  "lr": optimizer.param_groups[0]["lr"]}
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(running) / max(seen, 1),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         if val is not None:
             scores = predict(model, val_x, batch_size=cfg.eval_batch_size, amp=cfg.amp)
             record["val_macro_auc"] = macro_auc(val_y, scores)
@@ -351,9 +373,16 @@ def train_classifier(signals, labels, val=None, config: ClassifierTrainConfig | 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: float | None = None,
-            stride_seconds: float | None = None, batch_size: int = 256, aggregate: str = "max",
-            amp: bool = True) -> np.ndarray:
+def predict(
+    model: nn.Module,
+    signals,
+    fs: float | None = None,
+    crop_seconds: float | None = None,
+    stride_seconds: float | None = None,
+    batch_size: int = 256,
+    aggregate: str = "max",
+    amp: bool = True,
+) -> np.ndarray:
     """Class probabilities (N, k): sigmoid of the model's logits on sliding windows of ``crop_seconds``
     every ``stride_seconds`` (default half a window; the last window is flush with the end), aggregated
     over the windows of each record by their maximum (``aggregate="mean"`` for the average).
@@ -375,14 +404,16 @@ def predict(model: nn.Module, signals, fs: float | None = None, crop_seconds: fl
     window = min(int(round(crop_seconds * fs)), length)
     stride = max(1, int(round(stride_seconds * fs)))
     starts = sliding_window_starts(length, window, stride)
-    per_window = map_windows(model, x, window, starts, batch_size, amp,
-                             lambda windows: torch.sigmoid(model(windows).float()))
+    per_window = map_windows(
+        model, x, window, starts, batch_size, amp, lambda windows: torch.sigmoid(model(windows).float())
+    )
     return (per_window.amax(dim=1) if aggregate == "max" else per_window.mean(dim=1)).numpy()
 
 
 @torch.no_grad()
-def map_windows(model: nn.Module, x: np.ndarray, window: int, starts: np.ndarray, batch_size: int, amp: bool,
-                fn) -> torch.Tensor:
+def map_windows(
+    model: nn.Module, x: np.ndarray, window: int, starts: np.ndarray, batch_size: int, amp: bool, fn
+) -> torch.Tensor:
     """``fn`` on the windows ``x[:, :, s:s + window]`` (s in ``starts``) of every record, in eval mode and
     batches of about ``batch_size`` windows; returns (N, n_windows, ...) float32 on the CPU."""
     n, n_leads, _ = x.shape
@@ -395,7 +426,7 @@ def map_windows(model: nn.Module, x: np.ndarray, window: int, starts: np.ndarray
     out = []
     try:
         for i in range(0, n, per_chunk):
-            xb = torch.from_numpy(x[i:i + per_chunk]).to(device)
+            xb = torch.from_numpy(x[i : i + per_chunk]).to(device)
             m = xb.shape[0]
             windows = xb[:, :, time_idx].permute(0, 2, 1, 3).reshape(m * n_windows, n_leads, window)
             with _autocast(device, amp):

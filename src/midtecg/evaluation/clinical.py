@@ -75,9 +75,11 @@ INTERVALS: tuple[str, ...] = ("heart_rate", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms"
 AGE_BIN_THRESHOLDS: tuple[float, ...] = (12.0, 17.0, 34.0, 54.0, 74.0)  # method.md section 5
 AGE_BIN_NAMES: tuple[str, ...] = ("<12", "12-16", "17-33", "34-53", "54-73", ">=74")
 GLOBAL_LEAD = "global"
-_NOTE = ("median beat of each record at 500 Hz (0.5-40 Hz), delineated on {leads}: QRS from the spatial "
-         "velocity, T end by the trapezium method, P onset by the tangent method; QTc by Bazett; boundaries "
-         "on a 2 ms grid, recording at {fs:g} Hz")
+_NOTE = (
+    "median beat of each record at 500 Hz (0.5-40 Hz), delineated on {leads}: QRS from the spatial "
+    "velocity, T end by the trapezium method, P onset by the tangent method; QTc by Bazett; boundaries "
+    "on a 2 ms grid, recording at {fs:g} Hz"
+)
 
 
 def _leads(lead) -> tuple[list[int], str]:
@@ -91,8 +93,7 @@ def _leads(lead) -> tuple[list[int], str]:
     return [WFDB_LEADS.index(name)], name
 
 
-def delineate(signals, fs: float = 100.0, *, lead: str | int = GLOBAL_LEAD, n_jobs: int = 1,
-              cache_dir=None) -> dict:
+def delineate(signals, fs: float = 100.0, *, lead: str | int = GLOBAL_LEAD, n_jobs: int = 1, cache_dir=None) -> dict:
     """Heart rate and PR / QRS / QT / QTc intervals of every record (see the module docstring).
 
     Parameters
@@ -114,16 +115,16 @@ def delineate(signals, fs: float = 100.0, *, lead: str | int = GLOBAL_LEAD, n_jo
     """
     leads, lead_name = _leads(lead)
     m = measure_ecgs(signals, float(fs), leads=leads, n_jobs=n_jobs, cache_dir=cache_dir)
-    out: dict = {k: m[k] for k in ("heart_rate", "rr_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "n_beats",
-                                   "failed")}
+    out: dict = {k: m[k] for k in ("heart_rate", "rr_ms", "pr_ms", "qrs_ms", "qt_ms", "qtc_ms", "n_beats", "failed")}
     out["errors"] = [str(e) for e in m["errors"]]
     n = out["failed"].size
     out["failure_rate"] = float(out["failed"].mean()) if n else math.nan
     out["fs"] = float(fs)
     out["lead"] = lead_name
     out["resolution_ms"] = 1000.0 / MEASURE_FS
-    out["note"] = _NOTE.format(leads="I, II, V1-V6 together" if lead_name == GLOBAL_LEAD else f"lead {lead_name}",
-                               fs=float(fs))
+    out["note"] = _NOTE.format(
+        leads="I, II, V1-V6 together" if lead_name == GLOBAL_LEAD else f"lead {lead_name}", fs=float(fs)
+    )
     return out
 
 
@@ -152,8 +153,9 @@ def _subset(t: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]
     return {k: v[mask] for k, v in t.items()}
 
 
-def compare_intervals(real, synth, *, min_valid: int = 2, n_splits: int = 20, seed: int = 0,
-                      min_records: int = 10) -> dict:
+def compare_intervals(
+    real, synth, *, min_valid: int = 2, n_splits: int = 20, seed: int = 0, min_records: int = 10
+) -> dict:
     """Compare heart rate and interval distributions of a real and a synthetic set.
 
     ``real`` / ``synth``: outputs of :func:`delineate` (or DataFrames with the ``INTERVALS`` columns and
@@ -190,8 +192,11 @@ def compare_intervals(real, synth, *, min_valid: int = 2, n_splits: int = 20, se
         }
         if a.size >= min_valid and b.size >= min_valid:
             ks = stats.ks_2samp(a, b)
-            entry.update(wasserstein=float(stats.wasserstein_distance(a, b)),
-                         ks_statistic=float(ks.statistic), ks_pvalue=float(ks.pvalue))
+            entry.update(
+                wasserstein=float(stats.wasserstein_distance(a, b)),
+                ks_statistic=float(ks.statistic),
+                ks_pvalue=float(ks.pvalue),
+            )
         else:
             entry.update(wasserstein=math.nan, ks_statistic=math.nan, ks_pvalue=math.nan)
         floor = compare_values(r[k], s[k], n_splits=n_splits, seed=seed, min_records=min_records)
@@ -200,8 +205,14 @@ def compare_intervals(real, synth, *, min_valid: int = 2, n_splits: int = 20, se
         out["intervals"][k] = entry
     fr = float(r["failed"].mean()) if r["failed"].size else math.nan
     fsyn = float(s["failed"].mean()) if s["failed"].size else math.nan
-    out.update(failure_rate_real=fr, failure_rate_synth=fsyn, failure_rate_diff=fsyn - fr,
-               n_real=int(r["failed"].size), n_synth=int(s["failed"].size), distance=DISTANCE_NOTE)
+    out.update(
+        failure_rate_real=fr,
+        failure_rate_synth=fsyn,
+        failure_rate_diff=fsyn - fr,
+        n_real=int(r["failed"].size),
+        n_synth=int(s["failed"].size),
+        distance=DISTANCE_NOTE,
+    )
     for t in (real, synth):
         if isinstance(t, dict) and "resolution_ms" in t:
             out["resolution_ms"] = float(t["resolution_ms"])
@@ -226,11 +237,24 @@ def heart_rate_error(requested, measured) -> dict:
     err = mea[ok] - req[ok]
     if err.size == 0:
         nan = math.nan
-        return {"mae": nan, "bias": nan, "rmse": nan, "median_abs_error": nan, "within_5bpm": nan,
-                "n": 0, "n_missing": int(req.size)}
-    return {"mae": float(np.abs(err).mean()), "bias": float(err.mean()), "rmse": float(np.sqrt((err**2).mean())),
-            "median_abs_error": float(np.median(np.abs(err))), "within_5bpm": float((np.abs(err) <= 5.0).mean()),
-            "n": int(err.size), "n_missing": int((~ok).sum())}
+        return {
+            "mae": nan,
+            "bias": nan,
+            "rmse": nan,
+            "median_abs_error": nan,
+            "within_5bpm": nan,
+            "n": 0,
+            "n_missing": int(req.size),
+        }
+    return {
+        "mae": float(np.abs(err).mean()),
+        "bias": float(err.mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "median_abs_error": float(np.median(np.abs(err))),
+        "within_5bpm": float((np.abs(err) <= 5.0).mean()),
+        "n": int(err.size),
+        "n_missing": int((~ok).sum()),
+    }
 
 
 def interval_stats(table) -> dict:
@@ -275,8 +299,17 @@ def interval_stats_by_group(table, groups, *, class_names: Sequence[str] | None 
     return {g: interval_stats(_subset(t, m)) for g, m in masks.items() if m.any()}
 
 
-def compare_by_group(real, real_groups, synth, synth_groups, *, class_names: Sequence[str] | None = None,
-                     min_valid: int = 2, n_splits: int = 20, seed: int = 0) -> dict:
+def compare_by_group(
+    real,
+    real_groups,
+    synth,
+    synth_groups,
+    *,
+    class_names: Sequence[str] | None = None,
+    min_valid: int = 2,
+    n_splits: int = 20,
+    seed: int = 0,
+) -> dict:
     """:func:`compare_intervals` within each group present in both sets (e.g. age bin or sex, taken from
     the conditions each synthetic record was generated with)."""
     r = _table(real, "real")
@@ -286,6 +319,7 @@ def compare_by_group(real, real_groups, synth, synth_groups, *, class_names: Seq
     out = {}
     for g in mr:
         if g in ms and mr[g].any() and ms[g].any():
-            out[g] = compare_intervals(_subset(r, mr[g]), _subset(s, ms[g]), min_valid=min_valid,
-                                       n_splits=n_splits, seed=seed)
+            out[g] = compare_intervals(
+                _subset(r, mr[g]), _subset(s, ms[g]), min_valid=min_valid, n_splits=n_splits, seed=seed
+            )
     return out

@@ -100,14 +100,14 @@ def _qrs(x: np.ndarray, pre: int) -> tuple[float, float, str]:
     v = _smooth(np.sqrt((np.gradient(x, axis=-1) ** 2).sum(axis=0)) * MEASURE_FS, VELOCITY_SMOOTH_MS)
     w = v.size
     half = ms_to_samples(QRS_PEAK_HALF_MS)
-    peak = pre - half + int(np.argmax(v[pre - half:pre + half + 1]))
+    peak = pre - half + int(np.argmax(v[pre - half : pre + half + 1]))
     iso_lo, iso_hi = max(0, pre - ms_to_samples(ISO_WINDOW_MS[0])), pre - ms_to_samples(ISO_WINDOW_MS[1])
-    v_iso = float(v[iso_lo:iso_hi].min()) if iso_hi > iso_lo else float(v[:pre - half].min())
+    v_iso = float(v[iso_lo:iso_hi].min()) if iso_hi > iso_lo else float(v[: pre - half].min())
     v_max = float(v[peak])
     if not v_max > 0:
         return math.nan, math.nan, "flat median beat"
     lo, hi = max(0, pre - ms_to_samples(QRS_SEARCH_MS)), min(w - 1, pre + ms_to_samples(QRS_SEARCH_MS))
-    above = v[lo:hi + 1] > v_iso + QRS_THRESHOLD * (v_max - v_iso)
+    above = v[lo : hi + 1] > v_iso + QRS_THRESHOLD * (v_max - v_iso)
     if not above[peak - lo]:  # the velocity peak is no higher than the PR segment's
         return math.nan, math.nan, "no distinct QRS complex"
     on, off = _run_around(above, peak - lo, ms_to_samples(QRS_GAP_MS))
@@ -115,7 +115,7 @@ def _qrs(x: np.ndarray, pre: int) -> tuple[float, float, str]:
     if on <= lo or off >= hi:
         return math.nan, math.nan, "no QRS boundary within 150 ms of R"
     guard = ms_to_samples(20.0)
-    rest = np.concatenate([v[:max(0, on - guard)], v[off + guard:]])
+    rest = np.concatenate([v[: max(0, on - guard)], v[off + guard :]])
     if rest.size and v_max < QRS_SHARPNESS * float(rest.max()):
         return math.nan, math.nan, "no distinct QRS complex"
     return float(on), float(off), ""
@@ -206,7 +206,7 @@ def delineate_beats(b: Beats, leads: tuple[int, ...] | list[int]) -> Fiducials:
     if error:
         return Fiducials(error=error)
     g0, g1 = (ms_to_samples(v) for v in LEVEL_WINDOW_MS)
-    level = x[:, max(0, int(on) - g0):max(1, int(on) - g1)].mean(axis=-1, keepdims=True)
+    level = x[:, max(0, int(on) - g0) : max(1, int(on) - g1)].mean(axis=-1, keepdims=True)
     p_on, p_fraction = _p_wave(x, beats, on, b.rr_s)
     stop = int(p_on) + round(b.rr_s * MEASURE_FS) if math.isfinite(p_on) else x.shape[-1]
     t_end = _t_end(x, beats, level, off, stop)

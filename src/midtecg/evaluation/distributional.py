@@ -39,7 +39,7 @@ from scipy import signal as sps
 
 from midtecg.data.errors import DataError
 
-from .fidelity import lead_names_for, check_signals
+from .fidelity import check_signals, lead_names_for
 
 __all__ = [
     "frechet_distance",
@@ -89,8 +89,10 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     s2 = np.atleast_2d(np.asarray(sigma2, dtype=np.float64))
     d = mu1.shape[0]
     if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
-        raise DataError(f"Frechet distance: inconsistent shapes mu1 {mu1.shape}, sigma1 {s1.shape}, "
-                        f"mu2 {mu2.shape}, sigma2 {s2.shape}")
+        raise DataError(
+            f"Frechet distance: inconsistent shapes mu1 {mu1.shape}, sigma1 {s1.shape}, "
+            f"mu2 {mu2.shape}, sigma2 {s2.shape}"
+        )
     for name, a in (("mu1", mu1), ("mu2", mu2), ("sigma1", s1), ("sigma2", s2)):
         if not np.all(np.isfinite(a)):
             raise DataError(f"Frechet distance: {name} contains non-finite values")
@@ -159,9 +161,15 @@ def kid(emb_real, emb_synth, *, n_subsets: int = 100, subset_size: int = 1000, r
         x = a[gen.choice(a.shape[0], m, replace=False)]
         y = b[gen.choice(b.shape[0], m, replace=False)]
         vals[s] = _mmd2_unbiased(_cubic(x, x, d), _cubic(y, y, d), _cubic(x, y, d))
-    return {"kid": float(vals.mean()), "kid_std": float(vals.std(ddof=1)) if n_subsets > 1 else 0.0,
-            "n_subsets": int(n_subsets), "subset_size": int(m), "n_real": int(a.shape[0]),
-            "n_synth": int(b.shape[0]), "dim": int(d)}
+    return {
+        "kid": float(vals.mean()),
+        "kid_std": float(vals.std(ddof=1)) if n_subsets > 1 else 0.0,
+        "n_subsets": int(n_subsets),
+        "subset_size": int(m),
+        "n_real": int(a.shape[0]),
+        "n_synth": int(b.shape[0]),
+        "dim": int(d),
+    }
 
 
 # --------------------------------------------------------------------------------- robustness, P / R
@@ -214,8 +222,10 @@ def precision_recall(emb_real, emb_synth, *, k: int = 3) -> dict:
     if a.shape[1] != b.shape[1]:
         raise DataError(f"precision/recall: embedding sizes differ: {a.shape[1]} vs {b.shape[1]}")
     if not 1 <= k < min(a.shape[0], b.shape[0]):
-        raise DataError(f"precision/recall: need 1 <= k < records in each set, got k={k} with "
-                        f"{a.shape[0]} real and {b.shape[0]} synthetic records")
+        raise DataError(
+            f"precision/recall: need 1 <= k < records in each set, got k={k} with "
+            f"{a.shape[0]} real and {b.shape[0]} synthetic records"
+        )
 
     def kth_radius2(z: np.ndarray) -> np.ndarray:
         d2 = np.maximum(_sq_norms(z)[:, None] + _sq_norms(z)[None, :] - 2.0 * (z @ z.T), 0.0)
@@ -226,14 +236,18 @@ def precision_recall(emb_real, emb_synth, *, k: int = 3) -> dict:
         rows = max(1, _BLOCK_ELEMENTS // centres.shape[0])
         nc = _sq_norms(centres)
         for start in range(0, query.shape[0], rows):
-            q = query[start:start + rows]
+            q = query[start : start + rows]
             d2 = _sq_norms(q)[:, None] + nc[None, :] - 2.0 * (q @ centres.T)
-            hit[start:start + rows] = np.any(d2 <= r2[None, :], axis=1)
+            hit[start : start + rows] = np.any(d2 <= r2[None, :], axis=1)
         return hit
 
-    return {"precision": float(covered(b, a, kth_radius2(a)).mean()),
-            "recall": float(covered(a, b, kth_radius2(b)).mean()), "k": int(k), "n_real": int(a.shape[0]),
-            "n_synth": int(b.shape[0])}
+    return {
+        "precision": float(covered(b, a, kth_radius2(a)).mean()),
+        "recall": float(covered(a, b, kth_radius2(b)).mean()),
+        "k": int(k),
+        "n_real": int(a.shape[0]),
+        "n_synth": int(b.shape[0]),
+    }
 
 
 # ------------------------------------------------------------------------------------------ MMD on signals
@@ -318,8 +332,16 @@ def mmd2_from_gram(gram: np.ndarray, index_a, index_b) -> float:
     return _mmd2_unbiased(gram[np.ix_(ia, ia)], gram[np.ix_(ib, ib)], gram[np.ix_(ia, ib)])
 
 
-def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 4, center: bool = False,
-        max_median_samples: int = 1000, rng=None) -> dict:
+def mmd(
+    real,
+    synth,
+    *,
+    bandwidth: float | None = None,
+    downsample: int = 4,
+    center: bool = False,
+    max_median_samples: int = 1000,
+    rng=None,
+) -> dict:
     """Unbiased kernel MMD^2 between two sets of signals (or any ``(N, D)`` features), Gaussian kernel.
 
     Records are flattened by :func:`signal_features` (``downsample`` / ``center`` options). The bandwidth
@@ -357,14 +379,29 @@ def mmd(real, synth, *, bandwidth: float | None = None, downsample: int = 4, cen
     kyy = _kernel_sum(y, y, gamma, True) / (n * (n - 1))
     kxy = _kernel_sum(x, y, gamma, False) / (m * n)
     mmd2 = float(kxx + kyy - 2.0 * kxy)
-    return {"mmd2": mmd2, "mmd": math.sqrt(max(mmd2, 0.0)), "bandwidth": float(sigma), "dim": int(x.shape[1]),
-            "n_real": int(m), "n_synth": int(n)}
+    return {
+        "mmd2": mmd2,
+        "mmd": math.sqrt(max(mmd2, 0.0)),
+        "bandwidth": float(sigma),
+        "dim": int(x.shape[1]),
+        "n_real": int(m),
+        "n_synth": int(n),
+    }
 
 
 # -------------------------------------------------------------------------------------------- Welch PSD
-def welch_psd_distance(real, synth, *, fs: float = 100.0, nperseg: int = 256, fmin: float = 0.5,
-                       fmax: float | None = None, metric: str = "l1", psd_floor: float = 1e-10,
-                       lead_names: Sequence[str] | None = None) -> dict:
+def welch_psd_distance(
+    real,
+    synth,
+    *,
+    fs: float = 100.0,
+    nperseg: int = 256,
+    fmin: float = 0.5,
+    fmax: float | None = None,
+    metric: str = "l1",
+    psd_floor: float = 1e-10,
+    lead_names: Sequence[str] | None = None,
+) -> dict:
     """Per-lead distance between the mean log power spectra of two sets, in dB.
 
     Definition. For each record and lead, the Welch power spectral density ``P(f)`` (mV^2/Hz;
@@ -390,10 +427,16 @@ def welch_psd_distance(real, synth, *, fs: float = 100.0, nperseg: int = 256, fm
         raise DataError(f"Welch distance: real and synth need the same leads and length: {x.shape} vs {y.shape}")
     freqs, sr = log_psd(x, fs=fs, nperseg=nperseg, psd_floor=psd_floor)
     _, ss = log_psd(y, fs=fs, nperseg=nperseg, psd_floor=psd_floor)
-    out = log_psd_distance(sr.mean(axis=0), ss.mean(axis=0), freqs, fmin=fmin, fmax=fmax, metric=metric,
-                           lead_names=lead_names)
-    return {**out, "fs": float(fs), "nperseg": int(min(nperseg, x.shape[-1])), "n_real": int(x.shape[0]),
-            "n_synth": int(y.shape[0])}
+    out = log_psd_distance(
+        sr.mean(axis=0), ss.mean(axis=0), freqs, fmin=fmin, fmax=fmax, metric=metric, lead_names=lead_names
+    )
+    return {
+        **out,
+        "fs": float(fs),
+        "nperseg": int(min(nperseg, x.shape[-1])),
+        "n_real": int(x.shape[0]),
+        "n_synth": int(y.shape[0]),
+    }
 
 
 def log_psd(x, *, fs: float, nperseg: int = 256, psd_floor: float = 1e-10) -> tuple[np.ndarray, np.ndarray]:
@@ -406,15 +449,23 @@ def log_psd(x, *, fs: float, nperseg: int = 256, psd_floor: float = 1e-10) -> tu
     seg = int(min(nperseg, a.shape[-1]))
     out = None
     for start in range(0, a.shape[0], 256):
-        freqs, p = sps.welch(a[start:start + 256].astype(np.float64), fs=fs, nperseg=seg, axis=-1)
+        freqs, p = sps.welch(a[start : start + 256].astype(np.float64), fs=fs, nperseg=seg, axis=-1)
         if out is None:
             out = np.empty(a.shape[:2] + (freqs.size,))
-        out[start:start + 256] = 10.0 * np.log10(p + psd_floor)
+        out[start : start + 256] = 10.0 * np.log10(p + psd_floor)
     return freqs, out
 
 
-def log_psd_distance(mean_real, mean_synth, freqs, *, fmin: float = 0.5, fmax: float | None = None,
-                     metric: str = "l1", lead_names: Sequence[str] | None = None) -> dict:
+def log_psd_distance(
+    mean_real,
+    mean_synth,
+    freqs,
+    *,
+    fmin: float = 0.5,
+    fmax: float | None = None,
+    metric: str = "l1",
+    lead_names: Sequence[str] | None = None,
+) -> dict:
     """The distance of :func:`welch_psd_distance` between two mean log spectra ``(C, F)`` (dB) on ``freqs``."""
     if metric not in ("l1", "l2"):
         raise DataError(f"Welch distance: metric must be 'l1' or 'l2', got {metric!r}")
@@ -467,7 +518,7 @@ def real_floor(fn: Callable, real, rng=None, *, n_repeats: int = 1, **kwargs):
     results = []
     for _ in range(n_repeats):
         perm = gen.permutation(n)
-        ia, ib = perm[: n // 2], perm[n // 2: 2 * (n // 2)]
+        ia, ib = perm[: n // 2], perm[n // 2 : 2 * (n // 2)]
         a = tuple(x[ia] for x in arrays)
         b = tuple(x[ib] for x in arrays)
         if len(arrays) == 1:
@@ -479,8 +530,11 @@ def real_floor(fn: Callable, real, rng=None, *, n_repeats: int = 1, **kwargs):
         v = np.asarray(results, dtype=np.float64)
         return {"mean": float(v.mean()), "std": float(v.std(ddof=1)), "values": [float(t) for t in v]}
     if all(isinstance(r, dict) for r in results):
-        keys = [k for k, val in results[0].items() if isinstance(val, (int, float, np.floating, np.integer))
-                and not isinstance(val, bool)]
+        keys = [
+            k
+            for k, val in results[0].items()
+            if isinstance(val, (int, float, np.floating, np.integer)) and not isinstance(val, bool)
+        ]
         mean = {k: float(np.mean([r[k] for r in results])) for k in keys}
         std = {k: float(np.std([r[k] for r in results], ddof=1)) for k in keys}
         return {"mean": mean, "std": std, "values": results}

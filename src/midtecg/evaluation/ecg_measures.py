@@ -35,8 +35,7 @@ from .delineation import delineate_beats
 from .fidelity import check_signals
 from .measure_cache import cached_measure
 
-__all__ = ["MEASURES_VERSION", "PLAUSIBLE_RANGES", "INTERVAL_KEYS", "RHYTHM_KEYS", "MIN_BEAT_CORR",
-           "measure_ecgs"]
+__all__ = ["MEASURES_VERSION", "PLAUSIBLE_RANGES", "INTERVAL_KEYS", "RHYTHM_KEYS", "MIN_BEAT_CORR", "measure_ecgs"]
 
 #: Bump when any measurement changes: cached results of older versions are then not reused.
 MEASURES_VERSION = "1"
@@ -107,7 +106,7 @@ def _chunk(args) -> list[dict]:
 
 def _compute(x: np.ndarray, fs: float, leads: list[int], n_jobs: int) -> dict[str, np.ndarray]:
     n = x.shape[0]
-    tasks = [(x[s:s + _CHUNK], fs, leads) for s in range(0, n, _CHUNK)]
+    tasks = [(x[s : s + _CHUNK], fs, leads) for s in range(0, n, _CHUNK)]
     if n_jobs <= 1 or len(tasks) < 2:
         chunks = [_chunk(t) for t in tasks]
     else:
@@ -122,8 +121,14 @@ def _compute(x: np.ndarray, fs: float, leads: list[int], n_jobs: int) -> dict[st
     return out
 
 
-def measure_ecgs(signals: np.ndarray, fs: float, *, leads: tuple[int, ...] | list[int] = INDEPENDENT_LEADS,
-                 n_jobs: int = 1, cache_dir=None) -> dict[str, np.ndarray]:
+def measure_ecgs(
+    signals: np.ndarray,
+    fs: float,
+    *,
+    leads: tuple[int, ...] | list[int] = INDEPENDENT_LEADS,
+    n_jobs: int = 1,
+    cache_dir=None,
+) -> dict[str, np.ndarray]:
     """Per-record measurements (module docstring) of ``signals`` (N, 12, L) mV in WFDB lead order at ``fs`` Hz
     (>= 50; at least 2 s). NaN / inf samples raise a :class:`DataError` naming the record.
 
@@ -143,5 +148,11 @@ def measure_ecgs(signals: np.ndarray, fs: float, *, leads: tuple[int, ...] | lis
     if not leads or any(not 0 <= i < len(WFDB_LEADS) for i in leads):
         raise DataError(f"leads: {leads} are not WFDB lead indices 0-11")
     name = "ecg-measures-" + "-".join(str(i) for i in leads)
-    return cached_measure(name, x, fs, lambda: _compute(x, float(fs), leads, max(1, int(n_jobs))),
-                          cache_dir=cache_dir, version=MEASURES_VERSION)
+    return cached_measure(
+        name,
+        x,
+        fs,
+        lambda: _compute(x, float(fs), leads, max(1, int(n_jobs))),
+        cache_dir=cache_dir,
+        version=MEASURES_VERSION,
+    )

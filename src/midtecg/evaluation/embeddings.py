@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -52,8 +52,13 @@ def save_classifier(model: ECGClassifier, directory: str | os.PathLike, extra: d
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, **model.metadata(),
-            "history": getattr(model, "history", []), "extra": extra or {}}
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        **model.metadata(),
+        "history": getattr(model, "history", []),
+        "extra": extra or {},
+    }
     text = json.dumps(meta, indent=2, allow_nan=True)  # fail before touching the weights if not serialisable
     tmp_weights = directory / (WEIGHTS_FILE + ".tmp")
     save_file(state, str(tmp_weights), metadata={"format": FORMAT})
@@ -72,8 +77,7 @@ def _read_meta(directory: Path) -> dict:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a midtecg classifier (format {meta.get('format')!r})")
     if meta.get("version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {meta.get('version')} is newer than this midtecg "
-                         f"({FORMAT_VERSION})")
+        raise ValueError(f"{path}: format version {meta.get('version')} is newer than this midtecg ({FORMAT_VERSION})")
     return meta
 
 
@@ -82,9 +86,13 @@ def load_classifier(directory: str | os.PathLike, device: str | torch.device = "
     ``model.extra`` holds the stored ``extra`` dict, ``model.history`` the training record."""
     directory = Path(directory)
     meta = _read_meta(directory)
-    model = ECGClassifier(XResNet1dConfig.from_dict(meta["net"]), fs=meta["fs"],
-                          crop_seconds=meta["crop_seconds"], stride_seconds=meta.get("stride_seconds"),
-                          label_names=meta.get("label_names"))
+    model = ECGClassifier(
+        XResNet1dConfig.from_dict(meta["net"]),
+        fs=meta["fs"],
+        crop_seconds=meta["crop_seconds"],
+        stride_seconds=meta.get("stride_seconds"),
+        label_names=meta.get("label_names"),
+    )
     state = load_file(str(directory / WEIGHTS_FILE))
     model.load_state_dict(state, strict=True)
     model.history = meta.get("history", [])
@@ -104,17 +112,25 @@ def data_fingerprint(signals, labels=None) -> str:
     return h.hexdigest()[:32]
 
 
-def embedding_model(train_signals, train_labels, cache_dir: str | os.PathLike | None = None,
-                    config: ClassifierTrainConfig | None = None, val=None, progress: bool = True,
-                    label_names: Sequence[str] | None = None, retrain: bool = False) -> ECGClassifier:
+def embedding_model(
+    train_signals,
+    train_labels,
+    cache_dir: str | os.PathLike | None = None,
+    config: ClassifierTrainConfig | None = None,
+    val=None,
+    progress: bool = True,
+    label_names: Sequence[str] | None = None,
+    retrain: bool = False,
+) -> ECGClassifier:
     """The classifier that defines the embedding space, trained on real training data.
 
     With ``cache_dir``, a classifier saved there is reused when its stored training-data fingerprint and
     training configuration match; otherwise (or with ``retrain=True``) one is trained and saved there.
     """
     cfg = config or ClassifierTrainConfig()
-    fingerprint = data_fingerprint(np.asarray(train_signals, dtype=np.float32),
-                                   np.asarray(train_labels, dtype=np.float32))
+    fingerprint = data_fingerprint(
+        np.asarray(train_signals, dtype=np.float32), np.asarray(train_labels, dtype=np.float32)
+    )
     cfg_dict = cfg.to_dict()
     cfg_dict.pop("device", None)  # the same model may be trained on GPU and used on CPU
     if cache_dir is not None and not retrain:
@@ -127,19 +143,29 @@ def embedding_model(train_signals, train_labels, cache_dir: str | os.PathLike | 
             extra = meta.get("extra", {})
             if extra.get("data_fingerprint") == fingerprint and extra.get("train_config") == cfg_dict:
                 return load_classifier(directory, device=resolve_device(cfg.device))
-            warnings.warn(f"classifier cached in {directory} was trained on other data or with another "
-                          "configuration; retraining and overwriting it", stacklevel=2)
-    model = train_classifier(train_signals, train_labels, val=val, config=cfg, progress=progress,
-                             label_names=label_names)
+            warnings.warn(
+                f"classifier cached in {directory} was trained on other data or with another "
+                "configuration; retraining and overwriting it",
+                stacklevel=2,
+            )
+    model = train_classifier(
+        train_signals, train_labels, val=val, config=cfg, progress=progress, label_names=label_names
+    )
     if cache_dir is not None:
         save_classifier(model, cache_dir, extra={"data_fingerprint": fingerprint, "train_config": cfg_dict})
     return model
 
 
 @torch.no_grad()
-def embed_signals(model: ECGClassifier, signals, batch_size: int = 256, pool: str = "concat",
-                  crop_seconds: float | None = None, stride_seconds: float | None = None,
-                  amp: bool = True) -> np.ndarray:
+def embed_signals(
+    model: ECGClassifier,
+    signals,
+    batch_size: int = 256,
+    pool: str = "concat",
+    crop_seconds: float | None = None,
+    stride_seconds: float | None = None,
+    amp: bool = True,
+) -> np.ndarray:
     """Embeddings (N, D) float32 of raw-millivolt records (N, leads, L).
 
     By default each whole record goes through the (fully convolutional) network and is pooled over its
@@ -156,4 +182,3 @@ def embed_signals(model: ECGClassifier, signals, batch_size: int = 256, pool: st
         starts = sliding_window_starts(length, window, max(1, int(round(stride_seconds * model.fs))))
     per_window = map_windows(model, x, window, starts, batch_size, amp, lambda w: model.embed(w, pool=pool))
     return per_window.mean(dim=1).numpy()
-

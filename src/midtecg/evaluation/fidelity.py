@@ -63,8 +63,9 @@ _CHUNK = 256  # records per vectorised block: bounds float64 temporaries to a fe
 
 
 # --------------------------------------------------------------------------------------------- validation
-def check_signals(x, name: str = "signals", *, ndim: int | None = 3, n_leads: int | None = None,
-                  min_records: int = 1) -> np.ndarray:
+def check_signals(
+    x, name: str = "signals", *, ndim: int | None = 3, n_leads: int | None = None, min_records: int = 1
+) -> np.ndarray:
     """:func:`midtecg.data.signals.check_signals` keeping the input's float dtype (metrics run in float64 when
     given float64)."""
     return data_check_signals(x, name, ndim=ndim, n_leads=n_leads, min_records=min_records, dtype=None)
@@ -99,8 +100,12 @@ def nanstats(a: np.ndarray) -> dict:
     valid = a[~np.isnan(a)]
     if valid.size == 0:
         return {"mean": math.nan, "std": math.nan, "median": math.nan, "n_valid": 0}
-    return {"mean": float(valid.mean()), "std": float(valid.std()), "median": float(np.median(valid)),
-            "n_valid": int(valid.size)}
+    return {
+        "mean": float(valid.mean()),
+        "std": float(valid.std()),
+        "median": float(np.median(valid)),
+        "n_valid": int(valid.size),
+    }
 
 
 def _nanmean(a, axis=None):
@@ -143,8 +148,9 @@ def _paired_block(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     return {"snr_db": snr, "rmse": rmse, "prd": prd, "abs_r": r}
 
 
-def paired_fidelity(real, synth, *, lead_names: Sequence[str] | None = None,
-                    snr_cap_db: float = DEFAULT_SNR_CAP_DB) -> dict:
+def paired_fidelity(
+    real, synth, *, lead_names: Sequence[str] | None = None, snr_cap_db: float = DEFAULT_SNR_CAP_DB
+) -> dict:
     """SNR (dB), RMSE (mV), PRD (%) and |Pearson r| of each synthetic record against its real partner.
 
     Parameters
@@ -245,8 +251,9 @@ def mean_correlation_matrix_error(real, synth, *, lead_names: Sequence[str] | No
     synth = check_signals(synth, "synth")
     if real.shape[1:] != synth.shape[1:]:
         raise DataError(f"real and synth must have the same leads and length: {real.shape} vs {synth.shape}")
-    return _between_means(correlation_matrices(real), correlation_matrices(synth),
-                          lead_names_for(lead_names, real.shape[1]))
+    return _between_means(
+        correlation_matrices(real), correlation_matrices(synth), lead_names_for(lead_names, real.shape[1])
+    )
 
 
 def mean_matrix_error(cr, cs, *, lead_names: Sequence[str] | None = None) -> dict:
@@ -271,8 +278,13 @@ def _between_means(cr: np.ndarray, cs: np.ndarray, names: list[str]) -> dict:
         k = int(np.nanargmax(diff))
         max_err = float(diff[k])
         pair = [names[iu[k]], names[ju[k]]]
-    return {"mean_abs_error": mean_err, "max_abs_error": max_err, "max_pair": pair,
-            "real_mean_matrix": mr, "synth_mean_matrix": ms}
+    return {
+        "mean_abs_error": mean_err,
+        "max_abs_error": max_err,
+        "max_pair": pair,
+        "real_mean_matrix": mr,
+        "synth_mean_matrix": ms,
+    }
 
 
 def interlead_correlation_error(real, synth, *, lead_names: Sequence[str] | None = None) -> dict:

@@ -30,9 +30,11 @@ from scipy import stats
 
 __all__ = ["ks_distance", "summarise", "compare_values", "DISTANCE_NOTE"]
 
-DISTANCE_NOTE = ("Kolmogorov-Smirnov statistic, records where the measure is not measurable counted as a value "
-                 "above every measured one; floor: real half vs real half at the same n as the synthetic "
-                 "comparison, over random splits (mean, std)")
+DISTANCE_NOTE = (
+    "Kolmogorov-Smirnov statistic, records where the measure is not measurable counted as a value "
+    "above every measured one; floor: real half vs real half at the same n as the synthetic "
+    "comparison, over random splits (mean, std)"
+)
 
 
 def ks_distance(a, b) -> float:
@@ -56,12 +58,22 @@ def summarise(values) -> dict:
     """``{"n", "n_measured", "missing_rate", "median", "q25", "q75", "iqr", "p90", "mean", "std"}``."""
     v = np.asarray(values, dtype=np.float64).ravel()
     ok = v[np.isfinite(v)]
-    out = {"n": int(v.size), "n_measured": int(ok.size),
-           "missing_rate": float(1.0 - ok.size / v.size) if v.size else math.nan}
+    out = {
+        "n": int(v.size),
+        "n_measured": int(ok.size),
+        "missing_rate": float(1.0 - ok.size / v.size) if v.size else math.nan,
+    }
     if ok.size:
         q25, med, q75, p90 = np.percentile(ok, [25, 50, 75, 90])
-        out.update(median=float(med), q25=float(q25), q75=float(q75), iqr=float(q75 - q25), p90=float(p90),
-                   mean=float(ok.mean()), std=float(ok.std()))
+        out.update(
+            median=float(med),
+            q25=float(q25),
+            q75=float(q75),
+            iqr=float(q75 - q25),
+            p90=float(p90),
+            mean=float(ok.mean()),
+            std=float(ok.std()),
+        )
     else:
         out.update({k: math.nan for k in ("median", "q25", "q75", "iqr", "p90", "mean", "std")})
     return out
@@ -88,23 +100,37 @@ def compare_values(real, synth, *, n_splits: int = 20, seed: int = 0, min_record
     n_ref = r.size // 2
     m = min(s.size, r.size - n_ref)
     nan = math.nan
-    floor = {"ks_floor_mean": nan, "ks_floor_std": nan, "ks_synth_mean": nan, "ks_synth_std": nan,
-             "wasserstein_floor_mean": nan, "wasserstein_floor_std": nan, "wasserstein_synth_mean": nan,
-             "wasserstein_synth_std": nan, "floor_n_ref": int(n_ref), "floor_n_cmp": int(m), "floor_splits": 0}
+    floor = {
+        "ks_floor_mean": nan,
+        "ks_floor_std": nan,
+        "ks_synth_mean": nan,
+        "ks_synth_std": nan,
+        "wasserstein_floor_mean": nan,
+        "wasserstein_floor_std": nan,
+        "wasserstein_synth_mean": nan,
+        "wasserstein_synth_std": nan,
+        "floor_n_ref": int(n_ref),
+        "floor_n_cmp": int(m),
+        "floor_splits": 0,
+    }
     if n_ref >= min_records and s.size >= min_records and n_splits >= 2:
         rng = np.random.default_rng(seed)
         ks_f, ks_s, w_f, w_s = [], [], [], []
         for _ in range(int(n_splits)):
             perm = rng.permutation(r.size)
-            a, b = r[perm[:n_ref]], r[perm[n_ref:n_ref + m]]
+            a, b = r[perm[:n_ref]], r[perm[n_ref : n_ref + m]]
             pick = s[rng.permutation(s.size)[:m]]
             ks_f.append(ks_distance(a, b))
             ks_s.append(ks_distance(a, pick))
             w_f.append(_wasserstein(a, b))
             w_s.append(_wasserstein(a, pick))
         floor.update(floor_splits=int(n_splits))
-        for name, values in (("ks_floor", ks_f), ("ks_synth", ks_s), ("wasserstein_floor", w_f),
-                             ("wasserstein_synth", w_s)):
+        for name, values in (
+            ("ks_floor", ks_f),
+            ("ks_synth", ks_s),
+            ("wasserstein_floor", w_f),
+            ("wasserstein_synth", w_s),
+        ):
             floor[f"{name}_mean"], floor[f"{name}_std"] = _mean_std(values)
     out.update(floor)
     return out

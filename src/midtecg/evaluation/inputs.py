@@ -41,6 +41,7 @@ __all__ = ["ECGSet", "load_ecg_set", "pair_records", "check_compatible", "defaul
 DEMOGRAPHICS = ("age", "sex", "height", "weight", "heart_rate")
 _ID_PATTERNS = (re.compile(r"ecg_?0*(\d+)$", re.IGNORECASE), re.compile(r"^0*(\d+)_(?:lr|hr)$"))
 
+
 @dataclass
 class ECGSet:
     """One set of 12-lead ECGs: ``signals (N, 12, L)`` float32 mV (WFDB order), ``fs`` (Hz or None when not
@@ -61,10 +62,16 @@ class ECGSet:
     def length(self) -> int:
         return int(self.signals.shape[-1])
 
-    def subset(self, index) -> "ECGSet":
+    def subset(self, index) -> ECGSet:
         index = np.asarray(index, dtype=np.int64)
-        return ECGSet(np.ascontiguousarray(self.signals[index]), self.fs,
-                      self.table.iloc[index].reset_index(drop=True), self.source, self.split, list(self.notes))
+        return ECGSet(
+            np.ascontiguousarray(self.signals[index]),
+            self.fs,
+            self.table.iloc[index].reset_index(drop=True),
+            self.source,
+            self.split,
+            list(self.notes),
+        )
 
     def ids(self) -> np.ndarray | None:
         """``ecg_id`` per record (int64), or None when the table has none for some record."""
@@ -90,11 +97,18 @@ class ECGSet:
         return values if np.isfinite(values).any() else None
 
     def describe(self) -> dict:
-        return {"source": self.source, "split": self.split, "n": len(self), "fs": self.fs,
-                "length": self.length, "leads": int(self.signals.shape[1]),
-                "seconds": (self.length / self.fs) if self.fs else None,
-                "has_ecg_id": self.ids() is not None, "has_labels": self.labels71() is not None,
-                "columns": [str(c) for c in self.table.columns if str(c) not in set(SCP_CODES)]}
+        return {
+            "source": self.source,
+            "split": self.split,
+            "n": len(self),
+            "fs": self.fs,
+            "length": self.length,
+            "leads": int(self.signals.shape[1]),
+            "seconds": (self.length / self.fs) if self.fs else None,
+            "has_ecg_id": self.ids() is not None,
+            "has_labels": self.labels71() is not None,
+            "columns": [str(c) for c in self.table.columns if str(c) not in set(SCP_CODES)],
+        }
 
 
 def _as_signals(signals, lead_names, where: str) -> np.ndarray:
@@ -129,7 +143,11 @@ def _normalize_table(table, n: int, where: str, notes: list[str]) -> pd.DataFram
     for name in DEMOGRAPHICS:
         if name in t.columns:
             text = not pd.api.types.is_numeric_dtype(t[name])  # object before pandas 3, str from pandas 3 on
-            t[name] = t[name].map(lambda v: parse_sex(v, strict=False)) if name == "sex" and text else pd.to_numeric(t[name], errors="coerce")
+            t[name] = (
+                t[name].map(lambda v: parse_sex(v, strict=False))
+                if name == "sex" and text
+                else pd.to_numeric(t[name], errors="coerce")
+            )
     if "ecg_id" not in t.columns and "name" in t.columns:
         ids = []
         for name in t["name"].astype(str):
@@ -142,14 +160,16 @@ def _normalize_table(table, n: int, where: str, notes: list[str]) -> pd.DataFram
         rows = []
         try:
             for text in t["labels"]:
-                items = [] if text is None or (isinstance(text, float) and math.isnan(text)) else \
-                    [s.strip() for s in str(text).split(",")]
+                items = (
+                    []
+                    if text is None or (isinstance(text, float) and math.isnan(text))
+                    else [s.strip() for s in str(text).split(",")]
+                )
                 rows.append(labels_to_vector([s for s in items if s and s.lower() != "none"]))
         except ValueError as exc:
             notes.append(f"{where}: labels not read ({exc}); label-based breakdowns and utility are skipped")
         else:
-            labels = pd.DataFrame(np.stack(rows) if rows else np.zeros((0, len(SCP_CODES))),
-                                  columns=list(SCP_CODES))
+            labels = pd.DataFrame(np.stack(rows) if rows else np.zeros((0, len(SCP_CODES))), columns=list(SCP_CODES))
             t = pd.concat([t.drop(columns=[c for c in SCP_CODES if c in t.columns]), labels], axis=1)
     return t
 
@@ -167,8 +187,11 @@ def _from_wfdb_folder(folder: Path, role: str, notes: list[str]) -> tuple[np.nda
     from midtecg.io import read_wfdb_folder
 
     signals, names, comments = read_wfdb_folder(folder, typed=True)
-    first = next(p for p in sorted(folder.glob("**/*.hea")) if not any(
-        part.startswith(".") for part in p.relative_to(folder).parts))
+    first = next(
+        p
+        for p in sorted(folder.glob("**/*.hea"))
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     fs = float(wfdb.rdheader(str(first.with_suffix(""))).fs)
     base_names = [Path(n).name for n in names]
     csv = _find_conditions_csv(folder)
@@ -182,14 +205,18 @@ def _from_wfdb_folder(folder: Path, role: str, notes: list[str]) -> tuple[np.nda
             if not missing:
                 table = frame.iloc[[lookup[n] for n in base_names]].reset_index(drop=True)
             else:
-                notes.append(f"{role}: {csv} has no row for {len(missing)} record(s) (e.g. {missing[0]}); "
-                             "conditions taken from the header comments")
+                notes.append(
+                    f"{role}: {csv} has no row for {len(missing)} record(s) (e.g. {missing[0]}); "
+                    "conditions taken from the header comments"
+                )
         elif len(frame) == len(base_names):
             table = frame
             notes.append(f"{role}: {csv} has no name column; rows matched to the records by sorted name")
         else:
-            notes.append(f"{role}: {csv} has {len(frame)} rows for {len(base_names)} records and no name "
-                         "column; conditions taken from the header comments")
+            notes.append(
+                f"{role}: {csv} has {len(frame)} rows for {len(base_names)} records and no name "
+                "column; conditions taken from the header comments"
+            )
         if table is not None:
             notes.append(f"{role}: conditions read from {csv}")
     if table is None:
@@ -234,8 +261,9 @@ def _from_path(path, role: str, split, notes: list[str]) -> tuple:
     raise DataError(role, f"{p}: expected a prepared cache folder, a WFDB folder or an .npz file")
 
 
-def load_ecg_set(source, *, role: str = "ECGs", split=None, fs: float | None = None,
-                 notes: list[str] | None = None) -> ECGSet:
+def load_ecg_set(
+    source, *, role: str = "ECGs", split=None, fs: float | None = None, notes: list[str] | None = None
+) -> ECGSet:
     """Read any accepted input (see the module docstring) into an :class:`ECGSet`.
 
     ``split`` applies to a prepared cache given as a bare path; ``fs`` is the rate of arrays that carry
@@ -249,7 +277,7 @@ def load_ecg_set(source, *, role: str = "ECGs", split=None, fs: float | None = N
     table = None
     rate = None
     origin = "arrays"
-    if hasattr(source, "ecgs") and hasattr(getattr(source, "ecgs"), "signals"):  # GenerationResult
+    if hasattr(source, "ecgs") and hasattr(source.ecgs, "signals"):  # GenerationResult
         source = source.ecgs
     if isinstance(source, (str, os.PathLike)):
         signals, rate, table, origin, split, lead_names = _from_path(source, role, split, notes)
@@ -309,7 +337,7 @@ def default_train_source(real_source):
     elif isinstance(real_source, tuple) and len(real_source) == 2 and isinstance(real_source[0], (str, os.PathLike)):
         path = real_source[0]
     elif hasattr(real_source, "path") and hasattr(real_source, "records"):
-        path = getattr(real_source, "path")
+        path = real_source.path
     if path is not None and (Path(path) / "manifest.json").is_file():
         return (path, "train")
     return None
@@ -317,11 +345,17 @@ def default_train_source(real_source):
 
 def check_compatible(reference: ECGSet, other: ECGSet, what: str) -> None:
     if reference.fs is not None and other.fs is not None and not math.isclose(reference.fs, other.fs):
-        raise DataError(what, f"sampled at {other.fs:g} Hz but the real ECGs at {reference.fs:g} Hz; "
-                        "generate or prepare both at one rate (no resampling here)")
+        raise DataError(
+            what,
+            f"sampled at {other.fs:g} Hz but the real ECGs at {reference.fs:g} Hz; "
+            "generate or prepare both at one rate (no resampling here)",
+        )
     if other.length != reference.length:
-        raise DataError(what, f"{other.length} samples per record but the real ECGs have {reference.length}; "
-                        "all sets need the same length")
+        raise DataError(
+            what,
+            f"{other.length} samples per record but the real ECGs have {reference.length}; "
+            "all sets need the same length",
+        )
     if other.signals.shape[1] != reference.signals.shape[1]:
         raise DataError(what, f"{other.signals.shape[1]} leads but the real ECGs have {reference.signals.shape[1]}")
 
@@ -337,8 +371,9 @@ def pair_records(real: ECGSet, synth: ECGSet) -> dict:
     rid, sid = real.ids(), synth.ids()
     if rid is None or sid is None:
         missing = " and ".join(name for name, ids in (("real", rid), ("synthetic", sid)) if ids is None)
-        return unpaired(f"the {missing} records carry no ecg_id, so they cannot be paired (sets are never paired "
-                        "by order)")
+        return unpaired(
+            f"the {missing} records carry no ecg_id, so they cannot be paired (sets are never paired by order)"
+        )
     if len(np.unique(rid)) != len(rid):
         return unpaired("the real ecg_ids are not unique")
     lookup = {int(v): i for i, v in enumerate(rid)}

@@ -50,8 +50,7 @@ def signals_key(signals: np.ndarray, fs: float, name: str, version: str) -> str:
     """Hex SHA-256 of the name, version, sampling rate, shape, dtype and bytes of ``signals``."""
     arr = np.asarray(signals)
     h = hashlib.sha256()
-    head = {"name": name, "version": str(version), "fs": float(fs), "shape": list(arr.shape),
-            "dtype": arr.dtype.str}
+    head = {"name": name, "version": str(version), "fs": float(fs), "shape": list(arr.shape), "dtype": arr.dtype.str}
     h.update(json.dumps(head, sort_keys=True).encode())
     rows = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr.reshape(1, -1)
     for row in rows:  # record by record: bounded memory for memory-mapped inputs
@@ -75,8 +74,11 @@ def _read(path: Path, key: str) -> dict[str, np.ndarray] | None:
     except (FileNotFoundError, NotADirectoryError):  # not cached (yet)
         return None
     except Exception as exc:  # noqa: BLE001 - whatever is wrong with the file, it is not trusted
-        warnings.warn(f"measurement cache {path} is unusable ({type(exc).__name__}: {exc}); recomputing",
-                      MeasureCacheWarning, stacklevel=3)
+        warnings.warn(
+            f"measurement cache {path} is unusable ({type(exc).__name__}: {exc}); recomputing",
+            MeasureCacheWarning,
+            stacklevel=3,
+        )
         return None
 
 
@@ -92,8 +94,11 @@ def _write(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
     except OSError as exc:
-        warnings.warn(f"could not write the measurement cache {path} ({exc}); continuing without it",
-                      MeasureCacheWarning, stacklevel=3)
+        warnings.warn(
+            f"could not write the measurement cache {path} ({exc}); continuing without it",
+            MeasureCacheWarning,
+            stacklevel=3,
+        )
 
 
 def _as_arrays(result, name: str) -> dict[str, np.ndarray]:
@@ -110,8 +115,15 @@ def _as_arrays(result, name: str) -> dict[str, np.ndarray]:
     return out
 
 
-def cached_measure(name: str, signals: np.ndarray, fs: float, compute: Callable[[], dict], *,
-                   cache_dir: str | os.PathLike | None | bool = None, version: str) -> dict[str, np.ndarray]:
+def cached_measure(
+    name: str,
+    signals: np.ndarray,
+    fs: float,
+    compute: Callable[[], dict],
+    *,
+    cache_dir: str | os.PathLike | None | bool = None,
+    version: str,
+) -> dict[str, np.ndarray]:
     """The arrays ``compute()`` returns for these signals, from the cache when it has them.
 
     ``compute``: a callable without arguments returning ``{key: array-like}`` (numbers, booleans or
@@ -128,6 +140,9 @@ def cached_measure(name: str, signals: np.ndarray, fs: float, compute: Callable[
     if hit is not None:
         return hit
     arrays = _as_arrays(compute(), name)
-    _write(path, arrays, {"key": key, "name": name, "version": str(version),
-                          "shape": list(np.shape(signals)), "fs": float(fs)})
+    _write(
+        path,
+        arrays,
+        {"key": key, "name": name, "version": str(version), "shape": list(np.shape(signals)), "fs": float(fs)},
+    )
     return arrays

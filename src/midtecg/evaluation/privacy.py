@@ -80,8 +80,14 @@ def _rng(rng) -> np.random.Generator:
 
 
 def _summary(d: np.ndarray) -> dict:
-    return {"min": float(d.min()), "p05": float(np.percentile(d, 5)), "median": float(np.median(d)),
-            "mean": float(d.mean()), "p95": float(np.percentile(d, 95)), "max": float(d.max())}
+    return {
+        "min": float(d.min()),
+        "p05": float(np.percentile(d, 5)),
+        "median": float(np.median(d)),
+        "mean": float(d.mean()),
+        "p95": float(np.percentile(d, 95)),
+        "max": float(d.max()),
+    }
 
 
 def _auc_se(auc: float, n_pos: int, n_neg: int) -> float:
@@ -99,20 +105,38 @@ def _near_copies(d_synth, d_holdout, factor: float, quantile: float, match=None,
     hit = d_synth < threshold if defined else np.zeros(d_synth.size, dtype=bool)
     hit_h = d_holdout < threshold if defined else np.zeros(d_holdout.size, dtype=bool)
     order = np.flatnonzero(hit)[np.argsort(d_synth[hit], kind="stable")][:_MAX_EXAMPLES]
-    examples = [{"synth_index": int(i), "distance": float(d_synth[i]),
-                 **({"train_index": int(match[i])} if match is not None else {}),
-                 **({"lag": int(lag[i])} if lag is not None else {})} for i in order]
-    return {"threshold": threshold, "factor": float(factor), "quantile": float(quantile),
-            "holdout_quantile_value": anchor, "count": int(hit.sum()), "fraction": float(hit.mean()),
-            "count_holdout": int(hit_h.sum()), "fraction_holdout": float(hit_h.mean()),
-            "excess": float(hit.mean() - hit_h.mean()) if defined else math.nan, "examples": examples}
+    examples = [
+        {
+            "synth_index": int(i),
+            "distance": float(d_synth[i]),
+            **({"train_index": int(match[i])} if match is not None else {}),
+            **({"lag": int(lag[i])} if lag is not None else {}),
+        }
+        for i in order
+    ]
+    return {
+        "threshold": threshold,
+        "factor": float(factor),
+        "quantile": float(quantile),
+        "holdout_quantile_value": anchor,
+        "count": int(hit.sum()),
+        "fraction": float(hit.mean()),
+        "count_holdout": int(hit_h.sum()),
+        "fraction_holdout": float(hit_h.mean()),
+        "excess": float(hit.mean() - hit_h.mean()) if defined else math.nan,
+        "examples": examples,
+    }
 
 
 def _far(d_synth, d_holdout, quantile: float) -> dict:
     limit = float(np.percentile(d_holdout, quantile))
-    return {"quantile": float(quantile), "holdout_quantile_value": limit,
-            "fraction_beyond": float(np.mean(d_synth > limit)), "median_synth": float(np.median(d_synth)),
-            "median_holdout": float(np.median(d_holdout))}
+    return {
+        "quantile": float(quantile),
+        "holdout_quantile_value": limit,
+        "fraction_beyond": float(np.mean(d_synth > limit)),
+        "median_synth": float(np.median(d_synth)),
+        "median_holdout": float(np.median(d_holdout)),
+    }
 
 
 def _mia(member_to_synth, nonmember_to_synth, member_to_ref, nonmember_to_ref, n_reference: int) -> dict:
@@ -120,25 +144,57 @@ def _mia(member_to_synth, nonmember_to_synth, member_to_ref, nonmember_to_ref, n
     with the real reference set, members vs non-members; the arguments are those nearest distances."""
     n_m, n_n = member_to_synth.size, nonmember_to_synth.size
     if n_m < 2 or n_n < 2 or n_reference < 1:
-        return {"auc": math.nan, "baseline_auc": math.nan, "advantage": math.nan, "advantage_se": math.nan,
-                "n_members": int(n_m), "n_nonmembers": int(n_n), "n_reference": int(n_reference)}
+        return {
+            "auc": math.nan,
+            "baseline_auc": math.nan,
+            "advantage": math.nan,
+            "advantage_se": math.nan,
+            "n_members": int(n_m),
+            "n_nonmembers": int(n_n),
+            "n_reference": int(n_reference),
+        }
     auc = roc_auc(-member_to_synth, -nonmember_to_synth)
     base = roc_auc(-member_to_ref, -nonmember_to_ref)
     se = math.hypot(_auc_se(auc, n_m, n_n), _auc_se(base, n_m, n_n))
-    return {"auc": auc, "baseline_auc": base, "advantage": auc - base, "advantage_se": se,
-            "n_members": int(n_m), "n_nonmembers": int(n_n), "n_reference": int(n_reference)}
+    return {
+        "auc": auc,
+        "baseline_auc": base,
+        "advantage": auc - base,
+        "advantage_se": se,
+        "n_members": int(n_m),
+        "n_nonmembers": int(n_n),
+        "n_reference": int(n_reference),
+    }
 
 
-def _space(space: str, distance: str, d_synth, d_holdout, far: dict, mia: dict, settings: dict, *, match=None,
-           lag=None, keep_arrays: bool) -> dict:
-    out = {"space": space, "distance": distance,
-           "dcr": {"synth": _summary(d_synth), "holdout": _summary(d_holdout),
-                   "ratio_median": float(np.median(d_synth) / max(np.median(d_holdout), 1e-300)),
-                   "prob_synth_closer": roc_auc(-d_synth, -d_holdout)},
-           "near_copy": _near_copies(d_synth, d_holdout, settings["near_copy_factor"], settings["near_copy_quantile"],
-                                     match, lag),
-           "far": {name: _far(ds, dh, settings["far_quantile"]) for name, (ds, dh) in far.items()},
-           "mia": mia}
+def _space(
+    space: str,
+    distance: str,
+    d_synth,
+    d_holdout,
+    far: dict,
+    mia: dict,
+    settings: dict,
+    *,
+    match=None,
+    lag=None,
+    keep_arrays: bool,
+) -> dict:
+    out = {
+        "space": space,
+        "distance": distance,
+        "dcr": {
+            "synth": _summary(d_synth),
+            "holdout": _summary(d_holdout),
+            "ratio_median": float(np.median(d_synth) / max(np.median(d_holdout), 1e-300)),
+            "prob_synth_closer": roc_auc(-d_synth, -d_holdout),
+        },
+        "near_copy": _near_copies(
+            d_synth, d_holdout, settings["near_copy_factor"], settings["near_copy_quantile"], match, lag
+        ),
+        "far": {name: _far(ds, dh, settings["far_quantile"]) for name, (ds, dh) in far.items()},
+        "mia": mia,
+    }
     if keep_arrays:
         out.update(dcr_synth=d_synth, dcr_holdout=d_holdout)
         if match is not None:
@@ -147,10 +203,21 @@ def _space(space: str, distance: str, d_synth, d_holdout, far: dict, mia: dict, 
 
 
 # ------------------------------------------------------------------------------------------ the audit
-def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray] | None = None,
-                  n_candidates: int = 6, max_lag: int | None = None, near_copy_factor: float = 0.5,
-                  near_copy_quantile: float = 5.0, far_quantile: float = 99.0, classic: bool = True, rng=0,
-                  keep_arrays: bool = True) -> dict:
+def privacy_audit(
+    train,
+    holdout,
+    synth,
+    *,
+    embeddings: Mapping[str, np.ndarray] | None = None,
+    n_candidates: int = 6,
+    max_lag: int | None = None,
+    near_copy_factor: float = 0.5,
+    near_copy_quantile: float = 5.0,
+    far_quantile: float = 99.0,
+    classic: bool = True,
+    rng=0,
+    keep_arrays: bool = True,
+) -> dict:
     """Near-copies, distance from the data and membership inference, in signal (and embedding) space.
 
     Parameters
@@ -185,8 +252,11 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
     "classic" (with ``classic``)}``.
     ``threshold`` is NaN when the holdout's percentile is 0 (the holdout holds copies of training records).
     """
-    sets = {"train": check_signals(train, "train"), "holdout": check_signals(holdout, "holdout"),
-            "synth": check_signals(synth, "synth")}
+    sets = {
+        "train": check_signals(train, "train"),
+        "holdout": check_signals(holdout, "holdout"),
+        "synth": check_signals(synth, "synth"),
+    }
     shapes = {k: v.shape[1:] for k, v in sets.items()}
     if len(set(shapes.values())) > 1:
         raise DataError(f"privacy audit: train, holdout and synth need the same leads and length: {shapes}")
@@ -194,9 +264,13 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
         if a.shape[0] < 3:
             raise DataError(f"privacy audit: {name} needs at least 3 records, got {a.shape[0]}")
     n = {k: v.shape[0] for k, v in sets.items()}
-    settings = {"near_copy_factor": float(near_copy_factor), "near_copy_quantile": float(near_copy_quantile),
-                "far_quantile": float(far_quantile), "n_candidates": int(n_candidates),
-                "max_lag": int(shapes["train"][-1] // 2 if max_lag is None else max_lag)}
+    settings = {
+        "near_copy_factor": float(near_copy_factor),
+        "near_copy_quantile": float(near_copy_quantile),
+        "far_quantile": float(far_quantile),
+        "n_candidates": int(n_candidates),
+        "max_lag": int(shapes["train"][-1] // 2 if max_lag is None else max_lag),
+    }
     gen = _rng(rng)
     # membership attack: a real reference subset of the training set (as many records as the synthetic set,
     # at most half the training set); member candidates: other training records, as many as the larger of
@@ -204,21 +278,31 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
     n_ref = min(n["synth"], n["train"] // 2)
     perm = gen.permutation(n["train"])
     reference = np.sort(perm[:n_ref])
-    members = np.sort(perm[n_ref:n_ref + max(n["holdout"], n["synth"])])
+    members = np.sort(perm[n_ref : n_ref + max(n["holdout"], n["synth"])])
 
     # ---- signal space: aligned distance (near-copies, far), spectral signatures (far, membership)
     k_s = n["synth"]
-    nb = aligned_neighbors(np.concatenate([sets["synth"], sets["holdout"]]), sets["train"], k=1,
-                           n_candidates=n_candidates, max_lag=max_lag)
+    nb = aligned_neighbors(
+        np.concatenate([sets["synth"], sets["holdout"]]), sets["train"], k=1, n_candidates=n_candidates, max_lag=max_lag
+    )
     d_al, match, lag, d_sig = nb["distance"][:, 0], nb["index"][:, 0], nb["lag"][:, 0], nb["signature_distance"]
     m_synth, m_ref = nearest_signature_distances(sets["train"][members], sets["synth"], sets["train"][reference])
     h_synth, h_ref = nearest_signature_distances(sets["holdout"], sets["synth"], sets["train"][reference])
     mia = _mia(m_synth, h_synth, m_ref, h_ref, reference.size)
-    out = {"signal": _space(
-        "signal", "aligned distance sqrt(2 (1 - r)): r = mean per-lead Pearson correlation at the best common shift",
-        d_al[:k_s], d_al[k_s:], {"aligned": (d_al[:k_s], d_al[k_s:]), "spectral": (d_sig[:k_s], d_sig[k_s:])},
-        mia, settings, match=match[:k_s], lag=lag[:k_s],
-        keep_arrays=keep_arrays)}
+    out = {
+        "signal": _space(
+            "signal",
+            "aligned distance sqrt(2 (1 - r)): r = mean per-lead Pearson correlation at the best common shift",
+            d_al[:k_s],
+            d_al[k_s:],
+            {"aligned": (d_al[:k_s], d_al[k_s:]), "spectral": (d_sig[:k_s], d_sig[k_s:])},
+            mia,
+            settings,
+            match=match[:k_s],
+            lag=lag[:k_s],
+            keep_arrays=keep_arrays,
+        )
+    }
     out["signal"]["mia"]["attack"] = "distance to the nearest record in spectral-signature space"
 
     # ---- embedding space: Euclidean
@@ -239,15 +323,30 @@ def privacy_audit(train, holdout, synth, *, embeddings: Mapping[str, np.ndarray]
         d_s, i_s = (a[:, 0] for a in nearest_neighbors(emb["synth"], emb["train"], k=1))
         d_h = nearest(emb["holdout"], emb["train"])
         ref = emb["train"][reference]
-        mia = _mia(nearest(emb["train"][members], emb["synth"]), nearest(emb["holdout"], emb["synth"]),
-                   nearest(emb["train"][members], ref), nearest(emb["holdout"], ref), reference.size)
-        out["embedding"] = _space("embedding", "Euclidean distance between embeddings", d_s, d_h,
-                                  {"euclidean": (d_s, d_h)}, mia, settings, match=i_s, keep_arrays=keep_arrays)
+        mia = _mia(
+            nearest(emb["train"][members], emb["synth"]),
+            nearest(emb["holdout"], emb["synth"]),
+            nearest(emb["train"][members], ref),
+            nearest(emb["holdout"], ref),
+            reference.size,
+        )
+        out["embedding"] = _space(
+            "embedding",
+            "Euclidean distance between embeddings",
+            d_s,
+            d_h,
+            {"euclidean": (d_s, d_h)},
+            mia,
+            settings,
+            match=i_s,
+            keep_arrays=keep_arrays,
+        )
         out["embedding"]["mia"]["attack"] = "distance to the nearest record in embedding space"
     if classic:
-        for space, (tr, ho, sy) in {"signal": (sets["train"], sets["holdout"], sets["synth"]),
-                                     **({"embedding": (emb["train"], emb["holdout"], emb["synth"])}
-                                        if embeddings is not None else {})}.items():
+        for space, (tr, ho, sy) in {
+            "signal": (sets["train"], sets["holdout"], sets["synth"]),
+            **({"embedding": (emb["train"], emb["holdout"], emb["synth"])} if embeddings is not None else {}),
+        }.items():
             out[space]["classic"] = classic_measures(tr, ho, sy, rng=gen, keep_arrays=False)
     out.update(n_train=n["train"], n_holdout=n["holdout"], n_synth=n["synth"], settings=settings)
     return out
@@ -261,14 +360,26 @@ def _pct(x: float) -> str:
 def _copy_check(space: str, nc: dict, th: dict, n_synth) -> tuple[dict, str]:
     """The near-copy check of one space: ``(check, reason if it fails else "")``."""
     ok = nc["excess"] <= th["near_copy_excess"]
-    check = {"value": nc["excess"], "op": "<=", "threshold": th["near_copy_excess"], "passed": ok,
-             "count": nc["count"], "fraction": nc["fraction"], "fraction_holdout": nc["fraction_holdout"],
-             "distance_threshold": nc["threshold"]}
-    reason = "" if ok else (
-        f"{nc['count']} of {n_synth} synthetic ECGs ({_pct(nc['fraction'])}) are near-copies of training ECGs in "
-        f"{space} space (closer to one than {nc['factor']:g} times the distance within which the closest "
-        f"{nc['quantile']:g} % of unseen real ECGs lie; unseen real ECGs: {_pct(nc['fraction_holdout'])}; allowed "
-        f"excess {_pct(th['near_copy_excess'])})")
+    check = {
+        "value": nc["excess"],
+        "op": "<=",
+        "threshold": th["near_copy_excess"],
+        "passed": ok,
+        "count": nc["count"],
+        "fraction": nc["fraction"],
+        "fraction_holdout": nc["fraction_holdout"],
+        "distance_threshold": nc["threshold"],
+    }
+    reason = (
+        ""
+        if ok
+        else (
+            f"{nc['count']} of {n_synth} synthetic ECGs ({_pct(nc['fraction'])}) are near-copies of training ECGs in "
+            f"{space} space (closer to one than {nc['factor']:g} times the distance within which the closest "
+            f"{nc['quantile']:g} % of unseen real ECGs lie; unseen real ECGs: {_pct(nc['fraction_holdout'])}; allowed "
+            f"excess {_pct(th['near_copy_excess'])})"
+        )
+    )
     return check, reason
 
 
@@ -276,23 +387,43 @@ def _mia_check(space: str, mia: dict, th: dict) -> tuple[dict, str]:
     """The membership check of one space: ``(check, reason if it fails else "")``."""
     z = mia["advantage"] / mia["advantage_se"] if mia["advantage_se"] > 0 else math.inf
     ok = not (mia["advantage"] > th["mia_advantage"] and z > th["mia_advantage_z"])
-    check = {"value": mia["advantage"], "op": "<=", "threshold": th["mia_advantage"], "passed": ok, "z": z,
-             "z_threshold": th["mia_advantage_z"], "auc": mia["auc"], "baseline_auc": mia["baseline_auc"]}
-    reason = "" if ok else (
-        f"a membership-inference attack using the synthetic ECGs ({space} space) tells training ECGs from unseen "
-        f"ones with AUC {mia['auc']:.3f}, {mia['advantage']:.3f} above the same attack using real training ECGs "
-        f"instead ({mia['baseline_auc']:.3f}; allowed {th['mia_advantage']:.2f})")
+    check = {
+        "value": mia["advantage"],
+        "op": "<=",
+        "threshold": th["mia_advantage"],
+        "passed": ok,
+        "z": z,
+        "z_threshold": th["mia_advantage_z"],
+        "auc": mia["auc"],
+        "baseline_auc": mia["baseline_auc"],
+    }
+    reason = (
+        ""
+        if ok
+        else (
+            f"a membership-inference attack using the synthetic ECGs ({space} space) tells training ECGs from unseen "
+            f"ones with AUC {mia['auc']:.3f}, {mia['advantage']:.3f} above the same attack using real training ECGs "
+            f"instead ({mia['baseline_auc']:.3f}; allowed {th['mia_advantage']:.2f})"
+        )
+    )
     return check, reason
 
 
 def _far_check(far: dict, th: dict) -> dict:
-    return {"value": far["fraction_beyond"], "op": "<=", "threshold": th["far_fraction"],
-            "passed": far["fraction_beyond"] <= th["far_fraction"], "distance_threshold": far["holdout_quantile_value"],
-            "median_synth": far["median_synth"], "median_holdout": far["median_holdout"]}
+    return {
+        "value": far["fraction_beyond"],
+        "op": "<=",
+        "threshold": th["far_fraction"],
+        "passed": far["fraction_beyond"] <= th["far_fraction"],
+        "distance_threshold": far["holdout_quantile_value"],
+        "median_synth": far["median_synth"],
+        "median_holdout": far["median_holdout"],
+    }
 
 
-def privacy_gate(audit: Mapping, *, fidelity_verdict: str | None = None,
-                 thresholds: Mapping[str, float] | None = None) -> dict:
+def privacy_gate(
+    audit: Mapping, *, fidelity_verdict: str | None = None, thresholds: Mapping[str, float] | None = None
+) -> dict:
     """``pass`` / ``fail`` / ``not_informative`` from one :func:`privacy_audit` result.
 
     Order of the decision:
@@ -354,28 +485,61 @@ def privacy_gate(audit: Mapping, *, fidelity_verdict: str | None = None,
             checks[f"{space}.far.{dist_name}"] = _far_check(f, th)
             if not checks[f"{space}.far.{dist_name}"]["passed"]:
                 far.append(f"{space}.far.{dist_name}")
-    base = {"checks": checks, "failed": failed, "far": far, "skipped": skipped, "fidelity_verdict": fidelity_verdict,
-            "thresholds": dict(th)}
+    base = {
+        "checks": checks,
+        "failed": failed,
+        "far": far,
+        "skipped": skipped,
+        "fidelity_verdict": fidelity_verdict,
+        "thresholds": dict(th),
+    }
     if failed:
         return {"verdict": "fail", "reason": "Copying or membership leakage: " + "; ".join(reasons) + ".", **base}
     if degenerate:
-        return {"verdict": "not_informative", "reason": (
-            f"The holdout is not independent of the training set ({', '.join(degenerate)} space): at least 5 % of "
-            "its records are exact copies of training records, so it cannot serve as the yardstick for "
-            "near-copies. Choose a holdout of other patients."), **base}
+        return {
+            "verdict": "not_informative",
+            "reason": (
+                f"The holdout is not independent of the training set ({', '.join(degenerate)} space): at least 5 % of "
+                "its records are exact copies of training records, so it cannot serve as the yardstick for "
+                "near-copies. Choose a holdout of other patients."
+            ),
+            **base,
+        }
     if far or fidelity_verdict == "far":
         q = audit.get("settings", {}).get("far_quantile", math.nan)
-        detail = (f"{_pct(checks[far[0]]['value'])} of the synthetic ECGs are farther from every training ECG "
-                  f"than {q:g} % of unseen real ECGs ({', '.join(far)})" if far else "the fidelity verdict is 'far'")
-        return {"verdict": "not_informative", "reason": (
-            f"No copying found, but the synthetic ECGs are too unlike real ones for that to mean anything: {detail}. "
-            "A set this far from the data cannot copy it, which says nothing about a generator whose output "
-            "resembles the data."), **base}
+        detail = (
+            f"{_pct(checks[far[0]]['value'])} of the synthetic ECGs are farther from every training ECG "
+            f"than {q:g} % of unseen real ECGs ({', '.join(far)})"
+            if far
+            else "the fidelity verdict is 'far'"
+        )
+        return {
+            "verdict": "not_informative",
+            "reason": (
+                f"No copying found, but the synthetic ECGs are too unlike real ones for that to mean anything: {detail}. "
+                "A set this far from the data cannot copy it, which says nothing about a generator whose output "
+                "resembles the data."
+            ),
+            **base,
+        }
     nc_parts = [f"{checks[f'{s}.near_copy_excess']['count']} near-copies in {s} space" for s in spaces]
-    mia_parts = [f"{checks[f'{s}.mia_advantage']['value']:+.3f} AUC over the no-synthetic baseline in {s} space"
-                 for s in spaces if f"{s}.mia_advantage" in checks]
-    return {"verdict": "pass", "reason": (
-        "No sign of copying or membership leakage: " + ", ".join(nc_parts)
-        + (f" (allowed excess over unseen real ECGs {_pct(th['near_copy_excess'])})" if nc_parts else "")
-        + ("; membership inference " + ", ".join(mia_parts) + f" (allowed {th['mia_advantage']:.2f})"
-           if mia_parts else "") + "."), **base}
+    mia_parts = [
+        f"{checks[f'{s}.mia_advantage']['value']:+.3f} AUC over the no-synthetic baseline in {s} space"
+        for s in spaces
+        if f"{s}.mia_advantage" in checks
+    ]
+    return {
+        "verdict": "pass",
+        "reason": (
+            "No sign of copying or membership leakage: "
+            + ", ".join(nc_parts)
+            + (f" (allowed excess over unseen real ECGs {_pct(th['near_copy_excess'])})" if nc_parts else "")
+            + (
+                "; membership inference " + ", ".join(mia_parts) + f" (allowed {th['mia_advantage']:.2f})"
+                if mia_parts
+                else ""
+            )
+            + "."
+        ),
+        **base,
+    }

@@ -192,8 +192,12 @@ def roc_auc(scores_positive, scores_negative) -> float:
 
 # ----------------------------------------------------------------------------------------- measures
 def _summary(d: np.ndarray) -> dict:
-    return {"mean": float(d.mean()), "median": float(np.median(d)), "p05": float(np.percentile(d, 5)),
-            "min": float(d.min())}
+    return {
+        "mean": float(d.mean()),
+        "median": float(np.median(d)),
+        "p05": float(np.percentile(d, 5)),
+        "min": float(d.min()),
+    }
 
 
 def _mwu_less(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -205,10 +209,16 @@ def _mwu_less(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
 
 def _dcr_from(d_synth: np.ndarray, d_holdout: np.ndarray) -> dict:
     u, p, prob = _mwu_less(d_synth, d_holdout)
-    return {"dcr_synth": d_synth, "dcr_holdout": d_holdout, "dcr_synth_summary": _summary(d_synth),
-            "dcr_holdout_summary": _summary(d_holdout), "dcr_ratio_median": float(np.median(d_synth) /
-            max(np.median(d_holdout), 1e-300)), "dcr_mannwhitney_u": u, "dcr_p_value": p,
-            "dcr_prob_synth_closer": prob}
+    return {
+        "dcr_synth": d_synth,
+        "dcr_holdout": d_holdout,
+        "dcr_synth_summary": _summary(d_synth),
+        "dcr_holdout_summary": _summary(d_holdout),
+        "dcr_ratio_median": float(np.median(d_synth) / max(np.median(d_holdout), 1e-300)),
+        "dcr_mannwhitney_u": u,
+        "dcr_p_value": p,
+        "dcr_prob_synth_closer": prob,
+    }
 
 
 def dcr_test(train, holdout, synth, *, center: bool = False) -> dict:
@@ -233,8 +243,14 @@ def _nndr_from(d_synth2: np.ndarray, d_holdout2: np.ndarray) -> dict:
 
     rs, rh = ratio(d_synth2), ratio(d_holdout2)
     _, p, prob = _mwu_less(rs, rh)
-    return {"nndr_synth": rs, "nndr_holdout": rh, "nndr_synth_median": float(np.median(rs)),
-            "nndr_holdout_median": float(np.median(rh)), "nndr_p_value": p, "nndr_prob_synth_smaller": prob}
+    return {
+        "nndr_synth": rs,
+        "nndr_holdout": rh,
+        "nndr_synth_median": float(np.median(rs)),
+        "nndr_holdout_median": float(np.median(rh)),
+        "nndr_p_value": p,
+        "nndr_prob_synth_smaller": prob,
+    }
 
 
 def nndr(train, holdout, synth, *, center: bool = False) -> dict:
@@ -244,8 +260,9 @@ def nndr(train, holdout, synth, *, center: bool = False) -> dict:
     "nndr_p_value" (one-sided Mann-Whitney: synthetic ratios smaller), "nndr_prob_synth_smaller"}``.
     """
     f = _features({"train": train, "holdout": holdout, "synth": synth}, center)
-    return _nndr_from(nearest_neighbors(f["synth"], f["train"], k=2)[0],
-                      nearest_neighbors(f["holdout"], f["train"], k=2)[0])
+    return _nndr_from(
+        nearest_neighbors(f["synth"], f["train"], k=2)[0], nearest_neighbors(f["holdout"], f["train"], k=2)[0]
+    )
 
 
 def _aa(real: np.ndarray, synth: np.ndarray) -> dict:
@@ -270,8 +287,9 @@ def nnaa(real, synth, *, center: bool = False, rng=None) -> dict:
     n = min(f["real"].shape[0], f["synth"].shape[0])
     if n < 2:
         raise DataError("NNAA needs at least 2 records in each set")
-    a, b = (x if x.shape[0] == n else x[np.sort(gen.choice(x.shape[0], n, replace=False))]
-            for x in (f["real"], f["synth"]))
+    a, b = (
+        x if x.shape[0] == n else x[np.sort(gen.choice(x.shape[0], n, replace=False))] for x in (f["real"], f["synth"])
+    )
     return {**_aa(a, b), "n": int(n)}
 
 
@@ -286,8 +304,7 @@ def mia_distance(train, holdout, synth, *, center: bool = False) -> dict:
     return {"auc": roc_auc(-dm, -dn), "n_members": int(dm.size), "n_nonmembers": int(dn.size)}
 
 
-def mia_density(train, holdout, synth, *, center: bool = False, bandwidth: float | None = None,
-                rng=None) -> dict:
+def mia_density(train, holdout, synth, *, center: bool = False, bandwidth: float | None = None, rng=None) -> dict:
     """Membership-inference density attacks: Gaussian kernel density of the synthetic set at the candidate.
 
     ``auc``: score ``log p_synth(x)`` with ``p_synth(x) = mean_j exp(-||x - s_j||^2 / (2 h^2))``; all holdout
@@ -317,7 +334,7 @@ def _mia_density_from(tr, ho, sy, bandwidth, gen) -> dict:
     out = {"auc": roc_auc(lm, ln), "bandwidth": h, "n_members": int(tr.shape[0]), "n_nonmembers": int(ho.shape[0])}
     if ho.shape[0] >= 6:
         perm = gen.permutation(ho.shape[0])
-        ref_idx, cand_idx = perm[: ho.shape[0] // 2], perm[ho.shape[0] // 2:]
+        ref_idx, cand_idx = perm[: ho.shape[0] // 2], perm[ho.shape[0] // 2 :]
         ref = ho[ref_idx]
         h_ref = _local_bandwidth(ref, gen) if bandwidth is None else h
         s_m = lm - _log_kde(tr, ref, h_ref)
@@ -343,14 +360,27 @@ def _near_copies_from(d_synth, d_holdout, d_train_nn, percentile) -> dict:
     thr = float(np.percentile(d_train_nn, percentile))
     frac = float(np.mean(d_synth <= thr))
     frac_h = float(np.mean(d_holdout <= thr))
-    return {"near_copy_threshold": thr, "near_copy_percentile": float(percentile),
-            "near_copy_count": int((d_synth <= thr).sum()), "near_copy_fraction": frac,
-            "near_copy_fraction_holdout": frac_h, "near_copy_excess": frac - frac_h,
-            "train_nn_summary": _summary(d_train_nn)}
+    return {
+        "near_copy_threshold": thr,
+        "near_copy_percentile": float(percentile),
+        "near_copy_count": int((d_synth <= thr).sum()),
+        "near_copy_fraction": frac,
+        "near_copy_fraction_holdout": frac_h,
+        "near_copy_excess": frac - frac_h,
+        "train_nn_summary": _summary(d_train_nn),
+    }
 
 
-def near_copies(train, synth, holdout=None, *, percentile: float = 1.0, center: bool = False,
-                max_queries: int | None = 2000, rng=None) -> dict:
+def near_copies(
+    train,
+    synth,
+    holdout=None,
+    *,
+    percentile: float = 1.0,
+    center: bool = False,
+    max_queries: int | None = 2000,
+    rng=None,
+) -> dict:
     """Synthetic records with DCR at most the ``percentile``-th percentile of train-to-train NN distances.
 
     ``max_queries``: the train-to-train distances use at most that many random training records (each
@@ -359,8 +389,7 @@ def near_copies(train, synth, holdout=None, *, percentile: float = 1.0, center: 
     records), "near_copy_excess" (synthetic minus holdout fraction; both NaN without holdout),
     "train_nn_summary"}``.
     """
-    sets = {"train": train, "synth": synth} if holdout is None else {"train": train, "synth": synth,
-                                                                      "holdout": holdout}
+    sets = {"train": train, "synth": synth} if holdout is None else {"train": train, "synth": synth, "holdout": holdout}
     f = _features(sets, center)
     gen = _rng(rng)
     ds = nearest_neighbors(f["synth"], f["train"], k=1)[0][:, 0]
@@ -372,9 +401,18 @@ def near_copies(train, synth, holdout=None, *, percentile: float = 1.0, center: 
 
 
 # ------------------------------------------------------------------------------------------ all of them
-def classic_measures(train, holdout, synth, *, center: bool = False, density_bandwidth: float | None = None,
-                     near_copy_percentile: float = 1.0, max_train_queries: int | None = 2000, rng=None,
-                     keep_arrays: bool = True) -> dict:
+def classic_measures(
+    train,
+    holdout,
+    synth,
+    *,
+    center: bool = False,
+    density_bandwidth: float | None = None,
+    near_copy_percentile: float = 1.0,
+    max_train_queries: int | None = 2000,
+    rng=None,
+    keep_arrays: bool = True,
+) -> dict:
     """Every measure of the module docstring in one Euclidean space (signals or embeddings), sharing the
     neighbour searches. Reported beside :func:`~midtecg.evaluation.privacy.privacy_audit`'s own measures
     (method.md section 6 lists them); the gate does not read them.
@@ -415,20 +453,36 @@ def classic_measures(train, holdout, synth, *, center: bool = False, density_ban
     sy_n = pick(sy)
     aa_tr = _aa(pick(tr), sy_n)
     aa_ho = _aa(pick(ho), sy_n)
-    out.update(nnaa_train=aa_tr["aa"], nnaa_holdout=aa_ho["aa"], nnaa_privacy_loss=aa_ho["aa"] - aa_tr["aa"],
-               nnaa_train_real=aa_tr["aa_real"], nnaa_train_synth=aa_tr["aa_synth"], nnaa_n=int(n))
+    out.update(
+        nnaa_train=aa_tr["aa"],
+        nnaa_holdout=aa_ho["aa"],
+        nnaa_privacy_loss=aa_ho["aa"] - aa_tr["aa"],
+        nnaa_train_real=aa_tr["aa_real"],
+        nnaa_train_synth=aa_tr["aa_synth"],
+        nnaa_n=int(n),
+    )
     # membership inference
     d_tr_sy = nearest_neighbors(tr, sy, k=1)[0][:, 0]
     d_ho_sy = nearest_neighbors(ho, sy, k=1)[0][:, 0]
     out["mia_distance_auc"] = roc_auc(-d_tr_sy, -d_ho_sy)
     dens = _mia_density_from(tr, ho, sy, density_bandwidth, gen)
-    out.update(mia_density_auc=dens["auc"], mia_density_ratio_auc=dens["auc_ratio"],
-               mia_density_bandwidth=dens["bandwidth"])
+    out.update(
+        mia_density_auc=dens["auc"], mia_density_ratio_auc=dens["auc_ratio"], mia_density_bandwidth=dens["bandwidth"]
+    )
     # near-copies
-    out.update(_near_copies_from(d_sy_tr[:, 0], d_ho_tr[:, 0], _train_nn_distances(tr, max_train_queries, gen),
-                                 near_copy_percentile))
-    out.update(n_train=int(tr.shape[0]), n_holdout=int(ho.shape[0]), n_synth=int(sy.shape[0]), dim=int(tr.shape[1]),
-               space="signal" if np.ndim(train) == 3 else "embedding", center=bool(center))
+    out.update(
+        _near_copies_from(
+            d_sy_tr[:, 0], d_ho_tr[:, 0], _train_nn_distances(tr, max_train_queries, gen), near_copy_percentile
+        )
+    )
+    out.update(
+        n_train=int(tr.shape[0]),
+        n_holdout=int(ho.shape[0]),
+        n_synth=int(sy.shape[0]),
+        dim=int(tr.shape[1]),
+        space="signal" if np.ndim(train) == 3 else "embedding",
+        center=bool(center),
+    )
     if not keep_arrays:
         for key in ("dcr_synth", "dcr_holdout", "nndr_synth", "nndr_holdout"):
             out.pop(key, None)

@@ -30,8 +30,9 @@ import io
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,8 +199,12 @@ def _as_frame(data: Any) -> pd.DataFrame:
 def _table_html(
     frame: pd.DataFrame, digits: int, max_rows: int | None, css_class: str = "", header: bool = True
 ) -> str:
-    show_index = not (isinstance(frame.index, pd.RangeIndex) and frame.index.start == 0 and frame.index.step == 1
-                      and frame.index.name is None)
+    show_index = not (
+        isinstance(frame.index, pd.RangeIndex)
+        and frame.index.start == 0
+        and frame.index.step == 1
+        and frame.index.name is None
+    )
     shown = frame if max_rows is None or len(frame) <= max_rows else frame.head(max_rows)
 
     def col_name(c: Any) -> str:
@@ -224,9 +229,8 @@ def _table_html(
     if len(shown) < len(frame):
         more = f'<p class="caption">First {len(shown)} of {len(frame)} rows shown.</p>'
     cls = f' class="{css_class}"' if css_class else ""
-    thead = f'<thead><tr>{"".join(head)}</tr></thead>' if header else ""
+    thead = f"<thead><tr>{''.join(head)}</tr></thead>" if header else ""
     return f'<div class="table-wrap"><table{cls}>{thead}<tbody>{"".join(rows)}</tbody></table></div>{more}'
-
 
 
 def _figure_png(fig: Any, dpi: float) -> bytes:
@@ -293,17 +297,17 @@ class Report:
 
     # -- building ---------------------------------------------------------------------------------------
 
-    def add_summary(self, key: str, value: Any) -> "Report":
+    def add_summary(self, key: str, value: Any) -> Report:
         """Add (or replace) one row of the summary table at the top of the page."""
         self.summary[str(key)] = value
         return self
 
-    def add_section(self, title: str, text: str | None = None) -> "Report":
+    def add_section(self, title: str, text: str | None = None) -> Report:
         """Start a new section; following tables, figures and notes go into it. Blank lines split paragraphs."""
         self._sections.append(_Section(str(title), text))
         return self
 
-    def add_text(self, text: str) -> "Report":
+    def add_text(self, text: str) -> Report:
         """Add paragraphs to the current section."""
         self._sections[-1].items.append(_Item("text", None, _paragraphs(text), str(text)))
         return self
@@ -316,7 +320,7 @@ class Report:
         *,
         digits: int | None = None,
         max_rows: int | None = 500,
-    ) -> "Report":
+    ) -> Report:
         """Add a table from a DataFrame, a list of dicts (rows) or a dict (columns; a dict of scalars becomes
         a name/value table). Floats are shown with ``digits`` significant figures, missing values as n/a;
         a non-default DataFrame index is shown as the first column. At most ``max_rows`` rows are shown
@@ -332,8 +336,9 @@ class Report:
         self._sections[-1].items.append(_Item("table", title, head + body + cap, record))
         return self
 
-    def add_figure(self, title: str | None, fig: Any, caption: str | None = None, *, dpi: float = 100.0,
-                   alt: str | None = None) -> "Report":
+    def add_figure(
+        self, title: str | None, fig: Any, caption: str | None = None, *, dpi: float = 100.0, alt: str | None = None
+    ) -> Report:
         """Embed a matplotlib Figure as a base64 PNG (saved at ``dpi``, then closed). PNG bytes or the path
         of a PNG file are accepted too."""
         data = _figure_png(fig, dpi)
@@ -352,7 +357,7 @@ class Report:
         )
         return self
 
-    def add_note(self, text: str, level: str = "info") -> "Report":
+    def add_note(self, text: str, level: str = "info") -> Report:
         """Add a highlighted note (``level`` ``"info"`` or ``"warning"``)."""
         cls = "note warning" if level == "warning" else "note"
         self._sections[-1].items.append(
@@ -370,8 +375,10 @@ class Report:
         rows = [{"name": k, "value": v} for k, v in self.summary.items()]
         sections = [s for s in self._sections if s.title is not None]
         rows += [
-            {"name": "sections / tables / figures",
-             "value": f"{len(sections)} / {self._counts['table']} / {self._counts['figure']}"},
+            {
+                "name": "sections / tables / figures",
+                "value": f"{len(sections)} / {self._counts['table']} / {self._counts['figure']}",
+            },
             {"name": "generated", "value": self.created.isoformat()},
             {"name": "midtecg version", "value": version},
         ]
@@ -425,8 +432,10 @@ class Report:
                 {
                     "title": s.title,
                     "text": s.text,
-                    "items": [{"type": item.kind, **(item.json if isinstance(item.json, dict) else {"text": item.json})}
-                              for item in s.items],
+                    "items": [
+                        {"type": item.kind, **(item.json if isinstance(item.json, dict) else {"text": item.json})}
+                        for item in s.items
+                    ],
                 }
                 for s in self._sections
                 if s.title is not None or s.items or s.text

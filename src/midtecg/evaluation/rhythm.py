@@ -36,9 +36,11 @@ __all__ = ["RHYTHM_MEASURES", "rhythm_measures", "rhythm_groups", "compare_rhyth
 
 RHYTHM_MEASURES: tuple[str, ...] = ("rr_cv", "beat_corr", "r_amp_cv", "p_wave_fraction", "n_beats", "heart_rate")
 GROUPS: tuple[str, ...] = ("all", "SR", "other")
-_NOTE = ("per record: RR-interval CV, median correlation of each beat with the median beat (I, II, V1-V6, "
-         "-200..+400 ms around R), CV of the QRS amplitude, fraction of beats with the median beat's P wave, "
-         "R peaks found, heart rate; groups by the records' labels (SR: sinus rhythm)")
+_NOTE = (
+    "per record: RR-interval CV, median correlation of each beat with the median beat (I, II, V1-V6, "
+    "-200..+400 ms around R), CV of the QRS amplitude, fraction of beats with the median beat's P wave, "
+    "R peaks found, heart rate; groups by the records' labels (SR: sinus rhythm)"
+)
 
 
 def rhythm_measures(signals, fs: float, *, n_jobs: int = 1, cache_dir=None) -> dict[str, np.ndarray]:
@@ -87,8 +89,9 @@ def _table(t, name: str) -> dict[str, np.ndarray]:
     return cols
 
 
-def compare_rhythm(real, synth, *, real_groups=None, synth_groups=None, n_splits: int = 20, seed: int = 0,
-                   min_records: int = 10) -> dict:
+def compare_rhythm(
+    real, synth, *, real_groups=None, synth_groups=None, n_splits: int = 20, seed: int = 0, min_records: int = 10
+) -> dict:
     """Compare the rhythm measures of a real and a synthetic set (outputs of :func:`rhythm_measures`).
 
     Groups: ``"all"``, and ``"SR"`` / ``"other"`` when both ``real_groups`` and ``synth_groups`` are given
@@ -106,8 +109,13 @@ def compare_rhythm(real, synth, *, real_groups=None, synth_groups=None, n_splits
     grouped = real_groups is not None and synth_groups is not None
     mr = _rhythm_masks(real_groups if grouped else None, n_r, "real_groups")
     ms = _rhythm_masks(synth_groups if grouped else None, n_s, "synth_groups")
-    out: dict = {"groups": {}, "skipped_groups": {}, "measures": list(RHYTHM_MEASURES), "distance": DISTANCE_NOTE,
-                 "note": _NOTE}
+    out: dict = {
+        "groups": {},
+        "skipped_groups": {},
+        "measures": list(RHYTHM_MEASURES),
+        "distance": DISTANCE_NOTE,
+        "note": _NOTE,
+    }
     if not grouped:
         out["skipped_groups"].update({g: "no rhythm groups given for both sets" for g in GROUPS[1:]})
     for g in mr:
@@ -116,8 +124,11 @@ def compare_rhythm(real, synth, *, real_groups=None, synth_groups=None, n_splits
             out["skipped_groups"][g] = f"{a} real and {b} synthetic records (needs {2 * min_records} and {min_records})"
             continue
         out["groups"][g] = {
-            "n_real": a, "n_synth": b,
-            "measures": {k: compare_values(r[k][mr[g]], s[k][ms[g]], n_splits=n_splits, seed=seed,
-                                           min_records=min_records) for k in RHYTHM_MEASURES},
+            "n_real": a,
+            "n_synth": b,
+            "measures": {
+                k: compare_values(r[k][mr[g]], s[k][ms[g]], n_splits=n_splits, seed=seed, min_records=min_records)
+                for k in RHYTHM_MEASURES
+            },
         }
     return out

@@ -59,7 +59,9 @@ def floor_splits(n_real: int, n_synth: int, n_splits: int, seed) -> tuple[int, l
     splits = []
     for _ in range(n_splits):
         perm = gen.permutation(n_real)
-        splits.append((perm[:n_floor], perm[n_floor:2 * n_floor], np.sort(gen.choice(n_synth, n_floor, replace=False))))
+        splits.append(
+            (perm[:n_floor], perm[n_floor : 2 * n_floor], np.sort(gen.choice(n_synth, n_floor, replace=False)))
+        )
     return n_floor, splits
 
 
@@ -69,9 +71,17 @@ def _floored(value: float, floor, at_n, n_floor: int, **extra) -> dict:
     f_mean, f_std = float(floor.mean()), float(floor.std(ddof=1))
     v_mean = float(at_n.mean())
     z = (v_mean - f_mean) / f_std if f_std > 0 else math.nan
-    return {"value": float(value), "value_at_floor_n": v_mean, "value_at_floor_n_std": float(at_n.std(ddof=1)),
-            "floor_mean": f_mean, "floor_std": f_std, "z": z, "n_floor": int(n_floor), "n_splits": int(floor.size),
-            **extra}
+    return {
+        "value": float(value),
+        "value_at_floor_n": v_mean,
+        "value_at_floor_n_std": float(at_n.std(ddof=1)),
+        "floor_mean": f_mean,
+        "floor_std": f_std,
+        "z": z,
+        "n_floor": int(n_floor),
+        "n_splits": int(floor.size),
+        **extra,
+    }
 
 
 def _over_splits(fn, splits) -> tuple[list, list]:
@@ -80,13 +90,23 @@ def _over_splits(fn, splits) -> tuple[list, list]:
 
 
 def _no_floor(value: float, **extra) -> dict:
-    return {"value": float(value), "value_at_floor_n": math.nan, "value_at_floor_n_std": math.nan,
-            "floor_mean": math.nan, "floor_std": math.nan, "z": math.nan, "n_floor": 0, "n_splits": 0, **extra}
+    return {
+        "value": float(value),
+        "value_at_floor_n": math.nan,
+        "value_at_floor_n_std": math.nan,
+        "floor_mean": math.nan,
+        "floor_std": math.nan,
+        "z": math.nan,
+        "n_floor": 0,
+        "n_splits": 0,
+        **extra,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- embeddings
-def embedding_distances(emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: int = 3,
-                        winsor_cutoff: float = 5.0, kid_subsets: int = 100) -> dict:
+def embedding_distances(
+    emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: int = 3, winsor_cutoff: float = 5.0, kid_subsets: int = 100
+) -> dict:
     """Frechet distance, KID and k-NN precision / recall between embedding sets, with real-vs-real floors.
 
     Robustness to single records (why the raw FD failed). One real record with a 28.5 mV artefact sat so
@@ -128,8 +148,11 @@ def embedding_distances(emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: i
         raise DataError(f"embedding distances: embedding sizes differ: {real.shape[1]} vs {synth.shape[1]}")
     winsorize = radial_winsorizer(real, cutoff=winsor_cutoff)
     wr, ws = winsorize(real), winsorize(synth)
-    moved = {"real": int(np.sum(np.any(wr != real, axis=1))), "synth": int(np.sum(np.any(ws != synth, axis=1))),
-             "cutoff_mad": float(winsor_cutoff)}
+    moved = {
+        "real": int(np.sum(np.any(wr != real, axis=1))),
+        "synth": int(np.sum(np.any(ws != synth, axis=1))),
+        "cutoff_mad": float(winsor_cutoff),
+    }
     n_floor = min(real.shape[0] // 2, synth.shape[0])
     dim = int(min(real.shape[1], max(1, n_floor // 5), max(1, n_floor - 1), real.shape[0] - 1))
     mean = wr.mean(axis=0)
@@ -144,35 +167,56 @@ def embedding_distances(emb_real, emb_synth, *, n_splits: int = 20, seed=0, k: i
     if n_floor >= 3:
         _, splits = floor_splits(real.shape[0], synth.shape[0], n_splits, seed)
         fd = _over_splits(lambda a, b, other: frechet_distance(pr[a], sets[other][0][b]), splits)
-        kd = _over_splits(lambda a, b, other: kid(wr[a], sets[other][1][b], n_subsets=1, subset_size=len(a),
-                                                  rng=seed)["kid"], splits)
-        pr_floor, pr_at_n = _over_splits(lambda a, b, other: precision_recall(wr[a], sets[other][1][b], k=k_eff),
-                                         splits)
+        kd = _over_splits(
+            lambda a, b, other: kid(wr[a], sets[other][1][b], n_subsets=1, subset_size=len(a), rng=seed)["kid"], splits
+        )
+        pr_floor, pr_at_n = _over_splits(
+            lambda a, b, other: precision_recall(wr[a], sets[other][1][b], k=k_eff), splits
+        )
         frechet = _floored(frechet_distance(pr, ps), *fd, n_floor, **fd_extra)
-        frechet["ratio"] = (frechet["value_at_floor_n"] / frechet["floor_mean"]
-                            if frechet["floor_mean"] > 0 else math.nan)
-        out = {"frechet": frechet,
-               "kid": _floored(kid_all["kid"], *kd, n_floor, std=kid_all["kid_std"], n_subsets=kid_all["n_subsets"],
-                               subset_size=kid_all["subset_size"])}
+        frechet["ratio"] = (
+            frechet["value_at_floor_n"] / frechet["floor_mean"] if frechet["floor_mean"] > 0 else math.nan
+        )
+        out = {
+            "frechet": frechet,
+            "kid": _floored(
+                kid_all["kid"],
+                *kd,
+                n_floor,
+                std=kid_all["kid_std"],
+                n_subsets=kid_all["n_subsets"],
+                subset_size=kid_all["subset_size"],
+            ),
+        }
         for key in ("precision", "recall"):
             out[key] = _floored(pr_all[key], [v[key] for v in pr_floor], [v[key] for v in pr_at_n], n_floor, k=k_eff)
     else:
-        out = {"frechet": {**_no_floor(frechet_distance(pr, ps), **fd_extra), "ratio": math.nan},
-               "kid": _no_floor(kid_all["kid"], std=kid_all["kid_std"], n_subsets=kid_all["n_subsets"],
-                                subset_size=kid_all["subset_size"]),
-               "precision": _no_floor(pr_all["precision"], k=k_eff), "recall": _no_floor(pr_all["recall"], k=k_eff)}
+        out = {
+            "frechet": {**_no_floor(frechet_distance(pr, ps), **fd_extra), "ratio": math.nan},
+            "kid": _no_floor(
+                kid_all["kid"],
+                std=kid_all["kid_std"],
+                n_subsets=kid_all["n_subsets"],
+                subset_size=kid_all["subset_size"],
+            ),
+            "precision": _no_floor(pr_all["precision"], k=k_eff),
+            "recall": _no_floor(pr_all["recall"], k=k_eff),
+        }
     out["winsorized"] = moved
-    out["note"] = (f"Embeddings winsorised radially (median + {winsor_cutoff:g} MAD of the real set's radii); FD on "
-                   f"the top {dim} principal components of the real set, KID (cubic kernel) and k-NN precision / "
-                   f"recall (k = {k_eff}, Kynkaanniemi et al. 2019) on the full winsorised embeddings. Compare "
-                   "value_at_floor_n with floor_mean +- floor_std (two disjoint real subsets of n_floor records, "
-                   f"{n_splits} random splits); ratio = rFID.")
+    out["note"] = (
+        f"Embeddings winsorised radially (median + {winsor_cutoff:g} MAD of the real set's radii); FD on "
+        f"the top {dim} principal components of the real set, KID (cubic kernel) and k-NN precision / "
+        f"recall (k = {k_eff}, Kynkaanniemi et al. 2019) on the full winsorised embeddings. Compare "
+        "value_at_floor_n with floor_mean +- floor_std (two disjoint real subsets of n_floor records, "
+        f"{n_splits} random splits); ratio = rFID."
+    )
     return out
 
 
 # -------------------------------------------------------------------------------------------------- signals
-def signal_distances(real, synth, *, fs: float, n_splits: int = 20, seed=0, downsample: int = 4,
-                     nperseg: int = 256) -> dict:
+def signal_distances(
+    real, synth, *, fs: float, n_splits: int = 20, seed=0, downsample: int = 4, nperseg: int = 256
+) -> dict:
     """Kernel MMD, Welch log-spectrum distance and inter-lead correlation distance, with real-vs-real floors.
 
     - ``mmd``: unbiased Gaussian-kernel MMD^2 of :func:`~midtecg.evaluation.distributional.mmd` on records
@@ -200,19 +244,31 @@ def signal_distances(real, synth, *, fs: float, n_splits: int = 20, seed=0, down
     spec = {"real": spec_r, "synth": spec_s}
     offset = {"real": 0, "synth": n_r}
 
-    fns = {"mmd": lambda a, b, other: mmd2_from_gram(gram, a, b + offset[other]),
-           "welch_psd": lambda a, b, other: log_psd_distance(spec_r[a].mean(axis=0), spec[other][b].mean(axis=0),
-                                                             freqs)["mean"],
-           "correlation": lambda a, b, other: mean_matrix_error(corr["real"][a], corr[other][b])["mean_abs_error"]}
+    fns = {
+        "mmd": lambda a, b, other: mmd2_from_gram(gram, a, b + offset[other]),
+        "welch_psd": lambda a, b, other: log_psd_distance(spec_r[a].mean(axis=0), spec[other][b].mean(axis=0), freqs)[
+            "mean"
+        ],
+        "correlation": lambda a, b, other: mean_matrix_error(corr["real"][a], corr[other][b])["mean_abs_error"],
+    }
     psd_all = log_psd_distance(spec_r.mean(axis=0), spec_s.mean(axis=0), freqs)
     corr_all = mean_matrix_error(corr["real"], corr["synth"])
     n_s = y.shape[0]
-    values = {"mmd": mmd2_from_gram(gram, np.arange(n_r), np.arange(n_r, n_r + n_s)) if min(n_r, n_s) >= 2
-              else math.nan, "welch_psd": psd_all["mean"], "correlation": corr_all["mean_abs_error"]}
-    extras = {"mmd": {"bandwidth": sigma, "downsample": int(downsample), "dim": int(feats.shape[1])},
-              "welch_psd": {"per_lead": psd_all["per_lead"], "unit": "dB", "band": psd_all["band"],
-                            "nperseg": int(min(nperseg, x.shape[-1]))},
-              "correlation": {"max_abs_error": corr_all["max_abs_error"], "max_pair": corr_all["max_pair"]}}
+    values = {
+        "mmd": mmd2_from_gram(gram, np.arange(n_r), np.arange(n_r, n_r + n_s)) if min(n_r, n_s) >= 2 else math.nan,
+        "welch_psd": psd_all["mean"],
+        "correlation": corr_all["mean_abs_error"],
+    }
+    extras = {
+        "mmd": {"bandwidth": sigma, "downsample": int(downsample), "dim": int(feats.shape[1])},
+        "welch_psd": {
+            "per_lead": psd_all["per_lead"],
+            "unit": "dB",
+            "band": psd_all["band"],
+            "nperseg": int(min(nperseg, x.shape[-1])),
+        },
+        "correlation": {"max_abs_error": corr_all["max_abs_error"], "max_pair": corr_all["max_pair"]},
+    }
     n_floor = min(n_r // 2, n_s)
     if n_floor < 2:
         return {name: _no_floor(values[name], **extras[name]) for name in fns}

@@ -70,8 +70,11 @@ def fidelity_stage(real: ECGSet, synth: ECGSet, pairing: dict, seed: int) -> dic
     out["record_ids"] = real.ids()[ri]
     sup = _superclasses(real.labels71())
     if sup is not None:
-        values = {**out["per_record"], "interlead_mean": inter["per_record_mean"],
-                  "interlead_max": inter["per_record_max"]}
+        values = {
+            **out["per_record"],
+            "interlead_mean": inter["per_record_mean"],
+            "interlead_max": inter["per_record_max"],
+        }
         out["breakdown"] = breakdown(values, sup[ri], class_names=list(SUPERCLASSES))
         out["breakdown_by"] = "diagnostic superclass of the real record (a record counts in each of its classes)"
     out["floor"] = paired_floor(real, ri, seed)
@@ -100,9 +103,12 @@ def paired_floor(real: ECGSet, real_index: np.ndarray, seed: int) -> dict:
         return {"skipped": "fewer than 2 real records share their superclasses with another real record"}
     fid = paired_fidelity(real.signals[a], real.signals[b])
     inter = interlead_correlation_error(real.signals[a], real.signals[b])
-    return {**{k: fid["summary"].get(k) for k in ("snr_db", "rmse", "prd", "abs_r")},
-            "interlead_mean": inter["mean_abs_error"], "n_pairs": len(a),
-            "what": "each real record against a random other real record with the same diagnostic superclasses"}
+    return {
+        **{k: fid["summary"].get(k) for k in ("snr_db", "rmse", "prd", "abs_r")},
+        "interlead_mean": inter["mean_abs_error"],
+        "n_pairs": len(a),
+        "what": "each real record against a random other real record with the same diagnostic superclasses",
+    }
 
 
 # ------------------------------------------------------------------------------------------------ distributions
@@ -124,17 +130,30 @@ def embedding_classifier(train: ECGSet | None, classifier_dir, cfg, progress: bo
     from midtecg.evaluation.classifier import resolve_device
     from midtecg.evaluation.embeddings import embedding_model, load_classifier
 
-    info: dict[str, Any] = {"config": cfg.to_dict(), "cache_dir": str(classifier_dir) if classifier_dir else None,
-                            "labels": list(EMBEDDING_LABELS)}
+    info: dict[str, Any] = {
+        "config": cfg.to_dict(),
+        "cache_dir": str(classifier_dir) if classifier_dir else None,
+        "labels": list(EMBEDDING_LABELS),
+    }
     labels = train.labels71() if train is not None else None
     cached = classifier_dir is not None and (Path(classifier_dir) / "classifier.json").is_file()
     if labels is not None:
         t0 = time.perf_counter()
         targets = np.concatenate([labels, _superclasses(labels)], axis=1)
-        model = embedding_model(train.signals, targets, cache_dir=classifier_dir, config=cfg, progress=progress,
-                                label_names=list(EMBEDDING_LABELS))
-        info.update(source="trained on the real training records (71 SCP statements + 5 superclasses)",
-                    n_train=len(train), seconds=round(time.perf_counter() - t0, 3), cache_checked=cached)
+        model = embedding_model(
+            train.signals,
+            targets,
+            cache_dir=classifier_dir,
+            config=cfg,
+            progress=progress,
+            label_names=list(EMBEDDING_LABELS),
+        )
+        info.update(
+            source="trained on the real training records (71 SCP statements + 5 superclasses)",
+            n_train=len(train),
+            seconds=round(time.perf_counter() - t0, 3),
+            cache_checked=cached,
+        )
     elif cached:
         model = load_classifier(classifier_dir, device=resolve_device(cfg.device))
         if list(getattr(model, "label_names", None) or []) != list(EMBEDDING_LABELS):
@@ -149,8 +168,9 @@ def embedding_classifier(train: ECGSet | None, classifier_dir, cfg, progress: bo
         notes.append(f"embedding metrics skipped: {why} and no cached classifier")
         info["skipped"] = why
         return None, info
-    info.update(model=model.net_config.to_dict(), embedding_dim=int(model.embedding_dim),
-                history=getattr(model, "history", []))
+    info.update(
+        model=model.net_config.to_dict(), embedding_dim=int(model.embedding_dim), history=getattr(model, "history", [])
+    )
     return model, info
 
 
@@ -177,9 +197,14 @@ def embed_sets(model, sets: dict[str, ECGSet], cache_dir=False, cached: tuple[st
     for name, s in sets.items():
         if id(s) not in done:
             if name in cached and cache_dir is not False:
-                done[id(s)] = cached_measure("embedding", s.signals, s.fs,
-                                             lambda s=s: {"embedding": embed_signals(model, s.signals)},
-                                             cache_dir=cache_dir, version=version)["embedding"]
+                done[id(s)] = cached_measure(
+                    "embedding",
+                    s.signals,
+                    s.fs,
+                    lambda s=s: {"embedding": embed_signals(model, s.signals)},
+                    cache_dir=cache_dir,
+                    version=version,
+                )["embedding"]
             else:
                 done[id(s)] = embed_signals(model, s.signals)
         out[name] = done[id(s)]
@@ -207,18 +232,29 @@ def label_adherence_stage(model, real: ECGSet, synth: ECGSet, seed: int) -> dict
     if y_real is None:
         return {"skipped": "the real records carry no SCP labels"}
     p_real, p_synth = predict(model, real.signals), predict(model, synth.signals)
-    out: dict[str, Any] = {"what": "macro ROC-AUC of the real-trained classifier on the synthetic ECGs against the "
-                                   "labels they were asked for (TRTS), and on the real test records"}
+    out: dict[str, Any] = {
+        "what": "macro ROC-AUC of the real-trained classifier on the synthetic ECGs against the "
+        "labels they were asked for (TRTS), and on the real test records"
+    }
     n71 = len(SCP_CODES)
-    for name, cols, yr, ys in (("superdiagnostic", slice(n71, None), _superclasses(y_real), _superclasses(y_synth)),
-                               ("all", slice(0, n71), y_real, y_synth)):
+    for name, cols, yr, ys in (
+        ("superdiagnostic", slice(n71, None), _superclasses(y_real), _superclasses(y_synth)),
+        ("all", slice(0, n71), y_real, y_synth),
+    ):
         names = list(label_set_codes(name)) if name != "all" else list(SCP_CODES)
         real_auc = bootstrap_auc_ci(yr, p_real[:, cols], n_boot=200, seed=seed, class_names=names)
         synth_auc, dropped = macro_auc(ys, p_synth[:, cols], class_names=names, return_dropped=True)
-        out[name] = {"synth_auc": synth_auc, "real_auc": real_auc["auc"], "real_auc_std": real_auc["std"],
-                     "real_ci_low": real_auc["ci_low"], "real_ci_high": real_auc["ci_high"],
-                     "ratio": synth_auc / real_auc["auc"] if real_auc["auc"] and real_auc["auc"] > 0 else math.nan,
-                     "n_real": len(real), "n_synth": len(synth), "classes_without_both_synth": dropped}
+        out[name] = {
+            "synth_auc": synth_auc,
+            "real_auc": real_auc["auc"],
+            "real_auc_std": real_auc["std"],
+            "real_ci_low": real_auc["ci_low"],
+            "real_ci_high": real_auc["ci_high"],
+            "ratio": synth_auc / real_auc["auc"] if real_auc["auc"] and real_auc["auc"] > 0 else math.nan,
+            "n_real": len(real),
+            "n_synth": len(synth),
+            "classes_without_both_synth": dropped,
+        }
     return out
 
 
@@ -240,9 +276,17 @@ def rhythm_stage(real: ECGSet, synth: ECGSet, config: EvaluationConfig, caches: 
 
     mr = rhythm_measures(real.signals, real.fs, n_jobs=config.n_jobs, cache_dir=caches[0])
     ms = rhythm_measures(synth.signals, synth.fs, n_jobs=config.n_jobs, cache_dir=caches[1])
-    return {"comparison": compare_rhythm(mr, ms, real_groups=_rhythm_groups(real), synth_groups=_rhythm_groups(synth),
-                                         n_splits=config.n_splits, seed=config.seed),
-            "per_record": {"real": mr, "synth": ms}}
+    return {
+        "comparison": compare_rhythm(
+            mr,
+            ms,
+            real_groups=_rhythm_groups(real),
+            synth_groups=_rhythm_groups(synth),
+            n_splits=config.n_splits,
+            seed=config.seed,
+        ),
+        "per_record": {"real": mr, "synth": ms},
+    }
 
 
 def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: EvaluationConfig, caches: tuple) -> dict:
@@ -265,12 +309,16 @@ def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: Evaluatio
     dr = delineate(real.signals, fs, n_jobs=config.n_jobs, cache_dir=caches[0])
     ds = delineate(synth.signals, fs, n_jobs=config.n_jobs, cache_dir=caches[1])
     out: dict = {
-        "lead": dr["lead"], "resolution_ms": dr["resolution_ms"], "note": dr["note"],
+        "lead": dr["lead"],
+        "resolution_ms": dr["resolution_ms"],
+        "note": dr["note"],
         "comparison": compare_intervals(dr, ds, n_splits=config.n_splits, seed=config.seed),
         "real_stats": interval_stats(dr),
         "synth_stats": interval_stats(ds),
-        "per_record": {"real": {**{k: dr[k] for k in INTERVALS}, "failed": dr["failed"]},
-                       "synth": {**{k: ds[k] for k in INTERVALS}, "failed": ds["failed"]}},
+        "per_record": {
+            "real": {**{k: dr[k] for k in INTERVALS}, "failed": dr["failed"]},
+            "synth": {**{k: ds[k] for k in INTERVALS}, "failed": ds["failed"]},
+        },
         "errors_real": sorted({e for e in dr["errors"] if e})[:20],
         "errors_synth": sorted({e for e in ds["errors"] if e})[:20],
     }
@@ -281,17 +329,22 @@ def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: Evaluatio
     reference = real.column("heart_rate")
     if reference is not None:
         out["heart_rate_error_real"] = heart_rate_error(reference, dr)
-        out["heart_rate_error_real"]["what"] = ("measured heart rate of the real ECGs minus the cache's heart_rate: "
-                                                "the measurement floor of heart_rate_error")
+        out["heart_rate_error_real"]["what"] = (
+            "measured heart rate of the real ECGs minus the cache's heart_rate: "
+            "the measurement floor of heart_rate_error"
+        )
     ri, si = pairing["real_index"], pairing["synth_index"]
     if len(ri):
         paired = {}
         for k in INTERVALS:
             d = ds[k][si] - dr[k][ri]
             d = d[np.isfinite(d)]
-            paired[k] = {"mae": float(np.abs(d).mean()) if d.size else math.nan,
-                         "bias": float(d.mean()) if d.size else math.nan,
-                         "median_abs": float(np.median(np.abs(d))) if d.size else math.nan, "n": int(d.size)}
+            paired[k] = {
+                "mae": float(np.abs(d).mean()) if d.size else math.nan,
+                "bias": float(d.mean()) if d.size else math.nan,
+                "median_abs": float(np.median(np.abs(d))) if d.size else math.nan,
+                "n": int(d.size),
+            }
         out["paired_differences"] = paired
     groups: dict = {}
     for name, fn in (("age", age_bins), ("sex", sex_groups)):
@@ -303,10 +356,12 @@ def clinical_stage(real: ECGSet, synth: ECGSet, pairing: dict, config: Evaluatio
             source = "paired real records"
         if g_real is None or g_synth is None:
             continue
-        groups[name] = {"synth_groups_from": source,
-                        "comparison": compare_by_group(dr, fn(g_real), ds, fn(g_synth)),
-                        "real_stats": interval_stats_by_group(dr, fn(g_real)),
-                        "synth_stats": interval_stats_by_group(ds, fn(g_synth))}
+        groups[name] = {
+            "synth_groups_from": source,
+            "comparison": compare_by_group(dr, fn(g_real), ds, fn(g_synth)),
+            "real_stats": interval_stats_by_group(dr, fn(g_real)),
+            "synth_stats": interval_stats_by_group(ds, fn(g_synth)),
+        }
     out["groups"] = groups
     return out
 
@@ -325,13 +380,16 @@ def privacy_blocker(train: ECGSet | None, holdout: ECGSet, synth: ECGSet) -> str
     if a is not None and b is not None:
         overlap = np.intersect1d(a, b)
         if overlap.size:
-            return (f"the holdout shares {overlap.size} ecg_id(s) with the training set (e.g. {int(overlap[0])}); "
-                    "pass holdout=... with records the generator never saw")
+            return (
+                f"the holdout shares {overlap.size} ecg_id(s) with the training set (e.g. {int(overlap[0])}); "
+                "pass holdout=... with records the generator never saw"
+            )
     return ""
 
 
-def privacy_stage(train: ECGSet, holdout: ECGSet, synth: ECGSet, emb: dict[str, np.ndarray], seed: int,
-                  notes: list[str]) -> dict:
+def privacy_stage(
+    train: ECGSet, holdout: ECGSet, synth: ECGSet, emb: dict[str, np.ndarray], seed: int, notes: list[str]
+) -> dict:
     """The privacy audit (:mod:`~midtecg.evaluation.privacy`) in signal space (alignment-invariant) and, when the
     embeddings were computed, in embedding space, and the gate over both. The gate decides on the audit's own
     numbers, not on the fidelity verdict: "no copies found" stays true of a generator that is far on other axes,
@@ -351,11 +409,22 @@ def utility_stage(train: ECGSet, synth: ECGSet, real: ECGSet, config: Evaluation
     from midtecg.evaluation.utility import run_utility
 
     yt, ys, yr = train.labels71(), synth.labels71(), real.labels71()
-    return {name: run_utility(train.signals, aggregate_labels(yt, name), synth.signals, aggregate_labels(ys, name),
-                              real.signals, aggregate_labels(yr, name), fractions=config.utility_fractions,
-                              config=config.utility_classifier, label_set_name=name,
-                              class_names=list(label_set_codes(name)), progress=config.progress)
-            for name in config.utility_label_sets}
+    return {
+        name: run_utility(
+            train.signals,
+            aggregate_labels(yt, name),
+            synth.signals,
+            aggregate_labels(ys, name),
+            real.signals,
+            aggregate_labels(yr, name),
+            fractions=config.utility_fractions,
+            config=config.utility_classifier,
+            label_set_name=name,
+            class_names=list(label_set_codes(name)),
+            progress=config.progress,
+        )
+        for name in config.utility_label_sets
+    }
 
 
 def pick_examples(real: ECGSet, synth: ECGSet, pairing: dict, fid: dict, n: int, seed: int) -> list[dict]:
@@ -378,7 +447,12 @@ def pick_examples(real: ECGSet, synth: ECGSet, pairing: dict, fid: dict, n: int,
     for k in chosen:
         labels = ",".join(vector_to_labels(y[ri[k]])[:6]) if y is not None else ""
         snr, r = fid["per_record"]["snr_db"][k], fid["per_record"]["abs_r"][k]
-        out.append({"real": real.signals[ri[k]], "synth": synth.signals[si[k]], "fs": real.fs,
-                    "title": f"ecg_id {ids[ri[k]]} {('[' + labels + ']') if labels else ''}  SNR {snr:.1f} dB, "
-                             f"|r| {r:.2f}"})
+        out.append(
+            {
+                "real": real.signals[ri[k]],
+                "synth": synth.signals[si[k]],
+                "fs": real.fs,
+                "title": f"ecg_id {ids[ri[k]]} {('[' + labels + ']') if labels else ''}  SNR {snr:.1f} dB, |r| {r:.2f}",
+            }
+        )
     return out

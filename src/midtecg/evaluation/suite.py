@@ -129,16 +129,23 @@ def _load(real, synth, train, holdout, utility_synth, config: EvaluationConfig, 
     real_set.fs = real_set.fs or rate
     synth_set.fs = synth_set.fs or rate
     check_compatible(real_set, synth_set, "synth")
-    sets = {"real": real_set, "synth": synth_set,
-            "train": other(train_source, "train") if train_source is not None else None,
-            "holdout": other(holdout, "holdout") if holdout is not None else real_set,
-            "utility_synth": other(utility_synth, "utility synth") if config.utility and utility_synth is not None
-            else synth_set}
+    sets = {
+        "real": real_set,
+        "synth": synth_set,
+        "train": other(train_source, "train") if train_source is not None else None,
+        "holdout": other(holdout, "holdout") if holdout is not None else real_set,
+        "utility_synth": other(utility_synth, "utility synth")
+        if config.utility and utility_synth is not None
+        else synth_set,
+    }
     pairing = pair_records(real_set, synth_set)
     if config.limit is not None:
         keep_real = np.arange(min(config.limit, len(real_set)))
-        keep_synth = (np.sort(pairing["synth_index"][np.isin(pairing["real_index"], keep_real)])
-                      if pairing["method"] else np.arange(min(config.limit, len(synth_set))))
+        keep_synth = (
+            np.sort(pairing["synth_index"][np.isin(pairing["real_index"], keep_real)])
+            if pairing["method"]
+            else np.arange(min(config.limit, len(synth_set)))
+        )
         if len(keep_synth) < len(synth_set) or len(keep_real) < len(real_set):
             notes.append(f"limited to the first {len(keep_real)} real record(s) and {len(keep_synth)} synthetic one(s)")
         sets["real"], sets["synth"] = real_set.subset(keep_real), synth_set.subset(keep_synth)
@@ -151,15 +158,14 @@ def _load(real, synth, train, holdout, utility_synth, config: EvaluationConfig, 
     return sets
 
 
-def evaluate(real, synth, *, train=None, holdout=None, utility_synth=None, out_dir=None,
-             config: EvaluationConfig | None = None) -> dict:
+def evaluate(
+    real, synth, *, train=None, holdout=None, utility_synth=None, out_dir=None, config: EvaluationConfig | None = None
+) -> dict:
     """Evaluate synthetic ECGs against real ones (see the module docstring); returns the JSON-ready result
     (the content of ``out_dir/evaluation.json``; nothing is written when ``out_dir`` is None)."""
     config = config or EvaluationConfig()
     with _thread_limits(config.threads):
         return _evaluate(real, synth, train, holdout, utility_synth, out_dir, config)
-
-
 
 
 def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: EvaluationConfig) -> dict:
@@ -170,8 +176,12 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
     started = _dt.datetime.now().astimezone().replace(microsecond=0)
     notes: list[str] = []
     stages = _Stages(config.progress, config.on_error)
-    result: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "created": started.isoformat(),
-                              "midtecg_version": __version__}
+    result: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "created": started.isoformat(),
+        "midtecg_version": __version__,
+    }
     with stages("load", catch=False):  # bad inputs always raise
         sets = _load(real, synth, train, holdout, utility_synth, config, notes)
     real_set, synth_set, train_set, holdout_set = sets["real"], sets["synth"], sets["train"], sets["holdout"]
@@ -181,10 +191,13 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
     do_paired = config.paired and pairing["method"] is not None
     if not config.paired:
         notes.append("paired metrics switched off")
-    result["inputs"] = {"real": real_set.describe(), "synth": synth_set.describe(),
-                        "train": train_set.describe() if train_set is not None else None,
-                        "holdout": holdout_set.describe() if holdout is not None else "real",
-                        "utility_synth": sets["utility_synth"].describe() if utility_synth is not None else "synth"}
+    result["inputs"] = {
+        "real": real_set.describe(),
+        "synth": synth_set.describe(),
+        "train": train_set.describe() if train_set is not None else None,
+        "holdout": holdout_set.describe() if holdout is not None else "real",
+        "utility_synth": sets["utility_synth"].describe() if utility_synth is not None else "synth",
+    }
     result["pairing"] = {k: pairing[k] for k in ("method", "n_pairs", "reason", "synth_index", "real_index")}
     result["settings"] = config.to_dict()
 
@@ -192,8 +205,9 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
     if do_paired:
         with stages("fidelity"):
             result["fidelity"] = st.fidelity_stage(real_set, synth_set, pairing, config.seed)
-            examples = st.pick_examples(real_set, synth_set, pairing, result["fidelity"], config.n_examples,
-                                        config.seed)
+            examples = st.pick_examples(
+                real_set, synth_set, pairing, result["fidelity"], config.n_examples, config.seed
+            )
     with stages("distributional"):
         result["distributional"] = st.distributional_stage(real_set, synth_set, config)
 
@@ -227,8 +241,9 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
         if config.clinical:
             with stages("clinical"):
                 empty = {"real_index": np.zeros(0, np.int64), "synth_index": np.zeros(0, np.int64)}
-                result["clinical"] = st.clinical_stage(real_set, synth_set, pairing if do_paired else empty, config,
-                                                       caches)
+                result["clinical"] = st.clinical_stage(
+                    real_set, synth_set, pairing if do_paired else empty, config, caches
+                )
     if config.privacy:
         reason = st.privacy_blocker(train_set, holdout_set, synth_set)
         if reason:
@@ -236,11 +251,16 @@ def _evaluate(real, synth, train, holdout, utility_synth, out_dir, config: Evalu
             result["privacy"] = {"skipped": reason}
         else:
             with stages("privacy"):
-                result["privacy"] = {**st.privacy_stage(train_set, holdout_set, synth_set, emb, config.seed, notes),
-                                     "holdout": "real" if holdout is None else "holdout"}
+                result["privacy"] = {
+                    **st.privacy_stage(train_set, holdout_set, synth_set, emb, config.seed, notes),
+                    "holdout": "real" if holdout is None else "holdout",
+                }
     if config.utility:
-        missing = [name for name, s in (("train", train_set), ("synth", sets["utility_synth"]), ("real", real_set))
-                   if s is None or s.labels71() is None]
+        missing = [
+            name
+            for name, s in (("train", train_set), ("synth", sets["utility_synth"]), ("real", real_set))
+            if s is None or s.labels71() is None
+        ]
         if missing:
             notes.append(f"utility skipped: no SCP labels for {', '.join(missing)}")
             result["utility"] = {"skipped": f"no SCP labels for {', '.join(missing)}"}
@@ -290,8 +310,14 @@ def read_evaluation(path) -> dict:
         raise ValueError(f"{path}: evaluation format version {version!r} is not one this midtecg reads")
     if version < FORMAT_VERSION:
         raise ValueError(f"{path}: written by an older midtecg (format {version}); evaluate again to get verdicts")
-    for key, kind in (("verdicts", dict), ("inputs", dict), ("pairing", dict), ("timings", dict), ("notes", list),
-                      ("errors", dict)):
+    for key, kind in (
+        ("verdicts", dict),
+        ("inputs", dict),
+        ("pairing", dict),
+        ("timings", dict),
+        ("notes", list),
+        ("errors", dict),
+    ):
         if not isinstance(result.get(key), kind):
             raise ValueError(f"{path}: {key!r} is missing or not a {kind.__name__}; the file is damaged")
     for axis, verdict in result["verdicts"].items():

@@ -15,7 +15,7 @@ set with macro ROC-AUC and a bootstrap interval:
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,11 +35,23 @@ from midtecg.evaluation.classifier import (
 __all__ = ["run_utility"]
 
 
-def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, real_test_labels,
-                fractions: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
-                config: ClassifierTrainConfig | None = None, label_set_name: str = "all",
-                class_names: Sequence[str] | None = None, real_val=None, real_val_labels=None,
-                n_boot: int = 1000, alpha: float = 0.05, progress: bool = True) -> dict:
+def run_utility(
+    real_train,
+    real_train_labels,
+    synth,
+    synth_labels,
+    real_test,
+    real_test_labels,
+    fractions: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
+    config: ClassifierTrainConfig | None = None,
+    label_set_name: str = "all",
+    class_names: Sequence[str] | None = None,
+    real_val=None,
+    real_val_labels=None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    progress: bool = True,
+) -> dict:
     """Train classifiers on real, synthetic and mixed training sets and test each on ``real_test``.
 
     Returns a JSON-serialisable dict with ``label_set``, ``n_classes``, ``n_test``, ``config``,
@@ -57,14 +69,17 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
     xt = check_signals(real_test, "real_test")
     yt = check_labels(real_test_labels, len(xt), "real_test_labels")
     if not xr.shape[1] == xs.shape[1] == xt.shape[1]:
-        raise DataError("run_utility",
-                        f"lead counts differ: real {xr.shape}, synth {xs.shape}, test {xt.shape}")
+        raise DataError("run_utility", f"lead counts differ: real {xr.shape}, synth {xs.shape}, test {xt.shape}")
     if xr.shape[2] != xs.shape[2]:
-        raise DataError("run_utility", f"real ({xr.shape[2]}) and synthetic ({xs.shape[2]}) records differ "
-                        "in length; resample them to the same rate and length first")
+        raise DataError(
+            "run_utility",
+            f"real ({xr.shape[2]}) and synthetic ({xs.shape[2]}) records differ "
+            "in length; resample them to the same rate and length first",
+        )
     if not (yr.shape[1] == ys.shape[1] == yt.shape[1]):
-        raise DataError("run_utility",
-                        f"label widths differ: real {yr.shape[1]}, synth {ys.shape[1]}, test {yt.shape[1]}")
+        raise DataError(
+            "run_utility", f"label widths differ: real {yr.shape[1]}, synth {ys.shape[1]}, test {yt.shape[1]}"
+        )
     if class_names is not None and len(class_names) != yr.shape[1]:
         raise ValueError(f"{len(class_names)} class names for {yr.shape[1]} classes")
     fractions = [float(f) for f in fractions]
@@ -83,16 +98,31 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
         seconds = time.perf_counter() - t0
         scores = predict(model, xt, batch_size=cfg.eval_batch_size, amp=cfg.amp)
         ci = bootstrap_auc_ci(yt, scores, n_boot=n_boot, seed=cfg.seed, alpha=alpha, class_names=class_names)
-        return {"train": train, "fraction": fraction, "n_real": int(n_real), "n_synth": int(n_synth),
-                "n_train": int(len(x)), "macro_auc": ci["auc"], "ci_low": ci["ci_low"],
-                "ci_high": ci["ci_high"], "ci_std": ci["std"], "dropped_classes": ci["dropped"],
-                "train_seconds": round(seconds, 3)}
+        return {
+            "train": train,
+            "fraction": fraction,
+            "n_real": int(n_real),
+            "n_synth": int(n_synth),
+            "n_train": int(len(x)),
+            "macro_auc": ci["auc"],
+            "ci_low": ci["ci_low"],
+            "ci_high": ci["ci_high"],
+            "ci_std": ci["std"],
+            "dropped_classes": ci["dropped"],
+            "train_seconds": round(seconds, 3),
+        }
 
     plan: list[tuple] = [
         ("TRTR", "real", 1.0, lambda: (xr, yr), len(xr), 0),
         ("TSTR", "synth", None, lambda: (xs, ys), 0, len(xs)),
-        ("TRTR+synth", "real+synth", 1.0, lambda: (np.concatenate([xr, xs]), np.concatenate([yr, ys])),
-         len(xr), len(xs)),
+        (
+            "TRTR+synth",
+            "real+synth",
+            1.0,
+            lambda: (np.concatenate([xr, xs]), np.concatenate([yr, ys])),
+            len(xr),
+            len(xs),
+        ),
     ]
     for f in fractions:
         if f == 1.0:
@@ -100,8 +130,16 @@ def run_utility(real_train, real_train_labels, synth, synth_labels, real_test, r
         m = max(2, int(round(f * len(xr))))
         sub = np.sort(perm[:m])
         plan.append((f"real_{f:g}", "real", f, lambda sub=sub: (xr[sub], yr[sub]), m, 0))
-        plan.append((f"real_{f:g}+synth", "real+synth", f,
-                     lambda sub=sub: (np.concatenate([xr[sub], xs]), np.concatenate([yr[sub], ys])), m, len(xs)))
+        plan.append(
+            (
+                f"real_{f:g}+synth",
+                "real+synth",
+                f,
+                lambda sub=sub: (np.concatenate([xr[sub], xs]), np.concatenate([yr[sub], ys])),
+                m,
+                len(xs),
+            )
+        )
 
     experiments: dict[str, dict] = {}
     bar = tqdm(plan, desc=f"utility {label_set_name}", leave=False, disable=not progress)

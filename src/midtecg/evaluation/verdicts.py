@@ -34,10 +34,20 @@ informative. Utility compares TSTR with TRTR the same way, with TRTR's bootstrap
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["K_SPREAD", "RELATIVE_MARGIN", "MIN_INFORMATIVE_AUC", "AXES", "AXIS_TITLES", "floor_check", "combine",
-           "verdicts", "headline"]
+__all__ = [
+    "K_SPREAD",
+    "RELATIVE_MARGIN",
+    "MIN_INFORMATIVE_AUC",
+    "AXES",
+    "AXIS_TITLES",
+    "floor_check",
+    "combine",
+    "verdicts",
+    "headline",
+]
 
 K_SPREAD = 3.0
 RELATIVE_MARGIN = 0.10
@@ -65,8 +75,16 @@ def _fmt(v: float) -> str:
     return "n/a" if math.isnan(v) else f"{v:.3g}"
 
 
-def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bool = False,
-                bound: float | None = None, key: str | None = None) -> dict:
+def floor_check(
+    name: str,
+    value,
+    floor_mean,
+    floor_std,
+    *,
+    higher_is_better: bool = False,
+    bound: float | None = None,
+    key: str | None = None,
+) -> dict:
     """Compare one synthetic number with its real-vs-real floor (see the module docstring).
 
     ``bound``: the worst value the metric can take (1 for a KS statistic, 0 for precision), when it has one. A
@@ -75,23 +93,39 @@ def floor_check(name: str, value, floor_mean, floor_std, *, higher_is_better: bo
     """
     v, m, s = _num(value), _num(floor_mean), _num(floor_std)
     s = 0.0 if math.isnan(s) and not math.isnan(m) else s
-    out: dict[str, Any] = {"key": key or name, "metric": name, "value": v, "floor_mean": m, "floor_std": s,
-                           "higher_is_better": higher_is_better}
+    out: dict[str, Any] = {
+        "key": key or name,
+        "metric": name,
+        "value": v,
+        "floor_mean": m,
+        "floor_std": s,
+        "higher_is_better": higher_is_better,
+    }
     if math.isnan(v) or math.isnan(m):
         missing = "its value" if math.isnan(v) else "its real-vs-real floor"
-        return {**out, "threshold": math.nan, "verdict": "not_informative",
-                "why": f"{name}: {missing} could not be computed"}
+        return {
+            **out,
+            "threshold": math.nan,
+            "verdict": "not_informative",
+            "why": f"{name}: {missing} could not be computed",
+        }
     margin = max(K_SPREAD * s, RELATIVE_MARGIN * abs(m))
     threshold = m - margin if higher_is_better else m + margin
     if bound is not None and (threshold <= bound if higher_is_better else threshold >= bound):
-        return {**out, "threshold": threshold, "verdict": "not_informative",
-                "why": f"{name}: the real-vs-real spread is too wide to judge (threshold {_fmt(threshold)} is beyond "
-                       f"the worst possible value {_fmt(bound)}; more records are needed)"}
+        return {
+            **out,
+            "threshold": threshold,
+            "verdict": "not_informative",
+            "why": f"{name}: the real-vs-real spread is too wide to judge (threshold {_fmt(threshold)} is beyond "
+            f"the worst possible value {_fmt(bound)}; more records are needed)",
+        }
     within = v >= threshold if higher_is_better else v <= threshold
     side = "below" if higher_is_better else "above"
-    why = (f"{name} {_fmt(v)} is within the real-vs-real range (floor {_fmt(m)} +- {_fmt(s)}, threshold "
-           f"{_fmt(threshold)})" if within else
-           f"{name} {_fmt(v)} is {side} the real-vs-real threshold {_fmt(threshold)} (floor {_fmt(m)} +- {_fmt(s)})")
+    why = (
+        f"{name} {_fmt(v)} is within the real-vs-real range (floor {_fmt(m)} +- {_fmt(s)}, threshold {_fmt(threshold)})"
+        if within
+        else f"{name} {_fmt(v)} is {side} the real-vs-real threshold {_fmt(threshold)} (floor {_fmt(m)} +- {_fmt(s)})"
+    )
     return {**out, "threshold": threshold, "verdict": "close" if within else "far", "why": why}
 
 
@@ -108,21 +142,30 @@ def combine(checks: Iterable[dict], *, missing: str | None = None) -> dict:
         uninformative = [c["metric"] for c in checks if c["verdict"] == "not_informative"]
         verdict = "close"
         reason = "every measured number is within the real-vs-real range" + (
-            f" (not informative: {', '.join(uninformative)})" if uninformative else "")
+            f" (not informative: {', '.join(uninformative)})" if uninformative else ""
+        )
     else:
         verdict = "not_informative"
         reason = "; ".join(c["why"] for c in checks) or "nothing could be measured"
     return {"verdict": verdict, "reason": reason, "checks": checks}
 
 
-def _block_check(key: str, name: str, block, *, higher_is_better: bool = False,
-                 bound: float | None = None) -> dict | None:
+def _block_check(
+    key: str, name: str, block, *, higher_is_better: bool = False, bound: float | None = None
+) -> dict | None:
     """A check from a set-distance block: ``value_at_floor_n`` (or ``value``), ``floor_mean``, ``floor_std``."""
     if not isinstance(block, dict):
         return None
     value = block.get("value_at_floor_n", block.get("value"))
-    return floor_check(name, value, block.get("floor_mean"), block.get("floor_std"), higher_is_better=higher_is_better,
-                       bound=bound, key=key)
+    return floor_check(
+        name,
+        value,
+        block.get("floor_mean"),
+        block.get("floor_std"),
+        higher_is_better=higher_is_better,
+        bound=bound,
+        key=key,
+    )
 
 
 def _ks_check(key: str, name: str, block) -> dict | None:
@@ -130,8 +173,9 @@ def _ks_check(key: str, name: str, block) -> dict | None:
     KS distance (unmeasured records counted beyond every value) at the floor's n, against its floor."""
     if not isinstance(block, dict):
         return None
-    return floor_check(name, block.get("ks_synth_mean"), block.get("ks_floor_mean"), block.get("ks_floor_std"),
-                       bound=1.0, key=key)
+    return floor_check(
+        name, block.get("ks_synth_mean"), block.get("ks_floor_mean"), block.get("ks_floor_std"), bound=1.0, key=key
+    )
 
 
 def _fidelity(result: dict) -> dict:
@@ -141,22 +185,34 @@ def _fidelity(result: dict) -> dict:
         return combine([], missing=_stage_missing(result, "distributional"))
     specs: tuple = ()
     if isinstance(emb, dict) and "frechet" in emb:
-        specs = (("frechet", "Frechet distance (classifier embeddings)", emb.get("frechet"), False, None),
-                 ("kid", "KID (classifier embeddings)", emb.get("kid"), False, None),
-                 ("precision", "k-NN precision (realism)", emb.get("precision"), True, 0.0),
-                 ("recall", "k-NN recall (coverage)", emb.get("recall"), True, 0.0))
+        specs = (
+            ("frechet", "Frechet distance (classifier embeddings)", emb.get("frechet"), False, None),
+            ("kid", "KID (classifier embeddings)", emb.get("kid"), False, None),
+            ("precision", "k-NN precision (realism)", emb.get("precision"), True, 0.0),
+            ("recall", "k-NN recall (coverage)", emb.get("recall"), True, 0.0),
+        )
     if isinstance(dist, dict):
-        specs += (("mmd", "MMD (signals)", dist.get("mmd"), False, None),
-                  ("welch_psd", "Welch power-spectrum distance", dist.get("welch_psd"), False, None),
-                  ("correlation", "mean inter-lead correlation error", dist.get("correlation"), False, None))
+        specs += (
+            ("mmd", "MMD (signals)", dist.get("mmd"), False, None),
+            ("welch_psd", "Welch power-spectrum distance", dist.get("welch_psd"), False, None),
+            ("correlation", "mean inter-lead correlation error", dist.get("correlation"), False, None),
+        )
     checks = (_block_check(k, n, b, higher_is_better=h, bound=bound) for k, n, b, h, bound in specs)
     return combine(c for c in checks if c is not None)
 
 
-RHYTHM_CHECKS = (("rr_cv", "RR-interval variability (CV)"), ("beat_corr", "beat-to-beat shape consistency"),
-                 ("r_amp_cv", "R-amplitude variability (CV)"), ("p_wave_fraction", "P waves before the QRS"))
-CLINICAL_CHECKS = (("heart_rate", "heart rate"), ("pr_ms", "PR interval"), ("qrs_ms", "QRS duration"),
-                   ("qtc_ms", "QTc interval"))
+RHYTHM_CHECKS = (
+    ("rr_cv", "RR-interval variability (CV)"),
+    ("beat_corr", "beat-to-beat shape consistency"),
+    ("r_amp_cv", "R-amplitude variability (CV)"),
+    ("p_wave_fraction", "P waves before the QRS"),
+)
+CLINICAL_CHECKS = (
+    ("heart_rate", "heart rate"),
+    ("pr_ms", "PR interval"),
+    ("qrs_ms", "QRS duration"),
+    ("qtc_ms", "QTc interval"),
+)
 
 
 def _rhythm(result: dict) -> dict:
@@ -190,14 +246,24 @@ def _labels(result: dict) -> dict:
         title = f"macro AUC on the requested {name} labels"
         real = _num(entry.get("real_auc"))
         if not math.isnan(real) and real < MIN_INFORMATIVE_AUC:
-            checks.append({"key": f"auc_{name}", "metric": title, "value": _num(entry.get("synth_auc")),
-                           "floor_mean": real,
-                           "floor_std": _num(entry.get("real_auc_std")), "threshold": math.nan,
-                           "verdict": "not_informative",
-                           "why": f"{title}: the classifier reaches only {real:.2f} on real records"})
+            checks.append(
+                {
+                    "key": f"auc_{name}",
+                    "metric": title,
+                    "value": _num(entry.get("synth_auc")),
+                    "floor_mean": real,
+                    "floor_std": _num(entry.get("real_auc_std")),
+                    "threshold": math.nan,
+                    "verdict": "not_informative",
+                    "why": f"{title}: the classifier reaches only {real:.2f} on real records",
+                }
+            )
             continue
-        checks.append(floor_check(title, entry.get("synth_auc"), real, entry.get("real_auc_std"),
-                                  higher_is_better=True, key=f"auc_{name}"))
+        checks.append(
+            floor_check(
+                title, entry.get("synth_auc"), real, entry.get("real_auc_std"), higher_is_better=True, key=f"auc_{name}"
+            )
+        )
     return combine(checks)
 
 
@@ -207,8 +273,11 @@ def _privacy(result: dict) -> dict:
         why = priv.get("skipped") if isinstance(priv, dict) else _stage_missing(result, "privacy")
         return {"verdict": "not_measured", "reason": why}
     gate = priv["gate"]
-    return {"verdict": gate.get("verdict", "not_informative"), "reason": gate.get("reason", ""),
-            **{k: v for k, v in gate.items() if k not in ("verdict", "reason")}}
+    return {
+        "verdict": gate.get("verdict", "not_informative"),
+        "reason": gate.get("reason", ""),
+        **{k: v for k, v in gate.items() if k not in ("verdict", "reason")},
+    }
 
 
 def _utility(result: dict) -> dict | None:
@@ -222,9 +291,16 @@ def _utility(result: dict) -> dict | None:
         e = u.get("experiments", {}) if isinstance(u, dict) else {}
         trtr, tstr = e.get("TRTR"), e.get("TSTR")
         if isinstance(trtr, dict) and isinstance(tstr, dict):
-            checks.append(floor_check(f"TSTR macro AUC ({name}) against TRTR", tstr.get("macro_auc"),
-                                      trtr.get("macro_auc"), trtr.get("ci_std"), higher_is_better=True,
-                                      key=f"tstr_{name}"))
+            checks.append(
+                floor_check(
+                    f"TSTR macro AUC ({name}) against TRTR",
+                    tstr.get("macro_auc"),
+                    trtr.get("macro_auc"),
+                    trtr.get("ci_std"),
+                    higher_is_better=True,
+                    key=f"tstr_{name}",
+                )
+            )
     return combine(checks)
 
 
@@ -237,8 +313,13 @@ def _stage_missing(result: dict, stage: str) -> str:
 
 def verdicts(result: dict) -> dict:
     """The ``"verdicts"`` block of ``evaluation.json``: one entry per axis (``utility`` only when run)."""
-    out = {"fidelity": _fidelity(result), "rhythm": _rhythm(result), "clinical": _clinical(result),
-           "labels": _labels(result), "privacy": _privacy(result)}
+    out = {
+        "fidelity": _fidelity(result),
+        "rhythm": _rhythm(result),
+        "clinical": _clinical(result),
+        "labels": _labels(result),
+        "privacy": _privacy(result),
+    }
     utility = _utility(result)
     if utility is not None:
         out["utility"] = utility
@@ -249,9 +330,11 @@ def headline(result: dict) -> dict:
     """The result's headline numbers, flat (``"summary"`` in ``evaluation.json``): counts, every verdict, and every
     deciding number with its floor, keyed ``<axis>.<metric>`` / ``<axis>.<metric>.floor``. Studies that compare
     many evaluations (``experiments/``) read these keys."""
-    out: dict[str, Any] = {"n_real": (result.get("inputs") or {}).get("real", {}).get("n"),
-                           "n_synth": (result.get("inputs") or {}).get("synth", {}).get("n"),
-                           "n_pairs": (result.get("pairing") or {}).get("n_pairs", 0)}
+    out: dict[str, Any] = {
+        "n_real": (result.get("inputs") or {}).get("real", {}).get("n"),
+        "n_synth": (result.get("inputs") or {}).get("synth", {}).get("n"),
+        "n_pairs": (result.get("pairing") or {}).get("n_pairs", 0),
+    }
     fid = result.get("fidelity")
     if isinstance(fid, dict):
         for key in ("snr_db", "rmse", "prd", "abs_r"):

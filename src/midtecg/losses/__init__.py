@@ -9,8 +9,19 @@ import importlib
 
 _EXPORTS = {
     "config": ("ObjectiveConfig", "OBJECTIVE_KINDS", "MEL_TARGETS", "MEL_SCALE_NAMES", "LOG_ORDERS"),
-    "mel": ("PAPER_SCALES", "SCALE_PRESETS", "SMALL_SCALES", "MelScale", "MelSpectrogramLoss", "hz_to_mel",
-            "mel_filterbank", "mel_magnitude", "mel_to_hz", "multi_resolution_mel_loss", "resolve_scales"),
+    "mel": (
+        "PAPER_SCALES",
+        "SCALE_PRESETS",
+        "SMALL_SCALES",
+        "MelScale",
+        "MelSpectrogramLoss",
+        "hz_to_mel",
+        "mel_filterbank",
+        "mel_magnitude",
+        "mel_to_hz",
+        "multi_resolution_mel_loss",
+        "resolve_scales",
+    ),
     "objective": ("training_loss",),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -29,8 +29,12 @@ class ObjectiveConfig:
     mel_log_order: str = checked("clamp_first", one_of=LOG_ORDERS)
 
     def __post_init__(self) -> None:
-        for key, choices in (("kind", OBJECTIVE_KINDS), ("mel_target", MEL_TARGETS), ("mel_scales", MEL_SCALE_NAMES),
-                             ("mel_log_order", LOG_ORDERS)):
+        for key, choices in (
+            ("kind", OBJECTIVE_KINDS),
+            ("mel_target", MEL_TARGETS),
+            ("mel_scales", MEL_SCALE_NAMES),
+            ("mel_log_order", LOG_ORDERS),
+        ):
             if getattr(self, key) not in choices:
                 raise ValueError(f"unknown {key} {getattr(self, key)!r}; expected one of {', '.join(choices)}")
         if not float(self.mel_weight) >= 0.0:

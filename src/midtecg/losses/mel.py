@@ -40,6 +40,7 @@ __all__ = [
     "LOG_ORDERS",
 ]
 
+
 class MelScale(NamedTuple):
     n_fft: int
     hop_length: int
@@ -163,15 +164,22 @@ def mel_magnitude(
     signals = _as_signals(x)
     length = signals.shape[-1]
     if n_fft // 2 >= length:
-        raise ValueError(f"signal length {length} too short for reflect padding of n_fft={n_fft} (needs > {n_fft // 2})")
+        raise ValueError(
+            f"signal length {length} too short for reflect padding of n_fft={n_fft} (needs > {n_fft // 2})"
+        )
     device = signals.device
     dtype = _compute_dtype(signals)
     with torch.autocast(device_type=device.type, enabled=False):
         signals = signals.to(dtype)
         window = _cached_window(int(n_fft), device, dtype)
         fb = _cached_filterbank(
-            float(fs), int(n_fft), int(n_mels), float(f_min), None if f_max is None else float(f_max),
-            device, dtype,
+            float(fs),
+            int(n_fft),
+            int(n_mels),
+            float(f_min),
+            None if f_max is None else float(f_max),
+            device,
+            dtype,
         )
         spec = torch.stft(
             signals,
@@ -236,8 +244,14 @@ def _log_power(m: torch.Tensor, clamp_min: float, log_order: str) -> torch.Tenso
 class MelSpectrogramLoss(nn.Module):
     """``multi_resolution_mel_loss`` as a module (no parameters, nothing in the state dict)."""
 
-    def __init__(self, scales="paper", fs: float = 100.0, f_min: float = 0.0, f_max: float | None = None,
-                 log_order: str = "clamp_first"):
+    def __init__(
+        self,
+        scales="paper",
+        fs: float = 100.0,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        log_order: str = "clamp_first",
+    ):
         super().__init__()
         if log_order not in LOG_ORDERS:
             raise ValueError(f"unknown mel log order {log_order!r}; expected one of {', '.join(LOG_ORDERS)}")
@@ -249,7 +263,12 @@ class MelSpectrogramLoss(nn.Module):
 
     def forward(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return multi_resolution_mel_loss(
-            x_hat, x, self.scales, fs=self.fs, f_min=self.f_min, f_max=self.f_max,
+            x_hat,
+            x,
+            self.scales,
+            fs=self.fs,
+            f_min=self.f_min,
+            f_max=self.f_max,
             log_order=self.log_order,
         )
 

@@ -73,7 +73,10 @@ def training_loss(
                 scale = signal_scale.to(device=pred.device, dtype=pred.dtype)
                 pred, target = pred * scale, target * scale
             mel = multi_resolution_mel_loss(
-                pred, target, objective.mel_scales, fs=objective.fs,
+                pred,
+                target,
+                objective.mel_scales,
+                fs=objective.fs,
                 log_order=objective.mel_log_order,
             )
         parts["mel"] = mel.detach()

@@ -25,8 +25,15 @@ S4_VARIANTS: tuple[str, ...] = ("s4", "s4d", "s4d-lin")
 COND_INITS: tuple[str, ...] = ("normal", "linear")
 
 #: The largest dimensions a model may have, checked before anything is allocated.
-MODEL_LIMITS = {"in_leads": 64, "length": 100_000, "channels": 4096, "blocks": 256, "state_size": 1024,
-                "step_embed_dim": 4096, "step_hidden": 16_384}
+MODEL_LIMITS = {
+    "in_leads": 64,
+    "length": 100_000,
+    "channels": 4096,
+    "blocks": 256,
+    "state_size": 1024,
+    "step_embed_dim": 4096,
+    "step_hidden": 16_384,
+}
 
 
 def _default_groups() -> tuple[ConditionGroup, ...]:
@@ -49,8 +56,9 @@ class SSSDConfig:
     s4_variant: str = checked("s4", one_of=S4_VARIANTS)
     step_embed_dim: int = _size(128, "step_embed_dim")
     step_hidden: int = _size(512, "step_hidden")
-    condition_groups: tuple[ConditionGroup, ...] = derived(by="[conditions] (the condition encoder)",
-                                                           default_factory=_default_groups)
+    condition_groups: tuple[ConditionGroup, ...] = derived(
+        by="[conditions] (the condition encoder)", default_factory=_default_groups
+    )
     null_conditions: bool = derived(False, by="[conditions] dropout (learned null embeddings when above 0)")
     cond_init: str = checked("normal", one_of=COND_INITS)  # normal: as the reference's nn.Embedding
 

@@ -23,8 +23,17 @@ from midtecg.data.condition_groups import MAX_EMBED_DIM, MAX_GROUP_SIZE
 from midtecg.diffusion.config import MAX_DIFFUSION_STEPS
 from midtecg.models.config import MODEL_LIMITS
 
-__all__ = ["CheckpointError", "LATEST", "WEIGHTS_SHA256", "write_tensors", "read_tensors", "read_json",
-           "check_model_config", "latest_pointer", "read_model_files"]
+__all__ = [
+    "CheckpointError",
+    "LATEST",
+    "WEIGHTS_SHA256",
+    "write_tensors",
+    "read_tensors",
+    "read_json",
+    "check_model_config",
+    "latest_pointer",
+    "read_model_files",
+]
 
 LATEST = "latest.json"
 WEIGHTS_SHA256 = "weights_sha256"  # in config.json: the sha256 of model.safetensors
@@ -109,7 +118,7 @@ def latest_pointer(run_dir: Path) -> str:
     pointer = run_dir / LATEST
     name = read_json(pointer).get("path")
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
-        raise CheckpointError(f"{pointer}: \"path\" must name a checkpoint folder in {run_dir}, got {name!r}")
+        raise CheckpointError(f'{pointer}: "path" must name a checkpoint folder in {run_dir}, got {name!r}')
     return name
 
 

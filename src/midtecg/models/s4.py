@@ -85,10 +85,10 @@ from midtecg.models.s4_kernels import bidirectional_fft_conv, combined_fft, laye
 __all__ = ["S4Layer", "hippo_legs", "nplr_legs", "bidirectional_fft_conv"]
 
 
-
 # --------------------------------------------------------------------------------------------------------
 # HiPPO-LegS and its NPLR form (numpy, float64, cached per state size)
 # --------------------------------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=8)
 def hippo_legs(state_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -146,6 +146,7 @@ def _diagonal_init(variant: str, state_size: int) -> tuple[np.ndarray, np.ndarra
 # The layer
 # --------------------------------------------------------------------------------------------------------
 
+
 class S4Layer(nn.Module):
     """Bidirectional S4 block on ``features`` channels: (B, H, L) -> (B, H, L).
 
@@ -161,8 +162,16 @@ class S4Layer(nn.Module):
         dt_min, dt_max: range of the log-uniform step sizes (one per feature).
     """
 
-    def __init__(self, features: int, length: int, state_size: int = 64, variant: str = "s4",
-                 bidirectional: bool = True, dt_min: float = 1e-3, dt_max: float = 1e-1):
+    def __init__(
+        self,
+        features: int,
+        length: int,
+        state_size: int = 64,
+        variant: str = "s4",
+        bidirectional: bool = True,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+    ):
         super().__init__()
         if variant not in S4_VARIANTS:
             raise ValueError(f"unknown S4 variant {variant!r}; expected one of {S4_VARIANTS}")
@@ -207,7 +216,7 @@ class S4Layer(nn.Module):
         a_bar = _legs_bilinear(self.state_size, torch.exp(self.log_dt.double())).float()  # (H, N, N)
         c_real = 2 * (c @ v.conj().T).real  # (ch, H, N): C_full V_full^*
         c_real = c_real - _rows_times_power(c_real.transpose(0, 1), a_bar, self.length).transpose(0, 1)
-        return (c_real.to(torch.complex64) @ v)  # back to the N/2 stored modes
+        return c_real.to(torch.complex64) @ v  # back to the N/2 stored modes
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._constants.clear()  # new buffers (compiled code does not re-check them)
@@ -267,8 +276,9 @@ class S4Layer(nn.Module):
         with _no_autocast(u):
             return bidirectional_fft_conv(u.to(self._compute_dtype()), kf, length)
 
-    def forward(self, u: torch.Tensor, kernel_f: torch.Tensor | None = None,
-                out_weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, u: torch.Tensor, kernel_f: torch.Tensor | None = None, out_weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``kernel_f``: the layer's transfer function for this length, rfft (n = 2L) of the kernel with D
         added at lag 0, (H, L + 1); ``out_weight``: Linear_out's weight as a 1x1 conv weight (H, H, 1). Both
         as ``SSSDECG`` computes them for all its layers at once; computed here when not given."""
@@ -315,8 +325,10 @@ class S4Layer(nn.Module):
         return a_bar, b_bar.expand(h, n), c_f
 
     def extra_repr(self) -> str:
-        return (f"features={self.features}, length={self.length}, state_size={self.state_size}, "
-                f"variant={self.variant!r}, bidirectional={self.bidirectional}")
+        return (
+            f"features={self.features}, length={self.length}, state_size={self.state_size}, "
+            f"variant={self.variant!r}, bidirectional={self.bidirectional}"
+        )
 
 
 def _as_complex(x: torch.Tensor) -> torch.Tensor:
@@ -340,7 +352,7 @@ def _legs_bilinear(state_size: int, dt: torch.Tensor) -> torch.Tensor:
     running = torch.zeros(dt.shape[0], state_size, dtype=dt.dtype, device=dt.device)  # sum_k q_k row_k
     rows = []
     for i in range(state_size):
-        row = (eye[i] - half * q[i] * running) / diag[:, i:i + 1]
+        row = (eye[i] - half * q[i] * running) / diag[:, i : i + 1]
         running = running + q[i] * row
         rows.append(row)
     return 2 * torch.stack(rows, dim=1) - eye

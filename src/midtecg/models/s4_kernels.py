@@ -72,8 +72,10 @@ def _per_feature(layers, name: str) -> torch.Tensor:
 # Constants (buffers only; float64 arithmetic)
 # --------------------------------------------------------------------------------------------------------
 
-def _nplr_basis(dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor, length: int,
-                dtype: torch.dtype) -> torch.Tensor:
+
+def _nplr_basis(
+    dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.Tensor, length: int, dtype: torch.dtype
+) -> torch.Tensor:
     """(F, 2n, 2 (L//2 + 1)) spectral basis of the NPLR kernel (module docstring) in ``dtype``, computed in
     float64: row 2n (2n + 1) holds the rfft bins (re, im interleaved) that Re (Im) of C~_n contributes.
     dt (F,), lam, p, b (F, n) complex128.
@@ -97,19 +99,33 @@ def _nplr_basis(dt: torch.Tensor, lam: torch.Tensor, p: torch.Tensor, b: torch.T
     # Woodbury factor W = T_PB / (1 + T_PP), T_X = sum_n X_n / (g - lam_n) + conj(X_n) / (g - conj lam_n)
     pb, pp = p.conj() * b, p.abs() ** 2
     zero = torch.zeros_like(pp)
-    rows = torch.stack([torch.cat(parts, -1) for parts in (  # Re, Im of T_X against r (see above)
-        (pb.real, pb.real, pb.imag, -pb.imag), (pb.imag, -pb.imag, -pb.real, -pb.real),
-        (pp, pp, zero, zero), (zero, zero, -pp, -pp))], 1)  # (F, 4, 4n)
+    rows = torch.stack(
+        [
+            torch.cat(parts, -1)
+            for parts in (  # Re, Im of T_X against r (see above)
+                (pb.real, pb.real, pb.imag, -pb.imag),
+                (pb.imag, -pb.imag, -pb.real, -pb.real),
+                (pp, pp, zero, zero),
+                (zero, zero, -pp, -pp),
+            )
+        ],
+        1,
+    )  # (F, 4, 4n)
     sums = torch.bmm(rows, r.view(f, 4 * n, n_freq))  # (F, 4, F'): Re T_PB, Im T_PB, Re T_PP, Im T_PP
     woodbury = torch.complex(sums[:, 0], sums[:, 1]) / (1 + torch.complex(sums[:, 2], sums[:, 3]))
     two_over_beta = (2 / (1 + torch.exp(-1j * theta))).expand_as(woodbury)
     ew = two_over_beta * woodbury
     y = torch.stack([two_over_beta.real, two_over_beta.imag, ew.real, ew.imag], 1)  # (F, 4, F')
     br, bi, pr, pi = b.real, b.imag, p.real, p.imag
-    coef = torch.stack([  # Re, Im of G = (2/beta) B - (2/beta) W P and of G' (conjugate B and P)
-        torch.stack([br, -bi, -pr, pi], -1), torch.stack([bi, br, -pi, -pr], -1),
-        torch.stack([br, bi, -pr, -pi], -1), torch.stack([-bi, br, pi, -pr], -1),
-    ], 1).reshape(f, 4 * n, 4)
+    coef = torch.stack(
+        [  # Re, Im of G = (2/beta) B - (2/beta) W P and of G' (conjugate B and P)
+            torch.stack([br, -bi, -pr, pi], -1),
+            torch.stack([bi, br, -pi, -pr], -1),
+            torch.stack([br, bi, -pr, -pi], -1),
+            torch.stack([-bi, br, pi, -pr], -1),
+        ],
+        1,
+    ).reshape(f, 4 * n, 4)
     g_re, g_im, gc_re, gc_im = torch.bmm(coef, y).view(f, 4, n, n_freq).unbind(1)
     r_re, rc_re, s, sc = r.unbind(1)  # s = -Im 1/(g - lam)
     u_re, uc_re = torch.addcmul(g_re * r_re, g_im, s), torch.addcmul(gc_re * rc_re, gc_im, sc)
@@ -199,6 +215,7 @@ def _basis_bytes(layers, length: int, dtype: torch.dtype) -> int:
 # Kernels and transfer functions (differentiable in C and D)
 # --------------------------------------------------------------------------------------------------------
 
+
 def _stacked_c(layers) -> torch.Tensor:
     """(channels, layers * H, n, 2): every layer's C, stacked in one op (the parameters stay separate)."""
     c = layers[0].C if len(layers) == 1 else torch.stack([layer.C for layer in layers], dim=1)
@@ -214,7 +231,9 @@ def layer_kernels(layers: Sequence, length: int, cache: dict) -> torch.Tensor:
     first = layers[0]
     taps = first.length if first.variant == "s4" else length
     device_type = first.C.device.type
-    no_autocast = torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else contextlib.nullcontext()
+    no_autocast = (
+        torch.autocast(device_type, enabled=False) if device_type in ("cpu", "cuda") else contextlib.nullcontext()
+    )
     with no_autocast:
         c = _stacked_c(layers)
         c = c.to(torch.float64 if c.dtype == torch.float64 else torch.float32)
@@ -242,8 +261,9 @@ def _chunked_nplr_spectra(layers, rows: torch.Tensor, length: int, dtype: torch.
     return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
-def _vandermonde_kernels(c: torch.Tensor, er: torch.Tensor, ei: torch.Tensor, powers: torch.Tensor,
-                         length: int) -> torch.Tensor:
+def _vandermonde_kernels(
+    c: torch.Tensor, er: torch.Tensor, ei: torch.Tensor, powers: torch.Tensor, length: int
+) -> torch.Tensor:
     """S4D kernels (F, ch, L) from C (ch, F, n, 2): G = C B_bar A^j (complex product, real arithmetic), then
     k[i m + j] = 2 Re sum_n G_nj A_n^{m i} as one batched matmul."""
     cr, ci = c[..., 0].transpose(0, 1)[:, :, None], c[..., 1].transpose(0, 1)[:, :, None]  # (F, ch, 1, n)
@@ -274,7 +294,7 @@ class _RFFT(torch.autograd.Function):
     def backward(ctx, grad):
         n = 2 * (grad.shape[-1] - 1)
         half = grad * 0.5
-        half[..., ::n // 2].mul_(2)  # bins 0 and n/2
+        half[..., :: n // 2].mul_(2)  # bins 0 and n/2
         return torch.fft.irfft(half, n=n, norm="forward")
 
 

@@ -44,18 +44,19 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 from torch.utils.checkpoint import checkpoint
 
-from midtecg.data.condition_groups import ConditionGroup
-from midtecg.models.config import COND_INITS, SSSDConfig
+from midtecg.models.config import SSSDConfig
 from midtecg.models.s4 import S4Layer
 from midtecg.models.s4_kernels import layer_spectra
 
 __all__ = ["SSSDECG", "ResidualBlock", "step_embedding"]
+
 
 def step_embedding(t: torch.Tensor, dim: int = 128) -> torch.Tensor:
     """Sinusoidal code of diffusion steps t (B,): [sin(t f_i), cos(t f_i)], f_i = exp(-ln(10000) i / (dim/2 - 1))."""
@@ -87,9 +88,17 @@ class ResidualBlock(nn.Module):
         self.res_conv = _wn_conv(channels, channels)
         self.skip_conv = _wn_conv(channels, channels)
 
-    def forward(self, x: torch.Tensor, step_bias: torch.Tensor, cond_bias: torch.Tensor, conv_weight: torch.Tensor,
-                s4_1: tuple[torch.Tensor, torch.Tensor], s4_2: tuple[torch.Tensor, torch.Tensor],
-                skip_weight: torch.Tensor, res_weight: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        step_bias: torch.Tensor,
+        cond_bias: torch.Tensor,
+        conv_weight: torch.Tensor,
+        s4_1: tuple[torch.Tensor, torch.Tensor],
+        s4_2: tuple[torch.Tensor, torch.Tensor],
+        skip_weight: torch.Tensor,
+        res_weight: torch.Tensor | None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(residual output, skip); ``s4_1``, ``s4_2``: each S4 layer's (transfer function, Linear_out
         weight); the residual output is None without ``res_weight`` (the last block's is never used)."""
         h = F.conv1d(x + step_bias, conv_weight, self.conv.bias, padding=1)
@@ -122,26 +131,31 @@ class SSSDECG(nn.Module):
         c = config.channels
         self.input_conv = _wn_conv(config.in_leads, c)
         self.step_mlp = nn.Sequential(
-            nn.Linear(config.step_embed_dim, config.step_hidden), nn.SiLU(),
-            nn.Linear(config.step_hidden, config.step_hidden), nn.SiLU(),
+            nn.Linear(config.step_embed_dim, config.step_hidden),
+            nn.SiLU(),
+            nn.Linear(config.step_hidden, config.step_hidden),
+            nn.SiLU(),
         )
-        self.cond_embed = nn.ModuleDict({
-            g.name: nn.Linear(g.size, g.embed_dim, bias=False) for g in config.condition_groups
-        })
+        self.cond_embed = nn.ModuleDict(
+            {g.name: nn.Linear(g.size, g.embed_dim, bias=False) for g in config.condition_groups}
+        )
         if config.cond_init == "normal":
             for embed in self.cond_embed.values():
                 nn.init.normal_(embed.weight, std=1.0)
         if config.null_conditions:
-            self.null_embed = nn.ParameterDict({
-                g.name: nn.Parameter(torch.zeros(g.embed_dim)) for g in config.condition_groups
-            })
+            self.null_embed = nn.ParameterDict(
+                {g.name: nn.Parameter(torch.zeros(g.embed_dim)) for g in config.condition_groups}
+            )
         else:
             self.null_embed = None
-        self.blocks = nn.ModuleList([
-            ResidualBlock(c, config.step_hidden, config.cond_dim, config.length, config.state_size,
-                          config.s4_variant)
-            for _ in range(config.blocks)
-        ])
+        self.blocks = nn.ModuleList(
+            [
+                ResidualBlock(
+                    c, config.step_hidden, config.cond_dim, config.length, config.state_size, config.s4_variant
+                )
+                for _ in range(config.blocks)
+            ]
+        )
         self.skip_out = _wn_conv(c, c)
         self.out_conv = nn.Conv1d(c, config.in_leads, 1)
         nn.init.zeros_(self.out_conv.weight)
@@ -207,13 +221,21 @@ class SSSDECG(nn.Module):
             "conv": _weight_norms([block.conv for block in blocks]),
             "res": _weight_norms([block.res_conv for block in blocks[:-1]]) if len(blocks) > 1 else None,
             "skip": _weight_norms([block.skip_conv for block in blocks]),
-            "input": self.input_conv.weight, "skip_out": self.skip_out.weight,
-            "step_w": stack(lambda b: b.step_proj.weight), "step_b": stack(lambda b: b.step_proj.bias),
-            "cond_w": stack(lambda b: b.cond_proj.weight), "cond_b": stack(lambda b: b.cond_proj.bias),
+            "input": self.input_conv.weight,
+            "skip_out": self.skip_out.weight,
+            "step_w": stack(lambda b: b.step_proj.weight),
+            "step_b": stack(lambda b: b.step_proj.bias),
+            "cond_w": stack(lambda b: b.cond_proj.weight),
+            "cond_b": stack(lambda b: b.cond_proj.bias),
         }
 
-    def embed_conditions(self, conditions: Mapping[str, torch.Tensor], drop: Mapping[str, torch.Tensor] | None,
-                         batch: int, device: torch.device) -> torch.Tensor:
+    def embed_conditions(
+        self,
+        conditions: Mapping[str, torch.Tensor],
+        drop: Mapping[str, torch.Tensor] | None,
+        batch: int,
+        device: torch.device,
+    ) -> torch.Tensor:
         """The condition vector (B, cond_dim) shared by all blocks."""
         if not isinstance(conditions, Mapping):
             raise TypeError(f"conditions must be a dict of tensors by group name, got {type(conditions).__name__}")
@@ -222,12 +244,15 @@ class SSSDECG(nn.Module):
         missing = [n for n in expected if n not in conditions]
         unknown = [n for n in conditions if n not in expected]
         if missing or unknown:
-            raise ValueError(f"conditions must have exactly the groups {expected}; "
-                             f"missing {missing}, unknown {unknown}")
+            raise ValueError(
+                f"conditions must have exactly the groups {expected}; missing {missing}, unknown {unknown}"
+            )
         if drop is not None:
             if self.null_embed is None:
-                raise ValueError("drop was given but the model has no null embeddings "
-                                 "(build it with SSSDConfig(null_conditions=True))")
+                raise ValueError(
+                    "drop was given but the model has no null embeddings "
+                    "(build it with SSSDConfig(null_conditions=True))"
+                )
             if not isinstance(drop, Mapping):
                 raise TypeError(f"drop must be a dict of bool tensors by group name, got {type(drop).__name__}")
             unknown = [n for n in drop if n not in expected]
@@ -239,23 +264,31 @@ class SSSDECG(nn.Module):
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"condition {group.name!r} must be a tensor, got {type(value).__name__}")
             if value.shape != (batch, group.size):
-                raise ValueError(f"condition {group.name!r} must have shape ({batch}, {group.size}), "
-                                 f"got {tuple(value.shape)}")
+                raise ValueError(
+                    f"condition {group.name!r} must have shape ({batch}, {group.size}), got {tuple(value.shape)}"
+                )
             embed = self.cond_embed[group.name]
             emb = embed(value.to(device=device, dtype=embed.weight.dtype))
             mask = None if drop is None else drop.get(group.name)
             if mask is not None:
                 if not isinstance(mask, torch.Tensor) or mask.shape != (batch,):
-                    raise ValueError(f"drop[{group.name!r}] must be a bool tensor of shape ({batch},), "
-                                     f"got {getattr(mask, 'shape', type(mask).__name__)}")
+                    raise ValueError(
+                        f"drop[{group.name!r}] must be a bool tensor of shape ({batch},), "
+                        f"got {getattr(mask, 'shape', type(mask).__name__)}"
+                    )
                 null = self.null_embed[group.name].to(emb.dtype)
                 emb = torch.where(mask.to(device=device, dtype=torch.bool)[:, None], null, emb)
             parts.append(emb)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
     # ---- forward -------------------------------------------------------------------------------------
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, conditions: Mapping[str, torch.Tensor],
-                drop: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        conditions: Mapping[str, torch.Tensor],
+        drop: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         cfg = self.config
         if x_t.dim() != 3 or x_t.shape[1] != cfg.in_leads:
             raise ValueError(f"x_t must have shape (batch, {cfg.in_leads}, length), got {tuple(x_t.shape)}")
@@ -286,9 +319,19 @@ class SSSDECG(nn.Module):
         skip = None
         recompute = self.checkpoint_activations and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            args = (h, step_bias[i], cond_bias[i], conv[i], s4[2 * i], s4[2 * i + 1], skip_w[i],
-                    res[i] if i < len(res) else None)
-            h, s = checkpoint(block, *args, use_reentrant=False, preserve_rng_state=False) if recompute else block(*args)
+            args = (
+                h,
+                step_bias[i],
+                cond_bias[i],
+                conv[i],
+                s4[2 * i],
+                s4[2 * i + 1],
+                skip_w[i],
+                res[i] if i < len(res) else None,
+            )
+            h, s = (
+                checkpoint(block, *args, use_reentrant=False, preserve_rng_state=False) if recompute else block(*args)
+            )
             skip = s.to(stream) if skip is None else skip + s
         skip = skip * math.sqrt(1.0 / len(self.blocks))
         return self.out_conv(F.relu(F.conv1d(skip, weights["skip_out"], self.skip_out.bias)))

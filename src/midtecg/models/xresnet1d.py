@@ -86,7 +86,7 @@ class XResNet1dConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "XResNet1dConfig":
+    def from_dict(cls, d: dict) -> XResNet1dConfig:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
@@ -117,8 +117,9 @@ def xresnet1d_small(n_classes: int = 71, in_leads: int = 12, **overrides) -> XRe
     return XResNet1dConfig(in_leads=in_leads, n_classes=n_classes, **params)
 
 
-def _conv_bn(c_in: int, c_out: int, kernel_size: int, stride: int = 1, relu: bool = True,
-             zero_bn: bool = False) -> nn.Sequential:
+def _conv_bn(
+    c_in: int, c_out: int, kernel_size: int, stride: int = 1, relu: bool = True, zero_bn: bool = False
+) -> nn.Sequential:
     conv = nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2, bias=False)
     nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
     bn = nn.BatchNorm1d(c_out)
@@ -207,4 +208,3 @@ class XResNet1d(nn.Module):
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-

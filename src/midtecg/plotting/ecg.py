@@ -252,16 +252,31 @@ def plot_ecg12(
     scale_text = f"{PAPER_SPEED_MM_S:g} mm/s    {GAIN_MM_MV:g} mm/mV    {fs:g} Hz"
     fig.text(left, 2.5 / page_h, scale_text, ha="left", va="bottom", fontsize=8, color="#333333")
     if footer:
-        fig.text(1 - LAYOUT["margin_right"] / page_w, 2.5 / page_h, footer, ha="right", va="bottom", fontsize=8,
-                 color="#333333")
+        fig.text(
+            1 - LAYOUT["margin_right"] / page_w,
+            2.5 / page_h,
+            footer,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#333333",
+        )
     if path is not None:
         save_figure(fig, path, dpi=dpi)
     return fig
 
 
-def save_ecg_plots(folder: str | os.PathLike, signals, fs: float, names: Sequence[str], kind: str = "png",
-                   titles: Sequence[str] | None = None, *, lead_names: Sequence[str] | None = WFDB_LEADS,
-                   dpi: float = 200.0) -> list[Path]:
+def save_ecg_plots(
+    folder: str | os.PathLike,
+    signals,
+    fs: float,
+    names: Sequence[str],
+    kind: str = "png",
+    titles: Sequence[str] | None = None,
+    *,
+    lead_names: Sequence[str] | None = WFDB_LEADS,
+    dpi: float = 200.0,
+) -> list[Path]:
     """One :func:`plot_ecg12` page per ECG of ``signals (N, 12, L)``, saved as ``folder/<name>.<kind>``.
 
     ``names`` are record names (checked by :func:`midtecg.files.check_record_names`, like every other

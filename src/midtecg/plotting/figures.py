@@ -100,8 +100,15 @@ def correlation_heatmaps(
         for i in range(a.shape[0]):
             for j in range(a.shape[1]):
                 if np.isfinite(diff[i, j]):
-                    axes[2].text(j, i, f"{100 * diff[i, j]:.0f}", ha="center", va="center", fontsize=5.5,
-                                 color="white" if diff[i, j] > 0.6 * vmax_diff else "black")
+                    axes[2].text(
+                        j,
+                        i,
+                        f"{100 * diff[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=5.5,
+                        color="white" if diff[i, j] > 0.6 * vmax_diff else "black",
+                    )
     if title:
         fig.suptitle(title, fontsize=12)
     fig.tight_layout()
@@ -122,8 +129,16 @@ def _hist_pair(ax, a, b, labels, bins, value_range, density):
     edges = np.histogram_bin_edges(both if both.size else [0.0, 1.0], bins=bins, range=value_range)
     for v, color, label in ((a, REAL_COLOR, labels[0]), (b, SYNTH_COLOR, labels[1])):
         if v.size:
-            ax.hist(v, bins=edges, density=density, alpha=0.55, color=color, label=f"{label} (n={v.size})",
-                    edgecolor=color, linewidth=0.6)
+            ax.hist(
+                v,
+                bins=edges,
+                density=density,
+                alpha=0.55,
+                color=color,
+                label=f"{label} (n={v.size})",
+                edgecolor=color,
+                linewidth=0.6,
+            )
             ax.axvline(float(np.median(v)), color=color, lw=1.2, ls="--")
         else:
             ax.plot([], [], color=color, label=f"{label} (no values)")
@@ -181,7 +196,7 @@ def interval_histograms(
         _hist_pair(ax, real[key], synth[key], labels, bins, None, True)
         ax.set_xlabel(f"{key} ({units})" if units else key)
         ax.set_title(key, fontsize=10)
-    for ax in axes[len(keys):]:
+    for ax in axes[len(keys) :]:
         ax.set_visible(False)
     if title:
         fig.suptitle(title, fontsize=12)
@@ -204,8 +219,13 @@ def privacy_distance_histogram(
     Synthetic distances piling up below the reference's suggest memorised training records.
     """
     return histogram_comparison(
-        reference_to_train, synth_to_train, labels=(labels[1], labels[0]), bins=bins, xlabel=xlabel,
-        title=title, vlines=vlines,
+        reference_to_train,
+        synth_to_train,
+        labels=(labels[1], labels[0]),
+        bins=bins,
+        xlabel=xlabel,
+        title=title,
+        vlines=vlines,
     )
 
 
@@ -248,8 +268,14 @@ def errorbar_lines(
                 xs, (ys, errs) = x, value
             else:
                 raise ValueError(f"series {name!r}: expected (y, yerr) or (x, y, yerr)")
-            lines.append((str(name), np.asarray(xs, dtype=float), np.asarray(ys, dtype=float),
-                          None if errs is None else np.asarray(errs, dtype=float)))
+            lines.append(
+                (
+                    str(name),
+                    np.asarray(xs, dtype=float),
+                    np.asarray(ys, dtype=float),
+                    None if errs is None else np.asarray(errs, dtype=float),
+                )
+            )
     fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     for k, (name, xs, ys, errs) in enumerate(lines):

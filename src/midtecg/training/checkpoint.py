@@ -29,8 +29,15 @@ from pathlib import Path
 import torch
 
 from midtecg.io.arrays import atomic_write_text
-from midtecg.models.files import (LATEST, WEIGHTS_SHA256, CheckpointError, latest_pointer, read_json, read_tensors,
-                                  write_tensors)
+from midtecg.models.files import (
+    LATEST,
+    WEIGHTS_SHA256,
+    CheckpointError,
+    latest_pointer,
+    read_json,
+    read_tensors,
+    write_tensors,
+)
 
 FORMAT_VERSION = 1
 TRAINING_SHA256 = "training_sha256"  # in training.json: the sha256 of training.safetensors
@@ -157,11 +164,12 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 def _read_training_state(checkpoint: Path, with_ema: bool) -> tuple[dict, dict[str, torch.Tensor], dict | None]:
     meta = read_json(checkpoint / "training.json")
     if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{checkpoint / 'training.json'}: unsupported checkpoint format "
-                              f"{meta.get('format_version')}")
+        raise CheckpointError(
+            f"{checkpoint / 'training.json'}: unsupported checkpoint format {meta.get('format_version')}"
+        )
     for key in ("step", "optimizer", "scheduler", "has_ema"):
         if key not in meta:
-            raise CheckpointError(f"{checkpoint / 'training.json'}: \"{key}\" is missing")
+            raise CheckpointError(f'{checkpoint / "training.json"}: "{key}" is missing')
     tensors = read_tensors(checkpoint / "training.safetensors", meta.get(TRAINING_SHA256))
     ema_state = None
     if with_ema:
@@ -184,7 +192,7 @@ def load_training_state(
     naming the file and leaves the model, EMA, optimiser and scheduler as they were."""
     checkpoint = Path(checkpoint)
     meta, tensors, ema_state = _read_training_state(checkpoint, ema is not None)
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:
         ema.load_state_dict(ema_state)
     optimizer.load_state_dict(optimizer_from_flat(tensors, meta["optimizer"]))

@@ -82,8 +82,9 @@ class TrainConfig:
         self.device = check_device_name(self.device)
         setting = str(self.checkpoint_activations).lower()  # TOML true/false arrive as "True"/"False"
         if setting not in ("auto", "true", "false"):
-            raise ValueError(f"checkpoint_activations must be true, false or \"auto\", "
-                             f"got {self.checkpoint_activations!r}")
+            raise ValueError(
+                f'checkpoint_activations must be true, false or "auto", got {self.checkpoint_activations!r}'
+            )
         self.checkpoint_activations = {"auto": "auto", "true": True, "false": False}[setting]
 
 
@@ -104,8 +105,11 @@ class ExperimentConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if dataclasses.is_dataclass(value):
-                value = {g.name: _plain(getattr(value, g.name)) for g in dataclasses.fields(value)
-                         if g.init and "derived" not in g.metadata}
+                value = {
+                    g.name: _plain(getattr(value, g.name))
+                    for g in dataclasses.fields(value)
+                    if g.init and "derived" not in g.metadata
+                }
             out[f.name] = value
         return out
 

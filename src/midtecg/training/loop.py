@@ -44,8 +44,20 @@ from midtecg.training.checkpoint import has_checkpoints, latest_checkpoint, resu
 from midtecg.training.config import ExperimentConfig
 from midtecg.training.step import TrainStep, activation_checkpointing, make_optimizer, to_device
 
-LOG_COLUMNS = ("step", "loss", "mse_loss", "mel_loss", "lr", "val_loss", "val_reference", "sample_amplitude_ratio",
-               "steps_per_s", "elapsed_s", "cpu_s", "warning")
+LOG_COLUMNS = (
+    "step",
+    "loss",
+    "mse_loss",
+    "mel_loss",
+    "lr",
+    "val_loss",
+    "val_reference",
+    "sample_amplitude_ratio",
+    "steps_per_s",
+    "elapsed_s",
+    "cpu_s",
+    "warning",
+)
 
 
 @dataclass(frozen=True)
@@ -110,9 +122,16 @@ def step_generator(seed: int, step: int, rank: int, device: torch.device) -> tor
     return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 1_009 + rank)
 
 
-def generator_config(config: ExperimentConfig, model_config: SSSDConfig, encoder: ConditionEncoder,
-                     schedule: NoiseSchedule, manifest: dict, param: Parameterization | None = None,
-                     scale: np.ndarray | None = None, objective: ObjectiveConfig | None = None) -> dict:
+def generator_config(
+    config: ExperimentConfig,
+    model_config: SSSDConfig,
+    encoder: ConditionEncoder,
+    schedule: NoiseSchedule,
+    manifest: dict,
+    param: Parameterization | None = None,
+    scale: np.ndarray | None = None,
+    objective: ObjectiveConfig | None = None,
+) -> dict:
     """What a checkpoint's config.json holds: everything needed to rebuild and sample the generator.
     ``parameterization`` and ``signal.lead_scale`` are written only when they differ from the defaults
     (epsilon prediction, millivolts), so such checkpoints read exactly as before."""
@@ -152,13 +171,15 @@ def _draw(x0: torch.Tensor, param: Parameterization, dropout: float, groups, gen
 
 
 @torch.no_grad()
-def validation_loss(model, x_val, cond_val, param, objective, batch_size, batches, seed, device, autocast,
-                    signal_scale=None):
+def validation_loss(
+    model, x_val, cond_val, param, objective, batch_size, batches, seed, device, autocast, signal_scale=None
+):
     """Mean loss over fixed batches with fixed noise, so values are comparable across a run."""
     model.eval()
     losses = []
-    for x0, conditions, t, noise, x_t in monitor.validation_batches(x_val, cond_val, param, batch_size, batches,
-                                                                     seed, device):
+    for x0, conditions, t, noise, x_t in monitor.validation_batches(
+        x_val, cond_val, param, batch_size, batches, seed, device
+    ):
         with autocast:
             out = model(x_t, param.model_time(t), conditions)
         loss, _ = training_loss(out.float(), noise, x_t, x0, t, param, objective, signal_scale)
@@ -194,15 +215,19 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     x_val = _model_inputs(val_data.signals) if val_data is not None and len(val_data.records) else None
     if x_val is not None and signal_scale is not None:
         x_val = x_val / signal_scale
-    cond_val = {k: torch.from_numpy(v) for k, v in encoder.encode(val_data.records).items()} if x_val is not None else None
+    cond_val = (
+        {k: torch.from_numpy(v) for k, v in encoder.encode(val_data.records).items()} if x_val is not None else None
+    )
 
     # Model, EMA, optimiser, schedule.
     length = int(train_data.manifest["length"])
-    model_config = dataclasses.replace(config.model, length=length, condition_groups=encoder.groups,
-                                       null_conditions=config.conditions.dropout > 0)
+    model_config = dataclasses.replace(
+        config.model, length=length, condition_groups=encoder.groups, null_conditions=config.conditions.dropout > 0
+    )
     model = SSSDECG(model_config).to(device)
-    model.set_activation_checkpointing(activation_checkpointing(tc.checkpoint_activations, device, model_config,
-                                                                tc.batch_size))
+    model.set_activation_checkpointing(
+        activation_checkpointing(tc.checkpoint_activations, device, model_config, tc.batch_size)
+    )
     ema = None
     if tc.ema_decay > 0:
         ema = SSSDECG(model_config).to(device)
@@ -213,20 +238,29 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     # The mel filters must match the signals: a 500 Hz cache gets 500 Hz filters.
     objective = dataclasses.replace(config.objective, fs=float(train_data.manifest["rate"]))
     if param.is_flow and objective.kind == "midt" and objective.mel_target == "posterior_mean":
-        raise ValueError("objective.mel_target = 'posterior_mean' needs a DDPM process; use 'x0' with diffusion.prediction = 'flow'")
+        raise ValueError(
+            "objective.mel_target = 'posterior_mean' needs a DDPM process; use 'x0' with diffusion.prediction = 'flow'"
+        )
     if tc.max_cpu_seconds > 0 and ddp.world > 1:
         raise ValueError("train.max_cpu_seconds is for single-process runs (a CPU budget per run)")
     optimizer = make_optimizer(model, tc.lr)
     warmup = max(tc.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    saved_config = generator_config(config, model_config, encoder, schedule, train_data.manifest, param, scale,
-                                    objective)
+    saved_config = generator_config(
+        config, model_config, encoder, schedule, train_data.manifest, param, scale, objective
+    )
 
     start_step, cpu_before = 0, 0.0
     if resume:
-        resumed = resume_training_state(run_dir, model, ema, optimizer, scheduler,
-                                        report=lambda line: ddp.is_main and print(line, file=sys.stderr),
-                                        rename_broken=ddp.is_main)
+        resumed = resume_training_state(
+            run_dir,
+            model,
+            ema,
+            optimizer,
+            scheduler,
+            report=lambda line: ddp.is_main and print(line, file=sys.stderr),
+            rename_broken=ddp.is_main,
+        )
         if resumed is not None:
             checkpoint, meta = resumed
             start_step, cpu_before = meta["step"], float(meta.get("cpu_s", 0.0))
@@ -237,17 +271,33 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
             if ddp.is_main:
                 print(f"resuming from {checkpoint} at step {start_step}")
     elif has_checkpoints(run_dir):  # every rank stops, none waits for the others
-        raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir")
+        raise FileExistsError(
+            f"{run_dir} already holds checkpoints: pass --resume to continue, or choose another out_dir"
+        )
 
     step_model = model
     if ddp.world > 1:  # static graph: the same parameters every step, the last residual conv never used
         step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True)
+            model, device_ids=[device.index] if device.type == "cuda" else None, static_graph=True
+        )
     use_bf16 = tc.bf16 and device.type == "cuda"
-    trainer = TrainStep(model, optimizer, scheduler, param, objective, ema=ema, ema_decay=tc.ema_decay,
-                        steps=tc.steps, grad_clip=tc.grad_clip, step_model=step_model, bf16=use_bf16,
-                        log_capacity=max(tc.log_every, 1), compile=tc.compile, cuda_graph=tc.cuda_graph,
-                        signal_scale=signal_scale)
+    trainer = TrainStep(
+        model,
+        optimizer,
+        scheduler,
+        param,
+        objective,
+        ema=ema,
+        ema_decay=tc.ema_decay,
+        steps=tc.steps,
+        grad_clip=tc.grad_clip,
+        step_model=step_model,
+        bf16=use_bf16,
+        log_capacity=max(tc.log_every, 1),
+        compile=tc.compile,
+        cuda_graph=tc.cuda_graph,
+        signal_scale=signal_scale,
+    )
 
     def autocast():
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16)
@@ -268,8 +318,9 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         idx = torch.from_numpy(batch_indices(step, n_train, tc.batch_size, tc.seed, ddp.rank, ddp.world))
         x0 = to_device(x_train[idx], device)
         conditions = {k: to_device(v[idx], device) for k, v in cond_train.items()}
-        t, noise, drop = _draw(x0, param, config.conditions.dropout, encoder.groups,
-                               step_generator(tc.seed, step, ddp.rank, device))
+        t, noise, drop = _draw(
+            x0, param, config.conditions.dropout, encoder.groups, step_generator(tc.seed, step, ddp.rank, device)
+        )
         trainer(step, x0, conditions, t, noise, drop)
 
         done = step + 1
@@ -285,29 +336,62 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
             val, reference, amplitude, warning = "", "", "", ""
             if done % tc.val_every == 0 or last:
                 if x_val is not None:
-                    val = validation_loss(model, x_val, cond_val, param, objective, tc.batch_size, tc.val_batches,
-                                          tc.seed, device, autocast(), signal_scale)
+                    val = validation_loss(
+                        model,
+                        x_val,
+                        cond_val,
+                        param,
+                        objective,
+                        tc.batch_size,
+                        tc.val_batches,
+                        tc.seed,
+                        device,
+                        autocast(),
+                        signal_scale,
+                    )
                     writer and writer.add_scalar("loss/val", val, done)
                 reference, amplitude, warning = check(ema if ema is not None else model, done, val, last, autocast())
-            log.writerow([done, means["loss"], means.get("mse", ""), means.get("mel", ""),
-                          scheduler.get_last_lr()[0], val, reference, amplitude, rate, now - started, cpu_used,
-                          warning])
+            log.writerow(
+                [
+                    done,
+                    means["loss"],
+                    means.get("mse", ""),
+                    means.get("mel", ""),
+                    scheduler.get_last_lr()[0],
+                    val,
+                    reference,
+                    amplitude,
+                    rate,
+                    now - started,
+                    cpu_used,
+                    warning,
+                ]
+            )
             log_file.flush()
             if writer:
                 for key, value in means.items():
                     writer.add_scalar(f"loss/{key}", value, done)
                 writer.add_scalar("steps_per_s", rate, done)
-            bar.set_postfix(loss=f"{means['loss']:.4f}", **({"val": f"{val:.4f}"} if val != "" else {}),
-                            it_s=f"{rate:.2f}")
+            bar.set_postfix(
+                loss=f"{means['loss']:.4f}", **({"val": f"{val:.4f}"} if val != "" else {}), it_s=f"{rate:.2f}"
+            )
             window_start, window_steps = now, 0
         if bar is not None:
             bar.update(1)
         if done % tc.checkpoint_every == 0 or last:
             trainer.check_log()  # never save weights that a non-finite loss has touched
             if ddp.is_main:
-                save_checkpoint(run_dir, done, saved_config, model, ema, optimizer, scheduler,
-                                extra={"elapsed_s": time.perf_counter() - started, "cpu_s": cpu_used},
-                                keep=tc.keep_checkpoints)
+                save_checkpoint(
+                    run_dir,
+                    done,
+                    saved_config,
+                    model,
+                    ema,
+                    optimizer,
+                    scheduler,
+                    extra={"elapsed_s": time.perf_counter() - started, "cpu_s": cpu_used},
+                    keep=tc.keep_checkpoints,
+                )
             if ddp.world > 1:
                 check_in_sync(model)
                 dist.barrier()
@@ -362,9 +446,17 @@ def _checks(config, param, objective, x_train, cond_train, x_val, cond_val, sign
         mean, var = x_train.mean(dim=(0, 2))[:, None], x_train.var(dim=(0, 2))[:, None]
         references = monitor.reference_losses(
             monitor.validation_batches(x_val, cond_val, param, tc.batch_size, tc.val_batches, tc.seed, device),
-            param, objective, mean, var, signal_scale)
-        print(f"{config.name}: validation reference levels: zero output {references['zero']:.4g}, Gaussian "
-              f"baseline {references['gaussian']:.4g} (see midtecg.training.monitor)", file=sys.stderr)
+            param,
+            objective,
+            mean,
+            var,
+            signal_scale,
+        )
+        print(
+            f"{config.name}: validation reference levels: zero output {references['zero']:.4g}, Gaussian "
+            f"baseline {references['gaussian']:.4g} (see midtecg.training.monitor)",
+            file=sys.stderr,
+        )
     x_ref, cond_ref = (x_val, cond_val) if x_val is not None else (x_train, cond_train)
     n = min(tc.check_samples, len(x_ref))
     amplitude_ref = monitor.amplitude_reference(x_ref if signal_scale is None else x_ref * signal_scale)
@@ -376,8 +468,9 @@ def _checks(config, param, objective, x_train, cond_train, x_val, cond_val, sign
             warnings.append(monitor.validation_warning(step, val_loss, references, tc.check_after_steps, last))
         amplitude = ""
         if n > 0:
-            amplitude = monitor.sample_amplitude_ratio(sampling_model, check_conditions, param, x_ref.shape[-1],
-                                                       amplitude_ref, signal_scale, tc.seed, autocast)
+            amplitude = monitor.sample_amplitude_ratio(
+                sampling_model, check_conditions, param, x_ref.shape[-1], amplitude_ref, signal_scale, tc.seed, autocast
+            )
             warnings.append(monitor.amplitude_warning(step, amplitude))
         warning = "; ".join(w for w in warnings if w)
         if warning:

@@ -39,15 +39,30 @@ import torch
 from midtecg.diffusion import Parameterization, gaussian_optimal_output, make_parameterized_sampler
 from midtecg.losses import ObjectiveConfig, training_loss
 
-__all__ = ["validation_batches", "reference_losses", "validation_warning", "amplitude_reference",
-           "sample_amplitude_ratio", "amplitude_warning", "AMPLITUDE_RANGE", "CHECK_SAMPLER_STEPS"]
+__all__ = [
+    "validation_batches",
+    "reference_losses",
+    "validation_warning",
+    "amplitude_reference",
+    "sample_amplitude_ratio",
+    "amplitude_warning",
+    "AMPLITUDE_RANGE",
+    "CHECK_SAMPLER_STEPS",
+]
 
 AMPLITUDE_RANGE = (1.0 / 3.0, 3.0)
 CHECK_SAMPLER_STEPS = 20
 
 
-def validation_batches(x_val: torch.Tensor, cond_val: dict, param: Parameterization, batch_size: int,
-                       batches: int, seed: int, device: torch.device):
+def validation_batches(
+    x_val: torch.Tensor,
+    cond_val: dict,
+    param: Parameterization,
+    batch_size: int,
+    batches: int,
+    seed: int,
+    device: torch.device,
+):
     """The fixed validation batches: ``(x0, conditions, t, noise, x_t)``, the same at every call."""
     for i in range(batches):
         idx = np.arange(i * batch_size, (i + 1) * batch_size) % len(x_val)
@@ -59,30 +74,41 @@ def validation_batches(x_val: torch.Tensor, cond_val: dict, param: Parameterizat
 
 
 @torch.no_grad()
-def reference_losses(batches, param: Parameterization, objective: ObjectiveConfig, mean: torch.Tensor,
-                     var: torch.Tensor, signal_scale: torch.Tensor | None = None) -> dict[str, float]:
+def reference_losses(
+    batches,
+    param: Parameterization,
+    objective: ObjectiveConfig,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    signal_scale: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Mean ``zero`` and ``gaussian`` losses over ``batches`` (from ``validation_batches``); ``mean`` and
     ``var`` per lead, shaped (C, 1), in the network's units."""
     zero, gaussian = [], []
     for x0, _, t, noise, x_t in batches:
         mean_d, var_d = mean.to(x_t.device), var.to(x_t.device)
-        for outputs, output in ((zero, torch.zeros_like(x_t)),
-                                (gaussian, gaussian_optimal_output(param, x_t, t, mean_d, var_d))):
+        for outputs, output in (
+            (zero, torch.zeros_like(x_t)),
+            (gaussian, gaussian_optimal_output(param, x_t, t, mean_d, var_d)),
+        ):
             outputs.append(training_loss(output, noise, x_t, x0, t, param, objective, signal_scale)[0].item())
     return {"zero": float(np.mean(zero)), "gaussian": float(np.mean(gaussian))}
 
 
-def validation_warning(step: int, val_loss: float, references: dict[str, float], check_after: int,
-                       final: bool) -> str:
+def validation_warning(step: int, val_loss: float, references: dict[str, float], check_after: int, final: bool) -> str:
     """The warning for a validation loss at ``step`` ("" when there is none); see the module docstring."""
     if not math.isfinite(val_loss) or val_loss > references["zero"]:
-        return (f"diverged: validation loss {val_loss:.4g} at step {step} is above {references['zero']:.4g}, the "
-                "loss of a network that outputs zeros (the untrained one); lower train.lr or set train.grad_clip")
+        return (
+            f"diverged: validation loss {val_loss:.4g} at step {step} is above {references['zero']:.4g}, the "
+            "loss of a network that outputs zeros (the untrained one); lower train.lr or set train.grad_clip"
+        )
     if (step >= check_after or final) and val_loss >= references["gaussian"]:
-        return (f"far from the data: validation loss {val_loss:.4g} at step {step} is not below "
-                f"{references['gaussian']:.4g}, the loss of the best predictor that knows only the data's "
-                "per-lead mean and variance, so samples will look like noise (train longer, or see "
-                "train.lr, data.scaling, diffusion.prediction)")
+        return (
+            f"far from the data: validation loss {val_loss:.4g} at step {step} is not below "
+            f"{references['gaussian']:.4g}, the loss of the best predictor that knows only the data's "
+            "per-lead mean and variance, so samples will look like noise (train longer, or see "
+            "train.lr, data.scaling, diffusion.prediction)"
+        )
     return ""
 
 
@@ -92,9 +118,16 @@ def amplitude_reference(signals_mv: torch.Tensor, limit: int = 256) -> float:
 
 
 @torch.no_grad()
-def sample_amplitude_ratio(model: torch.nn.Module, conditions: dict[str, torch.Tensor], param: Parameterization,
-                           length: int, reference: float, signal_scale: torch.Tensor | None, seed: int,
-                           autocast) -> float:
+def sample_amplitude_ratio(
+    model: torch.nn.Module,
+    conditions: dict[str, torch.Tensor],
+    param: Parameterization,
+    length: int,
+    reference: float,
+    signal_scale: torch.Tensor | None,
+    seed: int,
+    autocast,
+) -> float:
     """Sample one ECG per condition row with the quick check sampler and return its 99th percentile of |x|
     (mV: times ``signal_scale``, per lead (C, 1), when the network works on scaled signals) divided by
     ``reference`` (``amplitude_reference`` of real signals)."""
@@ -106,10 +139,13 @@ def sample_amplitude_ratio(model: torch.nn.Module, conditions: dict[str, torch.T
     model.eval()
     try:
         with model.cached_kernels(), autocast:
-            x = solver.sample(lambda x_t, t: model(x_t, param.model_time(t), conditions).float(),
-                              (batch, model.config.in_leads, length),
-                              generator=torch.Generator(device=device).manual_seed(seed), device=device,
-                              progress=False)
+            x = solver.sample(
+                lambda x_t, t: model(x_t, param.model_time(t), conditions).float(),
+                (batch, model.config.in_leads, length),
+                generator=torch.Generator(device=device).manual_seed(seed),
+                device=device,
+                progress=False,
+            )
     finally:
         model.train(was_training)
     if signal_scale is not None:
@@ -128,5 +164,7 @@ def amplitude_warning(step: int, ratio: float) -> str:
     low, high = AMPLITUDE_RANGE
     if low <= ratio <= high:
         return ""
-    return (f"sample amplitude: at step {step} sampled ECGs reach {ratio:.3g}x the real signals' amplitude "
-            f"(99th percentile of |x|, expected within {low:.2g}-{high:.2g}x), the model is far from the data")
+    return (
+        f"sample amplitude: at step {step} sampled ECGs reach {ratio:.3g}x the real signals' amplitude "
+        f"(99th percentile of |x|, expected within {low:.2g}-{high:.2g}x), the model is far from the data"
+    )

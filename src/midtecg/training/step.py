@@ -52,8 +52,9 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def activation_checkpointing(setting: str | bool, device: torch.device, model_config: SSSDConfig,
-                             batch_size: int) -> bool:
+def activation_checkpointing(
+    setting: str | bool, device: torch.device, model_config: SSSDConfig, batch_size: int
+) -> bool:
     """``train.checkpoint_activations``: True, False, or "auto": on where the activations kept for backward
     would take more than half the GPU's memory (about 25 x batch x channels x length float32 numbers per
     block, measured on this model); never on the CPU."""
@@ -91,12 +92,25 @@ class TrainStep:
 
     WARMUP_STEPS = 3
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                 param: Parameterization | NoiseSchedule, objective: ObjectiveConfig, *,
-                 ema: torch.nn.Module | None = None, ema_decay: float = 0.0, steps: int = 1_000_000,
-                 grad_clip: float = 0.0, step_model: torch.nn.Module | None = None, bf16: bool = False,
-                 log_capacity: int = 1000, compile: bool = False, cuda_graph: bool = False,
-                 signal_scale: torch.Tensor | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler,
+        param: Parameterization | NoiseSchedule,
+        objective: ObjectiveConfig,
+        *,
+        ema: torch.nn.Module | None = None,
+        ema_decay: float = 0.0,
+        steps: int = 1_000_000,
+        grad_clip: float = 0.0,
+        step_model: torch.nn.Module | None = None,
+        bf16: bool = False,
+        log_capacity: int = 1000,
+        compile: bool = False,
+        cuda_graph: bool = False,
+        signal_scale: torch.Tensor | None = None,
+    ):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         # a bare schedule means epsilon prediction on it, the reference's parameterisation
         self.param = param if isinstance(param, Parameterization) else Parameterization("eps", param)
@@ -108,8 +122,9 @@ class TrainStep:
         if self.cuda_graph and isinstance(self.step_model, torch.nn.parallel.DistributedDataParallel):
             raise ValueError("train.cuda_graph captures one process's step; it does not work with several processes")
         # Autocast's cast cache must be off while a graph is captured (its casts would be captured once).
-        self._autocast = lambda: torch.autocast(self.device.type, torch.bfloat16, enabled=bf16,
-                                                cache_enabled=not self.cuda_graph)
+        self._autocast = lambda: torch.autocast(
+            self.device.type, torch.bfloat16, enabled=bf16, cache_enabled=not self.cuda_graph
+        )
         self._ema_weights = ema_weights(ema_decay, steps, self.device) if ema is not None else None
         self._forward_loss = torch.compile(self._forward_and_loss) if compile else self._forward_and_loss
         self._capacity = int(log_capacity)
@@ -192,12 +207,13 @@ class TrainStep:
 
     # ---- the log -------------------------------------------------------------------------------------
     def _read(self) -> list[list[float]]:
-        rows = self._log[:self._rows].tolist() if self._rows else []
+        rows = self._log[: self._rows].tolist() if self._rows else []
         for i, row in enumerate(rows):
             loss = row[self._names.index("loss")]
             if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at step {self._first_step + i}; lower train.lr or "
-                                         "enable train.grad_clip")
+                raise FloatingPointError(
+                    f"loss became {loss} at step {self._first_step + i}; lower train.lr or enable train.grad_clip"
+                )
         return rows
 
     def check_log(self) -> None:
