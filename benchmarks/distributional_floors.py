@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from midtecg.data.cache import is_prepared, load_prepared, prepare
-from midtecg.evaluation.distributional import frechet_distance, log_psd
+from midtecg.evaluation.distributional import frechet_distance
 from midtecg.evaluation.set_distances import embedding_distances, floor_splits, signal_distances
+from midtecg.evaluation.spectra import log_psd
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from midtecg.data.cache import is_prepared, load_prepared, prepare
-from midtecg.evaluation.privacy import privacy_audit, privacy_gate
+from midtecg.evaluation.privacy import privacy_audit
+from midtecg.evaluation.privacy_gate import privacy_gate
 
 REPO = Path(__file__).resolve().parents[1]
 

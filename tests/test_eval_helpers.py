@@ -8,6 +8,8 @@
   (``None`` when neither exists; tests then skip).
 - :func:`real_ecgs_both_rates`: the 32 fixture records from their 100 Hz and their 500 Hz files, with their
   codes.
+- :func:`fixture_folds`: the fixture prepared at 100 Hz, split by fold; :func:`audit`: a privacy audit against
+  its training folds, with :func:`band_embedding` as the embedding when asked.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 import pytest
 
 from midtecg.data.leads import WFDB_LEADS, to_model_leads, to_twelve_leads
+from midtecg.evaluation.privacy import privacy_audit
+from midtecg.evaluation.spectra import log_psd
 
 FS = 100
 BANK_RATES = (55.0, 70.0, 85.0, 100.0)
@@ -161,3 +165,22 @@ def fixture_folds(tmp_path_factory) -> dict[str, np.ndarray]:
     """The 40-record fixture prepared at 100 Hz (once per session): ``{"train" (20 records, folds 1-8),
     "val" (10, fold 9), "test" (10, fold 10)}`` as (N, 12, 1000) float32 arrays (other patients per fold)."""
     return _fixture_folds(str(tmp_path_factory.getbasetemp() / "fixture_cache_100hz"))
+
+
+def band_embedding(x) -> np.ndarray:
+    """A cheap deterministic, amplitude-sensitive embedding: log Welch power per lead in 20 bands to 30 Hz."""
+    _, s = log_psd(x, fs=FS, nperseg=128)
+    return s[:, :, 1:41:2].reshape(len(x), -1)
+
+
+def audit(folds, synth, *, embed=False, holdout=None, **kw):
+    """:func:`~midtecg.evaluation.privacy.privacy_audit` of ``synth`` against ``folds["train"]`` (from
+    :func:`fixture_folds`), the test fold as holdout unless ``holdout`` is given, with :func:`band_embedding`
+    embeddings when ``embed``."""
+    train, ho = folds["train"], folds["test"] if holdout is None else holdout
+    emb = (
+        {"train": band_embedding(train), "holdout": band_embedding(ho), "synth": band_embedding(synth)}
+        if embed
+        else None
+    )
+    return privacy_audit(train, ho, synth, embeddings=emb, **kw)

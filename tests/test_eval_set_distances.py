@@ -8,9 +8,11 @@ import pytest
 from scipy import linalg
 
 from midtecg.data.errors import DataError
-from midtecg.evaluation.distributional import frechet_distance, mmd, welch_psd_distance
+from midtecg.evaluation.distributional import frechet_distance
 from midtecg.evaluation.fidelity import mean_correlation_matrix_error
+from midtecg.evaluation.kernel_distances import mmd
 from midtecg.evaluation.set_distances import embedding_distances, floor_splits, signal_distances
+from midtecg.evaluation.spectra import welch_psd_distance
 
 try:
     from test_eval_helpers import ecg_like, fixture_folds

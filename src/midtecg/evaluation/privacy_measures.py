@@ -1,6 +1,6 @@
 """Euclidean privacy measures: does a generator copy, or leak membership of, its training records?
 
-The building blocks used by :mod:`~midtecg.evaluation.privacy` (its audit and gate) and the classic
+The building blocks used by :mod:`~midtecg.evaluation.privacy` (the audit behind the gate) and the classic
 measures of method.md section 6, each callable on its own. Three sets: ``train`` (the generator's
 training records), ``holdout`` (real records from the same distribution the generator never saw, e.g. the
 test fold) and ``synth`` (generated records). Every function works in any vector space:
@@ -20,7 +20,7 @@ Measures:
 - **DCR** (distance to closest record): for each synthetic record the distance to its nearest training
   record, and the same for each holdout record; one-sided Mann-Whitney U test (alternative: synthetic DCRs
   are stochastically smaller). With many records the test detects differences too small to matter: a
-  p-value is not a verdict (the gate in :mod:`~midtecg.evaluation.privacy` uses effect sizes).
+  p-value is not a verdict (the gate in :mod:`~midtecg.evaluation.privacy_gate` uses effect sizes).
 - **NNDR** (nearest-neighbour distance ratio ``d1 / d2`` to the training set, in [0, 1]): small when a
   record is much closer to one training record than to the next one (a copy of that record); compared with
   the holdout's NNDR the same way.

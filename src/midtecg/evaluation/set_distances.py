@@ -32,19 +32,11 @@ import numpy as np
 
 from midtecg.data.errors import DataError
 
-from .distributional import (
-    frechet_distance,
-    gaussian_gram,
-    kid,
-    log_psd,
-    log_psd_distance,
-    median_bandwidth,
-    mmd2_from_gram,
-    precision_recall,
-    radial_winsorizer,
-    signal_features,
-)
+from .distributional import frechet_distance, precision_recall, radial_winsorizer
+from .feature_rows import signal_features
 from .fidelity import check_signals, correlation_matrices, mean_matrix_error
+from .kernel_distances import gaussian_gram, kid, median_bandwidth, mmd2_from_gram
+from .spectra import log_psd, log_psd_distance
 
 __all__ = ["embedding_distances", "signal_distances", "floor_splits"]
 
@@ -219,10 +211,10 @@ def signal_distances(
 ) -> dict:
     """Kernel MMD, Welch log-spectrum distance and inter-lead correlation distance, with real-vs-real floors.
 
-    - ``mmd``: unbiased Gaussian-kernel MMD^2 of :func:`~midtecg.evaluation.distributional.mmd` on records
+    - ``mmd``: unbiased Gaussian-kernel MMD^2 of :func:`~midtecg.evaluation.kernel_distances.mmd` on records
       block-averaged by ``downsample``; the bandwidth is the median heuristic on the *real* set alone, so one
       kernel serves the value, every split and every generator compared with this real set;
-    - ``welch_psd``: :func:`~midtecg.evaluation.distributional.welch_psd_distance` (mean over leads, dB;
+    - ``welch_psd``: :func:`~midtecg.evaluation.spectra.welch_psd_distance` (mean over leads, dB;
       ``per_lead`` for the whole sets);
     - ``correlation``: :func:`~midtecg.evaluation.fidelity.mean_correlation_matrix_error` (mean absolute
       difference between the sets' mean inter-lead correlation matrices; ``max_abs_error`` and ``max_pair``

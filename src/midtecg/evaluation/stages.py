@@ -115,7 +115,7 @@ def paired_floor(real: ECGSet, real_index: np.ndarray, seed: int) -> dict:
 
 
 def distributional_stage(real: ECGSet, synth: ECGSet, config: EvaluationConfig) -> dict:
-    """Signal-space distances with real-vs-real floors (:func:`~midtecg.evaluation.distributional.signal_distances`)."""
+    """Signal-space distances with real-vs-real floors (:func:`~midtecg.evaluation.set_distances.signal_distances`)."""
     from midtecg.evaluation.set_distances import signal_distances
 
     with single_blas_thread():
@@ -394,7 +394,8 @@ def privacy_stage(
     embeddings were computed, in embedding space, and the gate over both. The gate decides on the audit's own
     numbers, not on the fidelity verdict: "no copies found" stays true of a generator that is far on other axes,
     and sets far from every real record are recognised by their distances (not informative)."""
-    from midtecg.evaluation.privacy import privacy_audit, privacy_gate
+    from midtecg.evaluation.privacy import privacy_audit
+    from midtecg.evaluation.privacy_gate import privacy_gate
 
     embeddings = {k: emb[k] for k in ("train", "holdout", "synth")} if "train" in emb else None
     if embeddings is None:

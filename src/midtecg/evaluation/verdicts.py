@@ -24,7 +24,7 @@ statistic with unmeasured records counted beyond every value, so a set whose mea
 
 An axis combines its checks (:func:`combine`): ``far`` if any check is far, else ``close`` if at least one is
 close, else ``not_informative``; ``not_measured`` when the axis did not run. The privacy axis takes the
-privacy gate's verdict (``pass`` / ``fail`` / ``not_informative``; see :mod:`midtecg.evaluation.privacy`).
+privacy gate's verdict (``pass`` / ``fail`` / ``not_informative``; see :mod:`midtecg.evaluation.privacy_gate`).
 Label adherence compares the synthetic macro AUC with the real test records' AUC minus ``K_SPREAD`` bootstrap
 standard deviations (and at most ``RELATIVE_MARGIN`` below it, relatively, when that is looser); a real AUC
 below ``MIN_INFORMATIVE_AUC`` means the classifier cannot tell the labels apart and the check is not
