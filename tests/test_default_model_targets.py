@@ -16,8 +16,17 @@ from midtecg.data.leads import WFDB_LEADS
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "experiments" / "default_model" / "targets.py"
 MODEL = REPO / "tests" / "fixtures" / "conditioning_model"
-KEYS = {"nsr.rr_cv", "nsr.r_amp_cv", "heart_rate.contrast", "paired.heart_rate_mae", "paired.frechet_vs_floor",
-        "paired.frechet_vs_deepfake", "paired.label_adherence", "paired.privacy", "cli.cpu_seconds"}
+KEYS = {
+    "nsr.rr_cv",
+    "nsr.r_amp_cv",
+    "heart_rate.contrast",
+    "paired.heart_rate_mae",
+    "paired.frechet_vs_floor",
+    "paired.frechet_vs_deepfake",
+    "paired.label_adherence",
+    "paired.privacy",
+    "cli.cpu_seconds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +42,14 @@ def test_deepfake_output_becomes_twelve_leads_in_millivolts_at_100_hz(targets):
     lead_i, lead_ii = rng.normal(0, 0.3, (2, 3, 5000))  # mV at 500 Hz
     chest = rng.normal(0, 0.5, (3, 6, 5000))
     # Einthoven and Goldberger from I and II, written out here independently of midtecg.data.leads
-    limb = {"I": lead_i, "II": lead_ii, "III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
-            "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
+    limb = {
+        "I": lead_i,
+        "II": lead_ii,
+        "III": lead_ii - lead_i,
+        "aVR": -(lead_i + lead_ii) / 2,
+        "aVL": lead_i - lead_ii / 2,
+        "aVF": lead_ii - lead_i / 2,
+    }
     x12 = np.concatenate([np.stack([limb[name] for name in WFDB_LEADS[:6]], axis=1), chest], axis=1)
     microvolts = np.concatenate([lead_i[:, None], lead_ii[:, None], chest], axis=1) * 1000.0  # I, II, V1-V6
     out = targets.deepfake_to_twelve_leads(microvolts)
@@ -54,8 +69,10 @@ def test_met_and_how_far(targets):
     low = targets.target("k", "t", ">=", 30.0, 21.0, "bpm")
     assert low["met"] is False and low["how_far"].startswith("9 bpm below the threshold")
     assert targets.target("k", "t", "<", 30.5, 30.5)["met"] is False
-    assert targets.target("k", "t", "==", "pass", "not_informative", note="far")["how_far"] == \
-        "not_informative instead of pass: far"
+    assert (
+        targets.target("k", "t", "==", "pass", "not_informative", note="far")["how_far"]
+        == "not_informative instead of pass: far"
+    )
     assert targets.target("k", "t", "<=", 8.0, None)["met"] is False  # not measurable is not met
     assert targets.target("k", "t", ">=", 0.8, 2.7, uninformative="weak")["met"] is False
     skipped = targets.target("k", "t", "<", None, 45.0, note="deepfake-ecg not installed")
@@ -67,8 +84,25 @@ def test_met_and_how_far(targets):
 @pytest.mark.slow
 def test_every_target_measured_on_the_fixture_and_resumed(targets, fixture_cache, tmp_path, capsys):
     out = tmp_path / "targets"
-    args = ["--cache", str(fixture_cache), "--out", str(out), "--model", str(MODEL), "--n", "4", "--limit", "8",
-            "--classifier-epochs", "1", "--skip-deepfake", "--sampler", "ddim", "--steps", "2"]
+    args = [
+        "--cache",
+        str(fixture_cache),
+        "--out",
+        str(out),
+        "--model",
+        str(MODEL),
+        "--n",
+        "4",
+        "--limit",
+        "8",
+        "--classifier-epochs",
+        "1",
+        "--skip-deepfake",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "2",
+    ]
     report = targets.main(args)
     saved = json.loads((out / "targets.json").read_text())
     assert saved["targets"] == report["targets"] and {t["key"] for t in saved["targets"]} == KEYS

@@ -98,10 +98,14 @@ def median_unmeasured_high(values) -> float | None:
 def spread(values) -> dict:
     v = np.asarray(values, dtype=np.float64).ravel()
     ok = v[np.isfinite(v)]
-    return {"n": int(v.size), "n_unmeasured": int(v.size - ok.size),
-            "median": median_unmeasured_high(v), "median_of_measured": number(np.median(ok)) if ok.size else None,
-            "q25": number(np.quantile(ok, 0.25)) if ok.size else None,
-            "q75": number(np.quantile(ok, 0.75)) if ok.size else None}
+    return {
+        "n": int(v.size),
+        "n_unmeasured": int(v.size - ok.size),
+        "median": median_unmeasured_high(v),
+        "median_of_measured": number(np.median(ok)) if ok.size else None,
+        "q25": number(np.quantile(ok, 0.25)) if ok.size else None,
+        "q75": number(np.quantile(ok, 0.75)) if ok.size else None,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -128,8 +132,17 @@ class Context:
     def generate(self, conditions, out_dir: Path | None = None, **kwargs):
         from midtecg.generate import generate
 
-        return generate(conditions, self.generator, out_dir, formats=("npz",), sampler=self.args.sampler,
-                        steps=self.args.steps, seed=self.args.seed, progress=False, **kwargs)
+        return generate(
+            conditions,
+            self.generator,
+            out_dir,
+            formats=("npz",),
+            sampler=self.args.sampler,
+            steps=self.args.steps,
+            seed=self.args.seed,
+            progress=False,
+            **kwargs,
+        )
 
     def evaluation_config(self, title: str, **switches):
         import torch
@@ -137,12 +150,18 @@ class Context:
         from midtecg.evaluation import EvaluationConfig
         from midtecg.evaluation.classifier import ClassifierTrainConfig
 
-        return EvaluationConfig(utility=False, classifier_dir=str(self.out / "classifier"),
-                                classifier=ClassifierTrainConfig(epochs=self.args.classifier_epochs, device="cpu",
-                                                                 seed=0),
-                                measure_cache_dir=str(self.out / "measurements"), limit=self.args.limit,
-                                seed=self.args.seed, progress=True, title=title, threads=torch.get_num_threads(),
-                                **switches)
+        return EvaluationConfig(
+            utility=False,
+            classifier_dir=str(self.out / "classifier"),
+            classifier=ClassifierTrainConfig(epochs=self.args.classifier_epochs, device="cpu", seed=0),
+            measure_cache_dir=str(self.out / "measurements"),
+            limit=self.args.limit,
+            seed=self.args.seed,
+            progress=True,
+            title=title,
+            threads=torch.get_num_threads(),
+            **switches,
+        )
 
     def evaluate(self, name: str, synth: Path, config) -> dict:
         """``midtecg.evaluation.evaluate`` against fold 10 (train folds 1-8), or its saved result."""
@@ -153,8 +172,13 @@ class Context:
         target = self.out / "eval" / name
         if (target / "evaluation.json").is_file():
             return read_evaluation(target)
-        return evaluate((self.cache, "test"), synth, train=(self.cache, list(DEFAULT_SPLITS["train"])),
-                        out_dir=target, config=config)
+        return evaluate(
+            (self.cache, "test"),
+            synth,
+            train=(self.cache, list(DEFAULT_SPLITS["train"])),
+            out_dir=target,
+            config=config,
+        )
 
 
 def regularity(ctx: Context) -> dict:
@@ -169,8 +193,9 @@ def regularity(ctx: Context) -> dict:
     keep = ((test.records["NORM"] > 0) & (test.records["SR"] > 0)).to_numpy()
     out = {"synth": {k: spread(synth[k]) for k in ("rr_cv", "r_amp_cv")}, "real_n": int(keep.sum())}
     if keep.any():
-        real = rhythm_measures(np.asarray(test.signals[keep]), test.manifest["rate"],
-                               cache_dir=str(ctx.out / "measurements"))
+        real = rhythm_measures(
+            np.asarray(test.signals[keep]), test.manifest["rate"], cache_dir=str(ctx.out / "measurements")
+        )
         out["real"] = {k: spread(real[k]) for k in ("rr_cv", "r_amp_cv")}
     return out
 
@@ -188,8 +213,11 @@ def heart_rate_contrast(ctx: Context) -> dict:
             return {"error": str(error)}
         measured = heart_rate_bpm(ecgs.signals, ecgs.fs)
         ok = measured[np.isfinite(measured)]
-        out[str(rate)] = {"n": int(measured.size), "n_unmeasured": int(measured.size - ok.size),
-                          "median_bpm": number(np.median(ok)) if ok.size else None}
+        out[str(rate)] = {
+            "n": int(measured.size),
+            "n_unmeasured": int(measured.size - ok.size),
+            "median_bpm": number(np.median(ok)) if ok.size else None,
+        }
     return out
 
 
@@ -209,19 +237,24 @@ def paired(ctx: Context) -> dict:
 def evaluation_numbers(result: dict) -> dict:
     frechet = (result.get("embedding") or {}).get("frechet") or {}
     privacy = (result.get("verdicts") or {}).get("privacy") or {}
-    return {"n_real": lookup(result, "n_real"), "n_synth": lookup(result, "n_synth"),
-            "n_pairs": lookup(result, "n_pairs"),
-            "frechet": number(lookup(result, "fidelity.frechet")),
-            "frechet_floor": number(lookup(result, "fidelity.frechet.floor")),
-            "frechet_floor_std": number(frechet.get("floor_std")), "frechet_n_floor": frechet.get("n_floor"),
-            "heart_rate_mae_bpm": number(lookup(result, "clinical.heart_rate_mae_bpm")),
-            "heart_rate_error": lookup(result, "clinical.heart_rate_error"),
-            "label_ratio": number(lookup(result, "labels.superdiagnostic.ratio")),
-            "label_synth_auc": number(lookup(result, "labels.superdiagnostic.synth_auc")),
-            "label_real_auc": number(lookup(result, "labels.superdiagnostic.real_auc")),
-            "privacy_verdict": privacy.get("verdict"), "privacy_reason": privacy.get("reason"),
-            "verdicts": {axis: v.get("verdict") for axis, v in (result.get("verdicts") or {}).items()},
-            "errors": {k: str(v).splitlines()[0] for k, v in (result.get("errors") or {}).items()}}
+    return {
+        "n_real": lookup(result, "n_real"),
+        "n_synth": lookup(result, "n_synth"),
+        "n_pairs": lookup(result, "n_pairs"),
+        "frechet": number(lookup(result, "fidelity.frechet")),
+        "frechet_floor": number(lookup(result, "fidelity.frechet.floor")),
+        "frechet_floor_std": number(frechet.get("floor_std")),
+        "frechet_n_floor": frechet.get("n_floor"),
+        "heart_rate_mae_bpm": number(lookup(result, "clinical.heart_rate_mae_bpm")),
+        "heart_rate_error": lookup(result, "clinical.heart_rate_error"),
+        "label_ratio": number(lookup(result, "labels.superdiagnostic.ratio")),
+        "label_synth_auc": number(lookup(result, "labels.superdiagnostic.synth_auc")),
+        "label_real_auc": number(lookup(result, "labels.superdiagnostic.real_auc")),
+        "privacy_verdict": privacy.get("verdict"),
+        "privacy_reason": privacy.get("reason"),
+        "verdicts": {axis: v.get("verdict") for axis, v in (result.get("verdicts") or {}).items()},
+        "errors": {k: str(v).splitlines()[0] for k, v in (result.get("errors") or {}).items()},
+    }
 
 
 def deepfake_to_twelve_leads(x, fs_out: int = 100):
@@ -284,14 +317,32 @@ def cli_time(ctx: Context) -> dict:
     import midtecg
 
     with tempfile.TemporaryDirectory(prefix="targets-cli-", dir=ctx.out) as tmp:
-        command = [sys.executable, "-m", "midtecg", "generate", "-n", "8", "--labels", "NORM", "--out",
-                   str(Path(tmp) / "out"), "--quiet", "--device", "cpu"]
+        command = [
+            sys.executable,
+            "-m",
+            "midtecg",
+            "generate",
+            "-n",
+            "8",
+            "--labels",
+            "NORM",
+            "--out",
+            str(Path(tmp) / "out"),
+            "--quiet",
+            "--device",
+            "cpu",
+        ]
         command += ["--model", str(ctx.model)] if ctx.args.model else []
         command += ["--sampler", ctx.args.sampler] if ctx.args.sampler else []
         command += ["--steps", str(ctx.args.steps)] if ctx.args.steps else []
         source = str(Path(midtecg.__file__).resolve().parents[1])  # the midtecg this script imports
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([source, *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -302,12 +353,16 @@ def cli_time(ctx: Context) -> dict:
     user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     shown = ["midtecg", *command[3:]]
     shown[shown.index("--out") + 1] = "TMP"
-    return {"command": " ".join(shown), "cpu_s": user + system, "user_s": user,
-            "sys_s": system, "wall_s": wall}
+    return {"command": " ".join(shown), "cpu_s": user + system, "user_s": user, "sys_s": system, "wall_s": wall}
 
 
-STAGE_FUNCTIONS = {"regularity": regularity, "heart_rate_contrast": heart_rate_contrast, "paired": paired,
-                   "deepfake": deepfake, "cli_time": cli_time}
+STAGE_FUNCTIONS = {
+    "regularity": regularity,
+    "heart_rate_contrast": heart_rate_contrast,
+    "paired": paired,
+    "deepfake": deepfake,
+    "cli_time": cli_time,
+}
 
 
 def run_stage(ctx: Context, name: str) -> dict:
@@ -327,18 +382,27 @@ def run_stage(ctx: Context, name: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ targets
-def target(key: str, what: str, op: str, threshold, value, unit: str = "", note: str = "",
-           uninformative: str = "") -> dict:
+def target(
+    key: str, what: str, op: str, threshold, value, unit: str = "", note: str = "", uninformative: str = ""
+) -> dict:
     """One target: ``met`` is whether ``value op threshold`` (False when the value could not be measured or, as
     ``uninformative`` says why, means nothing; None when the comparison was not made)."""
     skipped = threshold is None
     if skipped or value is None or uninformative:
         met = None if skipped else False
     else:
-        met = {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold,
-               "==": value == threshold}[op]
-    entry = {"key": key, "target": what, "op": op, "threshold": threshold, "value": value, "unit": unit,
-             "met": met, "note": note, "uninformative": uninformative}
+        met = {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold, "==": value == threshold}[op]
+    entry = {
+        "key": key,
+        "target": what,
+        "op": op,
+        "threshold": threshold,
+        "value": value,
+        "unit": unit,
+        "met": met,
+        "note": note,
+        "uninformative": uninformative,
+    }
     return {**entry, "how_far": how_far(entry)}
 
 
@@ -369,40 +433,111 @@ def targets(stages: dict) -> list[dict]:
     for key, limit, title in (("rr_cv", 0.08, "RR-interval CV"), ("r_amp_cv", 0.15, "R-amplitude CV")):
         s = reg["synth"][key]
         reference = real.get(key, {}).get("median")
-        rows.append(target(f"nsr.{key}", f"`--labels NORM,SR`: median {title}", "<=", limit, s["median"],
-                           note=f"n = {s['n']}, {s['n_unmeasured']} unmeasured; real fold-10 NORM+SR median "
-                                f"{_cell(reference)} (n = {reg['real_n']})"))
+        rows.append(
+            target(
+                f"nsr.{key}",
+                f"`--labels NORM,SR`: median {title}",
+                "<=",
+                limit,
+                s["median"],
+                note=f"n = {s['n']}, {s['n_unmeasured']} unmeasured; real fold-10 NORM+SR median "
+                f"{_cell(reference)} (n = {reg['real_n']})",
+            )
+        )
     low, high = (None, None) if "error" in hr else (hr[str(r)]["median_bpm"] for r in HEART_RATES)
-    note = hr["error"] if "error" in hr else (f"medians {_cell(low)} and {_cell(high)} bpm, "
-                                              f"n = {hr[str(HEART_RATES[0])]['n']} each")
-    rows.append(target("heart_rate.contrast", "`--heart-rate 110` minus `--heart-rate 55`: difference of the median "
-                       "measured heart rates", ">=", 30.0, None if low is None or high is None else high - low, "bpm",
-                       note=note))
+    note = (
+        hr["error"]
+        if "error" in hr
+        else (f"medians {_cell(low)} and {_cell(high)} bpm, n = {hr[str(HEART_RATES[0])]['n']} each")
+    )
+    rows.append(
+        target(
+            "heart_rate.contrast",
+            "`--heart-rate 110` minus `--heart-rate 55`: difference of the median measured heart rates",
+            ">=",
+            30.0,
+            None if low is None or high is None else high - low,
+            "bpm",
+            note=note,
+        )
+    )
     counts = f"n_synth = {pair['n_synth']}, n_real = {pair['n_real']}"
-    rows.append(target("paired.heart_rate_mae", "paired generation: requested vs measured heart-rate MAE", "<=", 8.0,
-                       pair["heart_rate_mae_bpm"], "bpm", note=counts))
+    rows.append(
+        target(
+            "paired.heart_rate_mae",
+            "paired generation: requested vs measured heart-rate MAE",
+            "<=",
+            8.0,
+            pair["heart_rate_mae_bpm"],
+            "bpm",
+            note=counts,
+        )
+    )
     floor = pair["frechet_floor"]
-    rows.append(target("paired.frechet_vs_floor", "Frechet distance within 2x the real-vs-real floor", "<=",
-                       None if floor is None else 2 * floor, pair["frechet"],
-                       note=f"floor {_cell(floor)} +- {_cell(pair['frechet_floor_std'])} at n = "
-                            f"{pair['frechet_n_floor']}; {counts}"))
+    rows.append(
+        target(
+            "paired.frechet_vs_floor",
+            "Frechet distance within 2x the real-vs-real floor",
+            "<=",
+            None if floor is None else 2 * floor,
+            pair["frechet"],
+            note=f"floor {_cell(floor)} +- {_cell(pair['frechet_floor_std'])} at n = "
+            f"{pair['frechet_n_floor']}; {counts}",
+        )
+    )
     if "skipped" in fake:
         fake_fd, fake_note = None, fake["skipped"]
     else:
         fake_fd = fake["frechet"]
         fake_note = f"deepfake-ecg: n_synth = {fake['n_synth']}, n_real = {fake['n_real']}; midtecg: {counts}"
-    rows.append(target("paired.frechet_vs_deepfake", "Frechet distance below deepfake-ecg's (same real set, same n)",
-                       "<", fake_fd, pair["frechet"], note=fake_note))
+    rows.append(
+        target(
+            "paired.frechet_vs_deepfake",
+            "Frechet distance below deepfake-ecg's (same real set, same n)",
+            "<",
+            fake_fd,
+            pair["frechet"],
+            note=fake_note,
+        )
+    )
     real_auc = pair["label_real_auc"]
-    weak = (f"the classifier reaches only {real_auc:.2f} AUC on the real records (below {MIN_INFORMATIVE_AUC})"
-            if real_auc is not None and real_auc < MIN_INFORMATIVE_AUC else "")
-    rows.append(target("paired.label_adherence", "label adherence: TRTS superdiagnostic macro AUC / real AUC", ">=",
-                       0.8, pair["label_ratio"], note=f"synthetic AUC {_cell(pair['label_synth_auc'])}, real AUC "
-                                                      f"{_cell(real_auc)}; {counts}", uninformative=weak))
-    rows.append(target("paired.privacy", "privacy gate passes (and is informative)", "==", "pass",
-                       pair["privacy_verdict"], note=pair["privacy_reason"] or ""))
-    rows.append(target("cli.cpu_seconds", f"`{cli['command']}` (one thread, model loading included): CPU time", "<=",
-                       40.0, number(cli["cpu_s"]), "CPU-s", note=f"wall {cli['wall_s']:.1f} s"))
+    weak = (
+        f"the classifier reaches only {real_auc:.2f} AUC on the real records (below {MIN_INFORMATIVE_AUC})"
+        if real_auc is not None and real_auc < MIN_INFORMATIVE_AUC
+        else ""
+    )
+    rows.append(
+        target(
+            "paired.label_adherence",
+            "label adherence: TRTS superdiagnostic macro AUC / real AUC",
+            ">=",
+            0.8,
+            pair["label_ratio"],
+            note=f"synthetic AUC {_cell(pair['label_synth_auc'])}, real AUC {_cell(real_auc)}; {counts}",
+            uninformative=weak,
+        )
+    )
+    rows.append(
+        target(
+            "paired.privacy",
+            "privacy gate passes (and is informative)",
+            "==",
+            "pass",
+            pair["privacy_verdict"],
+            note=pair["privacy_reason"] or "",
+        )
+    )
+    rows.append(
+        target(
+            "cli.cpu_seconds",
+            f"`{cli['command']}` (one thread, model loading included): CPU time",
+            "<=",
+            40.0,
+            number(cli["cpu_s"]),
+            "CPU-s",
+            note=f"wall {cli['wall_s']:.1f} s",
+        )
+    )
     return rows
 
 
@@ -417,18 +552,25 @@ def _cell(value, digits: int = 3) -> str:
 def markdown(rows: list[dict], settings: dict) -> str:
     met = sum(r["met"] is True for r in rows)
     steps = f" ({settings['steps']} steps)" if settings["steps"] else ""
-    lines = [f"# Targets of a built-in model: {met} of {len(rows)} met", "",
-             f"Model `{settings['model']}`; cache `{settings['cache']}`; n = {settings['n']} per request, paired "
-             f"records: {settings['limit'] or 'all of fold 10'}; sampler: {settings['sampler'] or 'the model default'}"
-             f"{steps}; seed {settings['seed']}; embedding "
-             f"classifier {settings['classifier_epochs']} epochs.", "",
-             "| target | threshold | measured | met | how far / note |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Targets of a built-in model: {met} of {len(rows)} met",
+        "",
+        f"Model `{settings['model']}`; cache `{settings['cache']}`; n = {settings['n']} per request, paired "
+        f"records: {settings['limit'] or 'all of fold 10'}; sampler: {settings['sampler'] or 'the model default'}"
+        f"{steps}; seed {settings['seed']}; embedding "
+        f"classifier {settings['classifier_epochs']} epochs.",
+        "",
+        "| target | threshold | measured | met | how far / note |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         threshold = "n/a" if r["threshold"] is None else f"{r['op']} {_cell(r['threshold'])}"
         met_text = {True: "yes", False: "no", None: "not measured"}[r["met"]]
         detail = "; ".join(filter(None, [r["how_far"] if r["met"] is False else "", r["note"]]))
-        lines.append(f"| {r['target']} | {threshold} | {_cell(r['value'])}{' ' + r['unit'] if r['unit'] else ''} | "
-                     f"{met_text} | {detail} |")
+        lines.append(
+            f"| {r['target']} | {threshold} | {_cell(r['value'])}{' ' + r['unit'] if r['unit'] else ''} | "
+            f"{met_text} | {detail} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -476,9 +618,16 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     args = parse_args(argv)
     ctx = Context(args)
-    settings = {"model": str(ctx.model), "cache": str(ctx.cache.resolve()), "n": args.n, "seed": args.seed,
-                "limit": args.limit, "classifier_epochs": args.classifier_epochs, "sampler": args.sampler,
-                "steps": args.steps}
+    settings = {
+        "model": str(ctx.model),
+        "cache": str(ctx.cache.resolve()),
+        "n": args.n,
+        "seed": args.seed,
+        "limit": args.limit,
+        "classifier_epochs": args.classifier_epochs,
+        "sampler": args.sampler,
+        "steps": args.steps,
+    }
     ctx.out.mkdir(parents=True, exist_ok=True)
     check_settings(ctx.out, settings)
     stages = {name: run_stage(ctx, name) for name in STAGES}
