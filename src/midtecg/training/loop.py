@@ -71,16 +71,18 @@ class Distributed:
         return self.rank == 0
 
 
-def setup_distributed() -> Distributed:
-    """Join the process group that torchrun describes in the environment (a no-op without torchrun)."""
+def setup_distributed() -> tuple[Distributed, bool]:
+    """Join the process group that torchrun describes in the environment (a no-op without torchrun).
+    Returns the ranks and whether this call created the group (then ``train`` also destroys it)."""
     import os
 
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        return Distributed()
-    if not dist.is_initialized():
+        return Distributed(), False
+    created = not dist.is_initialized()
+    if created:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))), created
 
 
 def pick_device(name: str, ddp: Distributed) -> torch.device:
@@ -190,7 +192,7 @@ def validation_loss(
 
 def train(config: ExperimentConfig, resume: bool = False, progress: bool = True) -> Path:
     """Train a generator as ``config`` says; returns the newest checkpoint folder."""
-    ddp = setup_distributed()
+    ddp, owns_group = setup_distributed()
     tc = config.train
     device = pick_device(tc.device, ddp)
     if tc.threads:
@@ -405,6 +407,9 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
         log_file.close()
     if writer is not None:
         writer.close()
+    if owns_group:  # leave together: a rank that exits while another still talks to it can abort in teardown
+        dist.barrier()
+        dist.destroy_process_group()
     return latest_checkpoint(run_dir) or run_dir
 
 
