@@ -129,3 +129,19 @@ def test_headline_is_flat_with_short_keys():
     assert h["clinical.qrs_ms"] == 0.5 and h["clinical.heart_rate_mae_bpm"] == 4.0
     assert h["privacy.verdict"] == "fail" and h["privacy.signal.near_copy_excess"] == 0.9
     assert all(not isinstance(v, (dict, list)) for v in h.values())
+
+
+def test_summary_value_reads_the_flat_summary_first_then_a_dotted_path():
+    from midtecg.evaluation.verdicts import summary_value
+
+    result = {
+        "summary": {"fidelity.frechet": 3.5, "rhythm.rr_cv": None},
+        "fidelity": {"frechet": "not this one"},
+        "rhythm": {"comparison": {"groups": {"all": {"n": 7}}}},
+    }
+    assert summary_value(result, "fidelity.frechet") == 3.5
+    assert summary_value(result, "rhythm.rr_cv") is None  # present in the summary, even as None
+    assert summary_value(result, "rhythm.comparison.groups.all.n") == 7
+    assert summary_value(result, "rhythm.comparison.missing.n") is None
+    assert summary_value(result, "rhythm.comparison.groups.all.n.deeper") is None
+    assert summary_value({}, "fidelity.frechet") is None

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from midtecg.evaluation.verdicts import summary_value
+
 LABELS = "NORM,SR"
 HEART_RATES = (55, 110)
 STAGES = ("regularity", "heart_rate_contrast", "paired", "deepfake", "cli_time")
@@ -74,17 +76,6 @@ def number(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
-
-
-def lookup(result: dict, key: str):
-    """A key of an evaluation's flat ``summary``, else a dotted path into the result; None when absent."""
-    summary = result.get("summary") or {}
-    if key in summary:
-        return summary[key]
-    node = result
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def median_unmeasured_high(values) -> float | None:
@@ -238,18 +229,18 @@ def evaluation_numbers(result: dict) -> dict:
     frechet = (result.get("embedding") or {}).get("frechet") or {}
     privacy = (result.get("verdicts") or {}).get("privacy") or {}
     return {
-        "n_real": lookup(result, "n_real"),
-        "n_synth": lookup(result, "n_synth"),
-        "n_pairs": lookup(result, "n_pairs"),
-        "frechet": number(lookup(result, "fidelity.frechet")),
-        "frechet_floor": number(lookup(result, "fidelity.frechet.floor")),
+        "n_real": summary_value(result, "n_real"),
+        "n_synth": summary_value(result, "n_synth"),
+        "n_pairs": summary_value(result, "n_pairs"),
+        "frechet": number(summary_value(result, "fidelity.frechet")),
+        "frechet_floor": number(summary_value(result, "fidelity.frechet.floor")),
         "frechet_floor_std": number(frechet.get("floor_std")),
         "frechet_n_floor": frechet.get("n_floor"),
-        "heart_rate_mae_bpm": number(lookup(result, "clinical.heart_rate_mae_bpm")),
-        "heart_rate_error": lookup(result, "clinical.heart_rate_error"),
-        "label_ratio": number(lookup(result, "labels.superdiagnostic.ratio")),
-        "label_synth_auc": number(lookup(result, "labels.superdiagnostic.synth_auc")),
-        "label_real_auc": number(lookup(result, "labels.superdiagnostic.real_auc")),
+        "heart_rate_mae_bpm": number(summary_value(result, "clinical.heart_rate_mae_bpm")),
+        "heart_rate_error": summary_value(result, "clinical.heart_rate_error"),
+        "label_ratio": number(summary_value(result, "labels.superdiagnostic.ratio")),
+        "label_synth_auc": number(summary_value(result, "labels.superdiagnostic.synth_auc")),
+        "label_real_auc": number(summary_value(result, "labels.superdiagnostic.real_auc")),
         "privacy_verdict": privacy.get("verdict"),
         "privacy_reason": privacy.get("reason"),
         "verdicts": {axis: v.get("verdict") for axis, v in (result.get("verdicts") or {}).items()},

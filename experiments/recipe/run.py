@@ -29,6 +29,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from midtecg.evaluation.verdicts import summary_value
+
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = Path(__file__).with_name("experiment.toml")
 PRESETS = ROOT / "configs"
@@ -72,17 +74,6 @@ METRICS = [
     ("labels.superdiagnostic.ratio", "TRTS / real AUC", "higher"),
     ("privacy.verdict", "privacy", ""),
 ]
-
-
-def lookup(result: dict, key: str):
-    """A key of the flat summary, else a dotted path into the result; None when absent."""
-    summary = result.get("summary") or {}
-    if key in summary:
-        return summary[key]
-    node = result
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 # ----------------------------------------------------------------------------------------------- configs
@@ -332,7 +323,7 @@ def summarize(out: Path, experiment: dict, names: list[str], overrides: dict, be
         table[name] = {
             "overrides": overrides.get(name, best["overrides"] if best and name == "best" else {}),
             "training": training_summary(out, name),
-            "metrics": {key: lookup(result, key) for key, _, _ in METRICS},
+            "metrics": {key: summary_value(result, key) for key, _, _ in METRICS},
         }
     summary = {"experiment": experiment, "arms": table, "best": best, "compute": compute}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

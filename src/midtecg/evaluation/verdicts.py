@@ -356,3 +356,15 @@ def headline(result: dict) -> dict:
     if isinstance(hr, dict):
         out["clinical.heart_rate_mae_bpm"] = hr.get("mae")
     return out
+
+
+def summary_value(result: dict, key: str) -> Any:
+    """One number of an evaluation result: a key of its flat ``summary`` (see ``headline``), else a dotted
+    path into the result (``"rhythm.comparison.groups.all"``); None when absent."""
+    summary = result.get("summary") or {}
+    if key in summary:
+        return summary[key]
+    node: Any = result
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
