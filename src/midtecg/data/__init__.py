@@ -17,62 +17,53 @@ Public API (imported lazily, so ``import midtecg.data.errors`` stays cheap):
 
 from __future__ import annotations
 
-import importlib
+from midtecg.lazy import lazy_exports
 
-_EXPORTS = {
-    "leads": (
-        "WFDB_LEADS",
-        "MODEL_LEADS",
-        "to_model_leads",
-        "to_twelve_leads",
-        "canonical_lead_name",
-        "limb_leads",
-        "wfdb_order",
-    ),
-    "signals": ("check_signals",),
-    "wfdb_record": ("read_wfdb_signal", "UNIT_TO_MV"),
-    "errors": ("DataError", "DataWarning", "MissingRecordError"),
-    "labels": (
-        "SCP_CODES",
-        "NUM_LABELS",
-        "LABEL_SETS",
-        "SUPERCLASSES",
-        "labels_to_vector",
-        "labels_matrix",
-        "vector_to_labels",
-        "resolve_label",
-        "code_to_index",
-        "index_to_code",
-        "code_to_description",
-        "label_set_codes",
-        "aggregate_labels",
-        "parse_scp_codes",
-    ),
-    "demographics": (
-        "clean_demographics",
-        "demographics_mask",
-        "age_bin_onehot",
-        "sex_onehot",
-        "parse_sex",
-        "PLAUSIBLE_RANGES",
-        "check_plausible",
-    ),
-    "heart_rate": ("detect_r_peaks", "heart_rate_bpm"),
-    "folds": ("DEFAULT_SPLITS", "FOLDS"),
-    "ptbxl": ("load_ptbxl_metadata", "read_ptbxl_record", "resolve_folds"),
-    "wfdb_folder": ("load_folder_metadata", "read_folder_record"),
-    "cache": ("prepare", "load_prepared", "PreparedData"),
-    "scaling": ("SCALINGS", "lead_scale"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "leads": (
+            "WFDB_LEADS",
+            "MODEL_LEADS",
+            "to_model_leads",
+            "to_twelve_leads",
+            "canonical_lead_name",
+            "limb_leads",
+            "wfdb_order",
+        ),
+        "signals": ("check_signals",),
+        "wfdb_record": ("read_wfdb_signal", "UNIT_TO_MV"),
+        "errors": ("DataError", "DataWarning", "MissingRecordError"),
+        "labels": (
+            "SCP_CODES",
+            "NUM_LABELS",
+            "LABEL_SETS",
+            "SUPERCLASSES",
+            "labels_to_vector",
+            "labels_matrix",
+            "vector_to_labels",
+            "resolve_label",
+            "code_to_index",
+            "index_to_code",
+            "code_to_description",
+            "label_set_codes",
+            "aggregate_labels",
+            "parse_scp_codes",
+        ),
+        "demographics": (
+            "clean_demographics",
+            "demographics_mask",
+            "age_bin_onehot",
+            "sex_onehot",
+            "parse_sex",
+            "CONDITION_RANGES",
+            "check_plausible",
+        ),
+        "heart_rate": ("detect_r_peaks", "heart_rate_bpm"),
+        "folds": ("DEFAULT_SPLITS", "FOLDS"),
+        "ptbxl": ("load_ptbxl_metadata", "read_ptbxl_record", "resolve_folds"),
+        "wfdb_folder": ("load_folder_metadata", "read_folder_record"),
+        "cache": ("prepare", "load_prepared", "PreparedData"),
+        "scaling": ("SCALINGS", "lead_scale"),
+    },
+)

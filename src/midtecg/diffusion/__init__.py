@@ -6,58 +6,49 @@ file is read) does not import torch."""
 
 from __future__ import annotations
 
-import importlib
+from midtecg.lazy import lazy_exports
 
-_EXPORTS = {
-    "config": ("DiffusionConfig", "SCHEDULE_KINDS", "MAX_DIFFUSION_STEPS"),
-    "flow": (
-        "FLOW_SAMPLER_NAMES",
-        "EulerSampler",
-        "FlowSampler",
-        "HeunSampler",
-        "VelocityFn",
-        "flow_interpolate",
-        "flow_time",
-        "flow_timesteps",
-        "make_flow_sampler",
-        "velocity_target",
-        "velocity_to_eps_x0",
-    ),
-    "noise": ("IndexedNoise", "NoiseSource", "generator_noise"),
-    "parameterization": (
-        "PREDICTIONS",
-        "Parameterization",
-        "gaussian_optimal_output",
-        "make_parameterized_sampler",
-        "v_to_eps_x0",
-    ),
-    "samplers": (
-        "SAMPLER_NAMES",
-        "SAMPLER_PREDICTIONS",
-        "DDIMSampler",
-        "DDPMSampler",
-        "DPMSolverPP2M",
-        "EpsFn",
-        "Sampler",
-        "SPACINGS",
-        "evenly_spaced_timesteps",
-        "initial_state",
-        "logsnr_spaced_timesteps",
-        "make_sampler",
-        "make_timesteps",
-        "noise_source",
-    ),
-    "schedule": ("TABLE_NAMES", "NoiseSchedule"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "config": ("DiffusionConfig", "SCHEDULE_KINDS", "MAX_DIFFUSION_STEPS"),
+        "flow": (
+            "FLOW_SAMPLER_NAMES",
+            "EulerSampler",
+            "FlowSampler",
+            "HeunSampler",
+            "VelocityFn",
+            "flow_interpolate",
+            "flow_time",
+            "flow_timesteps",
+            "make_flow_sampler",
+            "velocity_target",
+            "velocity_to_eps_x0",
+        ),
+        "noise": ("IndexedNoise", "NoiseSource", "generator_noise"),
+        "parameterization": (
+            "PREDICTIONS",
+            "Parameterization",
+            "gaussian_optimal_output",
+            "make_parameterized_sampler",
+            "v_to_eps_x0",
+        ),
+        "samplers": (
+            "SAMPLER_NAMES",
+            "SAMPLER_PREDICTIONS",
+            "DDIMSampler",
+            "DDPMSampler",
+            "DPMSolverPP2M",
+            "EpsFn",
+            "Sampler",
+            "SPACINGS",
+            "evenly_spaced_timesteps",
+            "initial_state",
+            "logsnr_spaced_timesteps",
+            "make_sampler",
+            "make_timesteps",
+            "noise_source",
+        ),
+        "schedule": ("TABLE_NAMES", "NoiseSchedule"),
+    },
+)

@@ -31,26 +31,13 @@ not_informative gate),
 
 from __future__ import annotations
 
-__all__ = ["evaluate", "write_report", "read_evaluation", "EvaluationConfig", "load_ecg_set", "pair_records", "ECGSet"]
+from midtecg.lazy import lazy_exports
 
-_HOMES = {
-    "evaluate": "suite",
-    "write_report": "suite",
-    "read_evaluation": "suite",
-    "EvaluationConfig": "config",
-    "load_ecg_set": "inputs",
-    "pair_records": "inputs",
-    "ECGSet": "inputs",
-}
-
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        import importlib
-
-        return getattr(importlib.import_module(f"midtecg.evaluation.{_HOMES[name]}"), name)
-    raise AttributeError(f"module 'midtecg.evaluation' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "suite": ("evaluate", "write_report", "read_evaluation"),
+        "config": ("EvaluationConfig",),
+        "inputs": ("load_ecg_set", "pair_records", "ECGSet"),
+    },
+)

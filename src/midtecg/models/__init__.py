@@ -5,26 +5,14 @@ read) does not import torch."""
 
 from __future__ import annotations
 
-import importlib
+from midtecg.lazy import lazy_exports
 
-_EXPORTS = {
-    "config": ("SSSDConfig", "S4_VARIANTS", "COND_INITS", "MODEL_LIMITS"),
-    "s4": ("S4Layer",),
-    "sssd": ("SSSDECG",),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted([*_WHERE, "ConditionGroup"])
-
-
-def __getattr__(name: str):
-    if name == "ConditionGroup":  # it belongs to the data layer; here for the model's users
-        from midtecg.data.condition_groups import ConditionGroup
-
-        return ConditionGroup
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "config": ("SSSDConfig", "S4_VARIANTS", "COND_INITS", "MODEL_LIMITS"),
+        "s4": ("S4Layer",),
+        "sssd": ("SSSDECG",),
+        "midtecg.data.condition_groups": ("ConditionGroup",),  # the data layer's; here for the model's users
+    },
+)
