@@ -362,6 +362,8 @@ def test_cli_generates_with_a_model_then_evaluates(fixture_cache, tmp_path, caps
             str(fixture_cache),
             "--model",
             str(model),
+            "--split",
+            "10",  # fold numbers, parsed once for the paired generation and the evaluation
             "--out",
             str(out),
             "--limit",

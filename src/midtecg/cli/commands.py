@@ -58,6 +58,19 @@ def run_train(args) -> None:
     print(f"checkpoint: {checkpoint}")
 
 
+def sampling_options(args) -> dict:
+    """The arguments of ``generate`` that ``midtecg generate`` and ``midtecg evaluate --model`` share."""
+    return {
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "guidance": args.guidance,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "progress": not args.quiet,
+    }
+
+
 def run_generate(args) -> None:
     flags = {
         "labels": args.labels,
@@ -96,13 +109,7 @@ def run_generate(args) -> None:
         out_dir=args.out,
         formats=args.format,
         fs=args.fs,
-        sampler=args.sampler,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.quiet,
+        **sampling_options(args),
         strict=not args.paired,
         overwrite=args.overwrite,
         estimate=True,
@@ -147,6 +154,7 @@ def run_evaluate(args) -> None:
         progress=not args.quiet,
         measure_cache=not args.no_cache,
     )
+    split = parse_split(args.split)
     holdout = None
     if args.holdout:
         holdout = Path(args.holdout) if Path(args.holdout).exists() else (real, parse_split(args.holdout))
@@ -154,26 +162,20 @@ def run_evaluate(args) -> None:
     if args.model:
         from midtecg.generate import generate, paired_conditions
 
-        conditions = paired_conditions(real, split=args.split, limit=args.limit)
+        conditions = paired_conditions(real, split=split, limit=args.limit)
         synth = generate(
             conditions,
             model=args.model,
             out_dir=out / "generated",
             formats=("npz",),
-            sampler=args.sampler,
-            steps=args.steps,
-            guidance=args.guidance,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=not args.quiet,
+            **sampling_options(args),
             strict=False,
             overwrite=True,  # evaluate's own copy
         ).ecgs
     else:
         synth = Path(args.synth)
     result = evaluate(
-        (real, parse_split(args.split)),
+        (real, split),
         synth,
         train=(real, parse_split(args.train_split)),
         holdout=holdout,
