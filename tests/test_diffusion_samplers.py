@@ -397,3 +397,24 @@ def test_logsnr_spacing_on_a_zero_terminal_snr_schedule():
         assert len(ts) == steps and ts[0] == 199 and ts[-1] == 0 and all(np.diff(ts) < 0)
     with pytest.raises(ValueError, match="prediction"):
         make_sampler("ddim", SCHEDULE, prediction="x0")
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpm++2m", "euler", "heun"])
+def test_every_sampler_checks_its_start_the_same_way(name):
+    from midtecg.diffusion import make_flow_sampler
+
+    sampler = (
+        make_flow_sampler(name, 2)
+        if name in ("euler", "heun")
+        else make_sampler(name, SCHEDULE, None if name == "ddpm" else 2)
+    )
+    model = lambda x, t: torch.zeros_like(x)  # noqa: E731
+    with pytest.raises(ValueError, match="not both"):
+        sampler.sample(model, (3, 4), noise=IndexedNoise(0, [0, 1, 2]), generator=torch.Generator(), progress=False)
+    with pytest.raises(ValueError, match="positive batch size"):
+        sampler.sample(model, (0, 4), progress=False)
+    with pytest.raises(ValueError, match=r"x_T has shape \(2, 4\), expected \(3, 4\)"):
+        sampler.sample(model, (3, 4), x_T=torch.zeros(2, 4), progress=False)
+    x_T = torch.ones(3, 4, dtype=torch.float64)
+    out = sampler.sample(model, (3, 4), x_T=x_T, progress=False)
+    assert out.dtype == torch.float32 and out.shape == (3, 4) and x_T.dtype == torch.float64

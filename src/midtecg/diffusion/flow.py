@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .noise import NoiseSource
-from .samplers import initial_state, noise_source
+from .samplers import start_chain
 
 __all__ = [
     "VelocityFn",
@@ -134,7 +134,7 @@ class FlowSampler:
         samples of ``shape`` on ``device``."""
         device = torch.device(device)
         with torch.no_grad():
-            x = initial_state(shape, x_T, noise_source(generator, noise, device), device)
+            x, _ = start_chain(shape, x_T, generator, noise, device)
             pairs = list(zip(self.times[:-1], self.times[1:]))
             for t, t_next in tqdm(pairs, desc=self.name, disable=not progress, leave=False):
                 x = self._step(velocity_fn, x, t, t_next)

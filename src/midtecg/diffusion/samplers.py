@@ -68,8 +68,7 @@ __all__ = [
     "make_timesteps",
     "SPACINGS",
     "SAMPLER_PREDICTIONS",
-    "initial_state",
-    "noise_source",
+    "start_chain",
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -124,23 +123,23 @@ def make_timesteps(schedule: NoiseSchedule, steps: int, spacing: str = "linear")
     raise ValueError(f"unknown timestep spacing {spacing!r}; expected one of {', '.join(SPACINGS)}")
 
 
-def initial_state(shape, x_T: torch.Tensor | None, noise: NoiseSource, device) -> torch.Tensor:
-    """The chain's start: ``x_T`` (checked, copied to float32 on ``device``) or draw 0 of ``noise``."""
+def start_chain(
+    shape, x_T: torch.Tensor | None, generator: torch.Generator | None, noise: NoiseSource | None, device
+) -> tuple[torch.Tensor, NoiseSource]:
+    """Where every sampler starts: the noise source it draws from (``noise``, else the draws of ``generator``;
+    not both), and the chain's first state, ``x_T`` (checked, copied to float32 on ``device``) or draw 0 of
+    that source."""
+    if noise is not None and generator is not None:
+        raise ValueError("pass a noise source or a generator, not both")
+    noise = generator_noise(generator, device) if noise is None else noise
     shape = tuple(int(s) for s in shape)
     if len(shape) < 1 or shape[0] < 1:
         raise ValueError(f"shape must start with a positive batch size, got {shape}")
     if x_T is not None:
         if tuple(x_T.shape) != shape:
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, expected {shape}")
-        return x_T.detach().to(device=device, dtype=torch.float32).clone()
-    return noise(shape, 0).to(device)
-
-
-def noise_source(generator: torch.Generator | None, noise: NoiseSource | None, device) -> NoiseSource:
-    """The noise source a sampler draws from: ``noise``, else the draws of ``generator`` (not both)."""
-    if noise is not None and generator is not None:
-        raise ValueError("pass a noise source or a generator, not both")
-    return generator_noise(generator, device) if noise is None else noise
+        return x_T.detach().to(device=device, dtype=torch.float32).clone(), noise
+    return noise(shape, 0).to(device), noise
 
 
 class Sampler:
@@ -211,9 +210,8 @@ class Sampler:
         """Draw samples of ``shape`` (float32 on ``device``) with ``noise`` or ``generator``; see the module
         docstring."""
         device = torch.device(device)
-        noise = noise_source(generator, noise, device)
         with torch.no_grad():
-            x = initial_state(shape, x_T, noise, device)
+            x, noise = start_chain(shape, x_T, generator, noise, device)
             return self._run(eps_fn, x, noise, progress)
 
     def _run(self, eps_fn, x, noise, progress):  # pragma: no cover - abstract
