@@ -332,28 +332,11 @@ def test_cli_end_to_end(fixture_cache, sets, fast, tmp_path, capsys):
 
 
 def test_cli_generates_with_a_model_then_evaluates(fixture_cache, tmp_path, capsys):
-    from pathlib import Path
+    from tests.training_helpers import train_tiny
 
     from midtecg.cli import main
-    from midtecg.training.config import load_config
-    from midtecg.training.loop import train
 
-    config = load_config(
-        Path(__file__).resolve().parents[1] / "configs" / "tiny.toml",
-        [
-            f"data.cache={json.dumps(str(fixture_cache))}",
-            f"out_dir={json.dumps(str(tmp_path / 'run'))}",
-            "model.channels=8",
-            "model.blocks=1",
-            "conditions.mode='numeric'",
-            "train.steps=2",
-            "train.batch_size=4",
-            "train.device='cpu'",
-            "train.threads=1",
-            "train.val_every=1000",
-        ],
-    )
-    model = train(config, progress=False)
+    model = train_tiny(fixture_cache, tmp_path / "run", "conditions.mode='numeric'")
     out = tmp_path / "eval"
     rc = main(
         [

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import wfdb
+from tests.training_helpers import train_tiny
 
 from midtecg.cli import main
 from midtecg.data.cache import prepare
@@ -17,8 +18,6 @@ from midtecg.data.conditions import ConditionEncoder
 from midtecg.data.labels import SCP_CODES
 from midtecg.generate import check_request, conditions_from_csv, conditions_from_request, generate, paired_conditions
 from midtecg.sample import load_generator, sample
-from midtecg.training.config import load_config
-from midtecg.training.loop import train
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "ptbxl"
@@ -32,24 +31,8 @@ def cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dir(cache, tmp_path_factory) -> Path:
     """A tiny numeric-demographics MIDT model with guidance, trained for a few steps (I/O tests only)."""
-    config = load_config(
-        REPO / "configs" / "tiny.toml",
-        [
-            f"data.cache={json.dumps(str(cache))}",
-            f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
-            "model.channels=8",
-            "model.blocks=1",
-            "conditions.mode='numeric'",
-            "conditions.dropout=0.2",
-            "objective.kind='midt'",
-            "train.steps=4",
-            "train.batch_size=4",
-            "train.device='cpu'",
-            "train.threads=1",
-            "train.val_every=1000",
-        ],
-    )
-    return train(config, progress=False)
+    overrides = ("conditions.mode='numeric'", "conditions.dropout=0.2", "objective.kind='midt'")
+    return train_tiny(cache, tmp_path_factory.mktemp("run"), *overrides, steps=4)
 
 
 def test_request_table_has_labels_and_demographics():
@@ -212,21 +195,7 @@ def test_demographics_the_model_cannot_use_are_refused(model_dir, cache, tmp_pat
 @pytest.fixture(scope="module")
 def labels_model_dir(cache, tmp_path_factory) -> Path:
     """A tiny model conditioned on the labels alone, trained for two steps."""
-    config = load_config(
-        REPO / "configs" / "tiny.toml",
-        [
-            f"data.cache={json.dumps(str(cache))}",
-            f"out_dir={json.dumps(str(tmp_path_factory.mktemp('run')))}",
-            "model.channels=8",
-            "model.blocks=1",
-            "train.steps=2",
-            "train.batch_size=4",
-            "train.device='cpu'",
-            "train.threads=1",
-            "train.val_every=1000",
-        ],
-    )
-    return train(config, progress=False)
+    return train_tiny(cache, tmp_path_factory.mktemp("run"))
 
 
 def test_paired_generation_drops_the_demographics_a_labels_model_cannot_use(labels_model_dir, cache, tmp_path):
@@ -402,23 +371,7 @@ def test_large_jobs_print_an_estimate_first(monkeypatch, capsys):
 
 
 def _option_model(cache, folder: Path, *sets: str) -> Path:
-    config = load_config(
-        REPO / "configs" / "tiny.toml",
-        [
-            f"data.cache={json.dumps(str(cache))}",
-            f"out_dir={json.dumps(str(folder))}",
-            "model.channels=8",
-            "model.blocks=1",
-            "train.steps=3",
-            "train.batch_size=4",
-            "train.device='cpu'",
-            "train.threads=1",
-            "train.val_every=1000",
-            "train.check_samples=0",
-            *sets,
-        ],
-    )
-    return train(config, progress=False)
+    return train_tiny(cache, folder, "train.check_samples=0", *sets, steps=3)
 
 
 @pytest.fixture(scope="module")
