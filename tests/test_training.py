@@ -272,6 +272,30 @@ def test_cpu_budget_stops_checkpoints_and_resumes(fixture_cache, tmp_path):
     assert longer["step"] > meta["step"] and longer["cpu_s"] >= meta["cpu_s"] + 1.0
 
 
+def test_lr_factor_warms_up_holds_then_cools_down():
+    from midtecg.training.step import lr_factor
+
+    assert [lr_factor(s, 4, 0, 10) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [lr_factor(s, 0, 6, 10) for s in (5, 6, 7, 9)] == [1.0, 1.0, 0.75, 0.25]
+    assert lr_factor(1, 4, 1, 5) == pytest.approx(0.5 * 1.0)  # both: warm-up times cool-down
+    assert lr_factor(2, 4, 1, 5) == pytest.approx(0.75 * 0.75)
+    assert lr_factor(20, 0, 6, 10) == 0.0  # never negative
+
+
+def test_a_budget_run_can_be_cooled_down_on_resume(fixture_cache, tmp_path):
+    """The recipe for a CPU-budget run: resume it with more steps and the decay starting where it stopped."""
+    config = tiny_config(
+        fixture_cache, tmp_path / "run", steps=6, warmup_steps=0, log_every=1, val_every=1000, check_samples=0
+    )
+    config.model.channels, config.model.blocks = 8, 1
+    train(config, progress=False)
+    config.train.steps, config.train.lr_decay_start = 10, 6
+    train(config, resume=True, progress=False)
+    lr = {int(r["step"]): float(r["lr"]) for r in csv.DictReader((tmp_path / "run" / "log.csv").open())}
+    # the log's lr at step k is the rate of the step after it, lr_factor(k)
+    assert [lr[s] / config.train.lr for s in range(5, 11)] == pytest.approx([1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+
+
 def test_a_short_run_says_it_is_far_from_the_data(fixture_cache, tmp_path):
     """The issue's case: a few steps of configs/tiny.toml give noise, and the log now says so."""
     config = tiny_config(

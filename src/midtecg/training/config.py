@@ -56,6 +56,9 @@ class TrainConfig:
     batch_size: int = checked(8, min=1)
     lr: float = checked(2e-4, above=0)
     warmup_steps: int = checked(0, min=0)
+    # from this step on the learning rate falls linearly to 0 at `steps`; 0: constant after the warm-up. For
+    # a run stopped by max_cpu_seconds: resume it with --steps N --set train.lr_decay_start=<its last step>.
+    lr_decay_start: int = checked(0, min=0)
     grad_clip: float = checked(0.0, min=0)  # 0 disables clipping
     ema_decay: float = checked(0.999, min=0, below=1)  # 0 disables the EMA
     seed: int = checked(0, min=0)
@@ -80,6 +83,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.device = check_device_name(self.device)
+        if self.lr_decay_start >= self.steps:
+            raise ValueError(f"lr_decay_start ({self.lr_decay_start}) must be below steps ({self.steps})")
         setting = str(self.checkpoint_activations).lower()  # TOML true/false arrive as "True"/"False"
         if setting not in ("auto", "true", "false"):
             raise ValueError(

@@ -42,7 +42,7 @@ from midtecg.models.sssd import SSSDECG
 from midtecg.training import monitor
 from midtecg.training.checkpoint import has_checkpoints, latest_checkpoint, resume_training_state, save_checkpoint
 from midtecg.training.config import ExperimentConfig
-from midtecg.training.step import TrainStep, activation_checkpointing, make_optimizer, to_device
+from midtecg.training.step import TrainStep, activation_checkpointing, lr_factor, make_optimizer, to_device
 
 LOG_COLUMNS = (
     "step",
@@ -246,8 +246,9 @@ def train(config: ExperimentConfig, resume: bool = False, progress: bool = True)
     if tc.max_cpu_seconds > 0 and ddp.world > 1:
         raise ValueError("train.max_cpu_seconds is for single-process runs (a CPU budget per run)")
     optimizer = make_optimizer(model, tc.lr)
-    warmup = max(tc.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, tc.warmup_steps, tc.lr_decay_start, tc.steps)
+    )
     saved_config = generator_config(
         config, model_config, encoder, schedule, train_data.manifest, param, scale, objective
     )

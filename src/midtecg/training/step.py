@@ -19,7 +19,15 @@ from midtecg.diffusion import NoiseSchedule, Parameterization
 from midtecg.losses import ObjectiveConfig, training_loss
 from midtecg.models.config import SSSDConfig
 
-__all__ = ["TrainStep", "ema_weights", "update_ema", "make_optimizer", "activation_checkpointing", "to_device"]
+__all__ = [
+    "TrainStep",
+    "ema_weights",
+    "update_ema",
+    "make_optimizer",
+    "lr_factor",
+    "activation_checkpointing",
+    "to_device",
+]
 
 
 def ema_weights(decay: float, steps: int, device: torch.device) -> torch.Tensor:
@@ -50,6 +58,16 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, weight: torch.Tenso
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Adam:
     """Adam as the reference trains it, fused: one multi-tensor kernel for all parameters (CPU and CUDA)."""
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def lr_factor(step: int, warmup_steps: int, decay_start: int, steps: int) -> float:
+    """The learning rate's multiplier at (0-based) ``step``: a linear warm-up over ``warmup_steps``, then 1;
+    from ``decay_start`` on (when above 0) a linear fall that would reach 0 at ``steps`` (a cool-down: the
+    last steps average out the noise of a constant rate)."""
+    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    if 0 < decay_start <= step:
+        factor *= max(0.0, (steps - step) / (steps - decay_start))
+    return factor
 
 
 def activation_checkpointing(
