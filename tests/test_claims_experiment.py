@@ -35,7 +35,7 @@ def test_mean_ci_is_the_t_interval(run):
 
 
 def test_the_four_models_differ_only_in_objective_and_conditions(run, tmp_path):
-    experiment = run.load_experiment()
+    experiment = run.study.load_experiment(run.EXPERIMENT)
     configs = {m: run.model_config(experiment, m, 0, tmp_path, tmp_path, "cpu") for m in experiment["models"]}
     run.check_equal_budget(configs)
     assert {c.objective.kind for c in configs.values()} == {"eps", "midt"}

@@ -28,7 +28,7 @@ def run():
 
 
 def test_arms_differ_from_the_base_only_in_their_overrides(run, tmp_path):
-    experiment = run.claims.load_experiment(run.EXPERIMENT)
+    experiment = run.study.load_experiment(run.EXPERIMENT)
     overrides = run.arms(experiment)
     assert {"current", "fix-mel", "fix-init", "fixed", *run.OPTIONS} == set(overrides)
     configs = {n: run.arm_config(experiment, n, o, tmp_path, tmp_path) for n, o in overrides.items()}
@@ -49,7 +49,7 @@ def test_arms_differ_from_the_base_only_in_their_overrides(run, tmp_path):
 
 
 def test_best_combination(run):
-    overrides = run.arms(run.claims.load_experiment(run.EXPERIMENT))
+    overrides = run.arms(run.study.load_experiment(run.EXPERIMENT))
     scores = {"fixed": 10.0, "scaling": 8.0, "ztsnr": 11.0, "vpred": 9.0, "flow": 9.5}
     merged, used = run.best_overrides(scores, overrides, "lower")
     assert used == ["scaling", "vpred"]  # flow improved too, but less than v-prediction: not combined

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -42,12 +41,9 @@ import numpy as np
 
 from midtecg.evaluation.verdicts import summary_value
 
-LABELS = "NORM,SR"
-HEART_RATES = (55, 110)
-STAGES = ("regularity", "heart_rate_contrast", "paired", "deepfake", "cli_time")
-DEEPFAKE_FS = 500
-DEEPFAKE_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
-DEEPFAKE_MICROVOLTS = 6000.0  # the generator's tanh output times this is microvolts
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its two helper modules, beside it
+from deepfake_ecg import deepfake_microvolts, deepfake_to_twelve_leads  # noqa: E402
+from target_table import HEART_RATES, LABELS, STAGES, markdown, number, targets  # noqa: E402
 
 
 def log(text: str) -> None:
@@ -67,15 +63,6 @@ def _plain(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def number(value) -> float | None:
-    """A finite float, else None (JSON has no NaN)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 def median_unmeasured_high(values) -> float | None:
@@ -248,40 +235,6 @@ def evaluation_numbers(result: dict) -> dict:
     }
 
 
-def deepfake_to_twelve_leads(x, fs_out: int = 100):
-    """deepfake-ecg output in microvolts, (N, 8, L) leads I, II, V1-V6 at 500 Hz -> (N, 12, L / 5) float32 mV in
-    WFDB lead order at ``fs_out`` (aVF from II = aVF + I/2, the rest by :func:`midtecg.data.leads.to_twelve_leads`;
-    resampled by :func:`midtecg.data.ptbxl.resample`, as PTB-XL is)."""
-    from midtecg.data.leads import MODEL_LEADS, to_twelve_leads
-    from midtecg.data.ptbxl import resample
-
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 3 or x.shape[1] != len(DEEPFAKE_LEADS):
-        raise ValueError(f"deepfake-ecg output: expected (N, 8, L) leads {', '.join(DEEPFAKE_LEADS)}, got {x.shape}")
-    leads = dict(zip(DEEPFAKE_LEADS, np.moveaxis(x / 1000.0, 1, 0)))
-    leads["aVF"] = leads["II"] - 0.5 * leads["I"]
-    x8 = np.stack([leads[name] for name in MODEL_LEADS], axis=1)
-    return resample(to_twelve_leads(x8), DEEPFAKE_FS, fs_out)
-
-
-def deepfake_microvolts(n: int, seed: int, batch_size: int = 16) -> np.ndarray:
-    """``n`` ECGs of deepfake-ecg's shipped generator (weights read without pickle code), (N, 8, 5000) uV."""
-    import deepfakeecg
-    import torch
-
-    weights = Path(deepfakeecg.__file__).parent / "checkpoints" / "g_stat.pt"
-    net = deepfakeecg.Generator()
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["stat_dict"])
-    net.eval()
-    rng = torch.Generator().manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            noise = torch.empty(min(batch_size, n - start), 8, 5000).uniform_(-1, 1, generator=rng)
-            out.append((net(noise) * DEEPFAKE_MICROVOLTS).numpy())
-    return np.concatenate(out)
-
-
 def deepfake(ctx: Context) -> dict:
     """Target 3's comparison: deepfake-ecg's Frechet distance to the same real records, the same n."""
     if ctx.args.skip_deepfake:
@@ -370,199 +323,6 @@ def run_stage(ctx: Context, name: str) -> dict:
     write_json(path, result)
     log(f"{name}: done in {result['seconds']:.0f} s")
     return result
-
-
-# ------------------------------------------------------------------------------------------------ targets
-def target(
-    key: str, what: str, op: str, threshold, value, unit: str = "", note: str = "", uninformative: str = ""
-) -> dict:
-    """One target: ``met`` is whether ``value op threshold`` (False when the value could not be measured or, as
-    ``uninformative`` says why, means nothing; None when the comparison was not made)."""
-    skipped = threshold is None
-    if skipped or value is None or uninformative:
-        met = None if skipped else False
-    else:
-        met = {"<=": value <= threshold, "<": value < threshold, ">=": value >= threshold, "==": value == threshold}[op]
-    entry = {
-        "key": key,
-        "target": what,
-        "op": op,
-        "threshold": threshold,
-        "value": value,
-        "unit": unit,
-        "met": met,
-        "note": note,
-        "uninformative": uninformative,
-    }
-    return {**entry, "how_far": how_far(entry)}
-
-
-def how_far(t: dict) -> str:
-    if t["met"] is None:
-        return t["note"] or "not measured"
-    if t["met"]:
-        return ""
-    if t["uninformative"]:
-        return f"not informative: {t['uninformative']}"
-    value, threshold, unit = t["value"], t["threshold"], f" {t['unit']}" if t["unit"] else ""
-    if value is None:
-        return f"could not be measured{': ' + t['note'] if t['note'] else ''}"
-    if t["op"] == "==":
-        return f"{value} instead of {threshold}{': ' + t['note'] if t['note'] else ''}"
-    gap = abs(value - threshold)
-    side = "above" if t["op"] in ("<=", "<") else "below"
-    times = f", {value / threshold:.2f}x the threshold" if threshold else ""
-    return f"{gap:.3g}{unit} {side} the threshold{times}"
-
-
-def targets(stages: dict) -> list[dict]:
-    from midtecg.evaluation.verdicts import MIN_INFORMATIVE_AUC
-
-    reg, hr, pair, fake, cli = (stages[name] for name in STAGES)
-    real = reg.get("real") or {}
-    rows = []
-    for key, limit, title in (("rr_cv", 0.08, "RR-interval CV"), ("r_amp_cv", 0.15, "R-amplitude CV")):
-        s = reg["synth"][key]
-        reference = real.get(key, {}).get("median")
-        rows.append(
-            target(
-                f"nsr.{key}",
-                f"`--labels NORM,SR`: median {title}",
-                "<=",
-                limit,
-                s["median"],
-                note=f"n = {s['n']}, {s['n_unmeasured']} unmeasured; real fold-10 NORM+SR median "
-                f"{_cell(reference)} (n = {reg['real_n']})",
-            )
-        )
-    low, high = (None, None) if "error" in hr else (hr[str(r)]["median_bpm"] for r in HEART_RATES)
-    note = (
-        hr["error"]
-        if "error" in hr
-        else (f"medians {_cell(low)} and {_cell(high)} bpm, n = {hr[str(HEART_RATES[0])]['n']} each")
-    )
-    rows.append(
-        target(
-            "heart_rate.contrast",
-            "`--heart-rate 110` minus `--heart-rate 55`: difference of the median measured heart rates",
-            ">=",
-            30.0,
-            None if low is None or high is None else high - low,
-            "bpm",
-            note=note,
-        )
-    )
-    counts = f"n_synth = {pair['n_synth']}, n_real = {pair['n_real']}"
-    rows.append(
-        target(
-            "paired.heart_rate_mae",
-            "paired generation: requested vs measured heart-rate MAE",
-            "<=",
-            8.0,
-            pair["heart_rate_mae_bpm"],
-            "bpm",
-            note=counts,
-        )
-    )
-    floor = pair["frechet_floor"]
-    rows.append(
-        target(
-            "paired.frechet_vs_floor",
-            "Frechet distance within 2x the real-vs-real floor",
-            "<=",
-            None if floor is None else 2 * floor,
-            pair["frechet"],
-            note=f"floor {_cell(floor)} +- {_cell(pair['frechet_floor_std'])} at n = "
-            f"{pair['frechet_n_floor']}; {counts}",
-        )
-    )
-    if "skipped" in fake:
-        fake_fd, fake_note = None, fake["skipped"]
-    else:
-        fake_fd = fake["frechet"]
-        fake_note = f"deepfake-ecg: n_synth = {fake['n_synth']}, n_real = {fake['n_real']}; midtecg: {counts}"
-    rows.append(
-        target(
-            "paired.frechet_vs_deepfake",
-            "Frechet distance below deepfake-ecg's (same real set, same n)",
-            "<",
-            fake_fd,
-            pair["frechet"],
-            note=fake_note,
-        )
-    )
-    real_auc = pair["label_real_auc"]
-    weak = (
-        f"the classifier reaches only {real_auc:.2f} AUC on the real records (below {MIN_INFORMATIVE_AUC})"
-        if real_auc is not None and real_auc < MIN_INFORMATIVE_AUC
-        else ""
-    )
-    rows.append(
-        target(
-            "paired.label_adherence",
-            "label adherence: TRTS superdiagnostic macro AUC / real AUC",
-            ">=",
-            0.8,
-            pair["label_ratio"],
-            note=f"synthetic AUC {_cell(pair['label_synth_auc'])}, real AUC {_cell(real_auc)}; {counts}",
-            uninformative=weak,
-        )
-    )
-    rows.append(
-        target(
-            "paired.privacy",
-            "privacy gate passes (and is informative)",
-            "==",
-            "pass",
-            pair["privacy_verdict"],
-            note=pair["privacy_reason"] or "",
-        )
-    )
-    rows.append(
-        target(
-            "cli.cpu_seconds",
-            f"`{cli['command']}` (one thread, model loading included): CPU time",
-            "<=",
-            40.0,
-            number(cli["cpu_s"]),
-            "CPU-s",
-            note=f"wall {cli['wall_s']:.1f} s",
-        )
-    )
-    return rows
-
-
-def _cell(value, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def markdown(rows: list[dict], settings: dict) -> str:
-    met = sum(r["met"] is True for r in rows)
-    steps = f" ({settings['steps']} steps)" if settings["steps"] else ""
-    lines = [
-        f"# Targets of a built-in model: {met} of {len(rows)} met",
-        "",
-        f"Model `{settings['model']}`; cache `{settings['cache']}`; n = {settings['n']} per request, paired "
-        f"records: {settings['limit'] or 'all of fold 10'}; sampler: {settings['sampler'] or 'the model default'}"
-        f"{steps}; seed {settings['seed']}; embedding "
-        f"classifier {settings['classifier_epochs']} epochs.",
-        "",
-        "| target | threshold | measured | met | how far / note |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        threshold = "n/a" if r["threshold"] is None else f"{r['op']} {_cell(r['threshold'])}"
-        met_text = {True: "yes", False: "no", None: "not measured"}[r["met"]]
-        detail = "; ".join(filter(None, [r["how_far"] if r["met"] is False else "", r["note"]]))
-        lines.append(
-            f"| {r['target']} | {threshold} | {_cell(r['value'])}{' ' + r['unit'] if r['unit'] else ''} | "
-            f"{met_text} | {detail} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ main

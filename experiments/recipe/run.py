@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import math
 import sys
@@ -32,6 +31,9 @@ from pathlib import Path
 from midtecg.evaluation.verdicts import summary_value
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "experiments"))  # the studies' shared helpers
+import study  # noqa: E402
+
 EXPERIMENT = Path(__file__).with_name("experiment.toml")
 PRESETS = ROOT / "configs"
 STAGES = ("train", "generate", "evaluate", "summarize")
@@ -39,20 +41,6 @@ TABLES = ("data", "model", "conditions", "diffusion", "objective", "train")
 BASELINE = "fixed"
 OPTIONS = ("scaling", "ztsnr", "vpred", "flow")
 
-
-def _load_claims():
-    """experiments/claims/run.py, whose helpers this study shares (override parsing, processes, the
-    embedding classifier). Registered under a fixed name so that worker processes find it again."""
-    name = "midtecg_claims_run"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "claims" / "run.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-claims = _load_claims()
 
 #: (key of the evaluation's flat summary or a path into evaluation.json, column label, better: "lower" |
 #: "higher" | "" for information). RHYTHM is the rhythm comparison of all records.
@@ -188,7 +176,7 @@ def evaluate_arm(name: str, out: Path, cache: Path, experiment: dict) -> str:
         clinical=settings["clinical"],
         privacy=settings["privacy"],
         classifier_dir=str(out / "classifier"),
-        classifier=claims.classifier_config(experiment, "classifier_epochs", "cpu"),
+        classifier=study.classifier_config(experiment, "classifier_epochs", "cpu"),
         measure_cache_dir=str(out / "measurements"),  # the real side is measured once for all arms
         seed=int(experiment["seed"]),
         progress=False,
@@ -219,12 +207,12 @@ def run_stages(
         started = time.perf_counter()
         print(f"== {stage}: {', '.join(names)}", file=sys.stderr, flush=True)
         if stage == "train":
-            messages = claims.run_parallel(train_arm, [(configs[n],) for n in names], jobs, 1)
+            messages = study.run_parallel(train_arm, [(configs[n],) for n in names], jobs, 1)
         elif stage == "generate":
-            messages = claims.run_parallel(generate_arm, [(n, out, cache, experiment) for n in names], jobs, 1)
+            messages = study.run_parallel(generate_arm, [(n, out, cache, experiment) for n in names], jobs, 1)
         else:
-            messages = claims.run_parallel(claims.train_embedding_classifier, [(out, cache, experiment, "cpu")], 1, 1)
-            messages += claims.run_parallel(evaluate_arm, [(n, out, cache, experiment) for n in names], jobs, 1)
+            messages = study.run_parallel(study.train_embedding_classifier, [(out, cache, experiment, "cpu")], 1, 1)
+            messages += study.run_parallel(evaluate_arm, [(n, out, cache, experiment) for n in names], jobs, 1)
         for message in messages:
             print(f"  {message}", file=sys.stderr, flush=True)
         entry = compute.setdefault(stage, {"seconds": 0.0})
@@ -232,7 +220,7 @@ def run_stages(
             seconds=round(entry["seconds"] + time.perf_counter() - started, 1),
             jobs=jobs,
             threads_per_job=1,
-            device=claims.describe_device("cpu"),
+            device=study.describe_device("cpu"),
         )
         (out / "compute.json").write_text(json.dumps(compute, indent=1))
 
@@ -242,7 +230,7 @@ def score(out: Path, name: str, experiment: dict) -> float:
     path = out / "eval" / name / "evaluation.json"
     if not path.is_file():
         return math.nan
-    return claims.metric(json.loads(path.read_text()), experiment["select_metric"])
+    return study.metric(json.loads(path.read_text()), experiment["select_metric"])
 
 
 def best_overrides(scores: dict[str, float], overrides: dict[str, dict], better: str) -> tuple[dict, list[str]]:
@@ -395,13 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side, one thread each (default 2)")
     args = parser.parse_args(argv)
 
-    experiment = claims.load_experiment(Path(args.experiment), args.set)
+    experiment = study.load_experiment(Path(args.experiment), args.set)
     cache, out = Path(args.cache), Path(args.out)
-    manifest_path = cache / "manifest.json"
-    if not manifest_path.is_file():
-        raise SystemExit(f"--cache {cache}: not a prepared cache (no manifest.json); run `midtecg prepare` first")
-    if json.loads(manifest_path.read_text()).get("rate") != 100:
-        raise SystemExit(f"--cache {cache}: the study is defined at 100 Hz (the third fix has no effect there)")
+    study.check_cache(cache, 100, "the study (the third fix has no effect at 100 Hz, its rate)")
     overrides = arms(experiment)
     names = list(overrides) if not args.arms else args.arms
     unknown = sorted(set(names) - set(overrides))
