@@ -358,15 +358,16 @@ def test_a_reused_output_folder_is_refused_unless_overwrite(tmp_path):
 def test_large_jobs_print_an_estimate_first(monkeypatch, capsys):
     import midtecg.generate as generation
 
-    monkeypatch.setattr(generation, "LARGE_JOB_ECG_STEPS", 2)
-    generate(conditions_from_request(n=2, labels="NORM"), estimate=True, **FAST)
+    monkeypatch.setattr(generation, "LARGE_JOB_ECG_STEPS", 3)  # network evaluations x ECGs
+    generate(conditions_from_request(n=3, labels="NORM"), estimate=True, **FAST)
     line = capsys.readouterr().err.strip().splitlines()[0]
     assert re.match(
-        r"generating 2 ECGs: [\w+]+, 1 steps x 1 batch\(es\) of up to 32 on cpu; about \d+ s "
+        r"generating 3 ECGs: [\w+]+, 1 steps( \(2 network evaluations\))? x 1 batch\(es\) of up to 32 on cpu; "
+        r"about \d+ s "
         r"\(one step of a full batch measured at \d+\.\d\d s\)",
         line,
     ), line
-    generate(conditions_from_request(n=1, labels="NORM"), estimate=True, **FAST)  # 1 ECG-step: below the threshold
+    generate(conditions_from_request(n=1, labels="NORM"), estimate=True, **FAST)  # 1 ECG, 1-2 evaluations: below
     assert "generating" not in capsys.readouterr().err
 
 

@@ -237,11 +237,9 @@ def generate(
         conditions = conditions.drop(columns=[c for c in DEMOGRAPHICS if c in conditions.columns and c not in usable])
     check_request(generator, conditions)
     solver = generator_sampler(generator, sampler, steps)
-    n_steps = getattr(solver, "num_evaluations", solver.num_steps)  # network evaluations per ECG
-    if (progress if estimate is None else estimate) and len(conditions) * n_steps >= LARGE_JOB_ECG_STEPS:
-        print(
-            describe_job(generator, conditions, sampler or repr(solver), n_steps, guidance, batch_size), file=sys.stderr
-        )
+    n_calls = getattr(solver, "num_evaluations", solver.num_steps)  # network evaluations per ECG
+    if (progress if estimate is None else estimate) and len(conditions) * n_calls >= LARGE_JOB_ECG_STEPS:
+        print(describe_job(generator, conditions, solver, guidance, batch_size), file=sys.stderr)
     ecgs = sample(
         generator,
         conditions,
@@ -264,12 +262,14 @@ def generate(
     return result
 
 
-def describe_job(
-    generator: ECGGenerator, conditions: pd.DataFrame, sampler: str, n_steps: int, guidance: float, batch_size: int
-) -> str:
-    """One line: how many ECGs, steps and batches, and the time they should take, from one timed denoiser
-    call on a full batch (twice the batch with guidance), times the number of calls."""
+def describe_job(generator: ECGGenerator, conditions: pd.DataFrame, solver, guidance: float, batch_size: int) -> str:
+    """One line: how many ECGs, which sampler with how many steps (and network evaluations, where a step takes
+    more than one), how many batches, and the time they should take, from one timed denoiser call on a full
+    batch (twice the batch with guidance), times the number of calls."""
     import torch
+
+    n_steps = solver.num_steps
+    n_calls = getattr(solver, "num_evaluations", n_steps)
 
     n = len(conditions)
     batch = min(n, batch_size) * (1 if guidance == 1.0 else 2)
@@ -288,14 +288,15 @@ def describe_job(
             torch.cuda.synchronize(device)
         per_call = time.perf_counter() - start
     batches = math.ceil(n / batch_size)
-    seconds = per_call * n_steps * batches
+    seconds = per_call * n_calls * batches
     when = (
         f"{seconds:.0f} s"
         if seconds < 120
         else (f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h")
     )
     return (
-        f"generating {n} ECGs: {sampler}, {n_steps} steps x {batches} batch(es) of up to {batch_size}"
+        f"generating {n} ECGs: {solver.name}, {n_steps} steps"
+        f"{f' ({n_calls} network evaluations)' if n_calls != n_steps else ''} x {batches} batch(es) of up to {batch_size}"
         f"{' (x2 for guidance)' if guidance != 1.0 else ''} on {device}; about {when} "
         f"(one step of a full batch measured at {per_call:.2f} s)"
     )
