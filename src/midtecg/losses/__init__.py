@@ -13,6 +13,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "config": ("ObjectiveConfig", "OBJECTIVE_KINDS", "MEL_TARGETS", "MEL_SCALE_NAMES", "LOG_ORDERS"),
         "mel": (
             "PAPER_SCALES",
+            "RHYTHM_SCALES",
             "SCALE_PRESETS",
             "SMALL_SCALES",
             "MelScale",

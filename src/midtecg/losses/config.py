@@ -12,7 +12,7 @@ __all__ = ["ObjectiveConfig", "OBJECTIVE_KINDS", "MEL_TARGETS", "MEL_SCALE_NAMES
 
 OBJECTIVE_KINDS: tuple[str, ...] = ("eps", "midt")
 MEL_TARGETS: tuple[str, ...] = ("x0", "posterior_mean")
-MEL_SCALE_NAMES: tuple[str, ...] = ("paper", "small")  # midtecg.losses.mel.SCALE_PRESETS
+MEL_SCALE_NAMES: tuple[str, ...] = ("paper", "small", "rhythm")  # midtecg.losses.mel.SCALE_PRESETS
 LOG_ORDERS: tuple[str, ...] = ("clamp_first", "square_first")  # square_first: before issue 12's fix
 
 

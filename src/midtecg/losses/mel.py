@@ -29,6 +29,7 @@ __all__ = [
     "MelScale",
     "PAPER_SCALES",
     "SMALL_SCALES",
+    "RHYTHM_SCALES",
     "SCALE_PRESETS",
     "hz_to_mel",
     "mel_to_hz",
@@ -49,7 +50,13 @@ class MelScale(NamedTuple):
 
 PAPER_SCALES: tuple[MelScale, ...] = (MelScale(512, 128, 64), MelScale(256, 64, 128))
 SMALL_SCALES: tuple[MelScale, ...] = (MelScale(64, 16, 16),)
-SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = dict(zip(MEL_SCALE_NAMES, (PAPER_SCALES, SMALL_SCALES)))
+# The paper's scales plus one window over the whole 10 s record at 100 Hz (0.1 Hz bins, 256 bands of about
+# 0.2 Hz): a regular beat train has sharp lines at multiples of the heart rate there, an irregular one smears
+# them (harmonic k by k times the RR jitter), so this scale sees rhythm that 5 s windows and 0.8 Hz bands miss.
+RHYTHM_SCALES: tuple[MelScale, ...] = PAPER_SCALES + (MelScale(1024, 256, 256),)
+SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = dict(
+    zip(MEL_SCALE_NAMES, (PAPER_SCALES, SMALL_SCALES, RHYTHM_SCALES))
+)
 
 # Slaney's Auditory Toolbox mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above
 # (27 mel per factor 6.4 in frequency).
@@ -120,7 +127,8 @@ def _cached_window(n_fft, device, dtype) -> torch.Tensor:
 
 
 def resolve_scales(scales) -> tuple[MelScale, ...]:
-    """``"paper"``, ``"small"`` or a sequence of (n_fft, hop_length, n_mels) triples."""
+    """A preset name (``"paper"``, ``"small"``, ``"rhythm"``) or a sequence of (n_fft, hop_length, n_mels)
+    triples."""
     if isinstance(scales, str):
         if scales not in SCALE_PRESETS:
             raise ValueError(f"unknown mel scale preset {scales!r}; expected one of {', '.join(SCALE_PRESETS)}")

@@ -8,7 +8,8 @@
 ``NoiseSchedule`` it is eps, the paper's setting). x0_hat is the clean signal implied by the output (for eps:
 (x_t - sqrt(1 - ab_t) eps_hat) / sqrt(ab_t)); gradients flow through it. ``mel_target`` is the identity
 (``"x0"``) or the posterior mean of x_{t-1}, mu~(., x_t, t) (``"posterior_mean"``, DDPM only), and L_mel the
-multi-resolution mel loss (``mel_scales`` "paper": (512, 128, 64) + (256, 64, 128); "small": (64, 16, 16)) at
+multi-resolution mel loss (``mel_scales`` "paper": (512, 128, 64) + (256, 64, 128); "small": (64, 16, 16);
+"rhythm": the paper's plus (1024, 256, 256), one window over a 10 s record at 100 Hz that resolves rhythm) at
 ``fs`` (set from the training cache's rate by the training loop). The mel weight is constant over t
 (0.02 in the paper; 0.2 is an ablation). With per-lead data scaling the network works on x / scale;
 ``signal_scale`` turns x0_hat and x0 back into millivolts before the mel term, so that term means the same
