@@ -285,13 +285,13 @@ def test_batched_forward_matches_the_block_by_block_computation(variant):
 # Outputs of the built-in model and of the test fixture model for fixed inputs: sum of squares, sum,
 # out[1, :, 500] and out[2, 3, ::200]. The fixture's are from commit c3da3ec (before the forward was batched),
 # so they check the batched forward against the old one; the built-in model's were taken when its weights
-# were replaced (issue 12, step 14,534), so they pin the shipped weights and today's forward.
+# were replaced (issue 12, step 18,534), so they pin the shipped weights and today's forward.
 SAVED_OUTPUTS = {
     "default": (
-        44013.08299605504,
-        3886.2427976960316,
-        [0.669419, -2.114344, -1.25932, 1.751683, 1.265117, -0.025123, -1.556373, -1.745669],
-        [0.003065, 2.351079, 1.116524, 0.741599, 0.617791],
+        46765.39549639402,
+        4153.947776564397,
+        [0.230563, -1.941333, -1.118104, 1.618592, 1.215531, -0.222741, -1.507279, -1.499661],
+        [0.264374, 2.484958, 1.456429, 1.071701, 1.025663],
     ),
     "fixture": (
         60077.78233507217,
