@@ -54,9 +54,7 @@ SMALL_SCALES: tuple[MelScale, ...] = (MelScale(64, 16, 16),)
 # 0.2 Hz): a regular beat train has sharp lines at multiples of the heart rate there, an irregular one smears
 # them (harmonic k by k times the RR jitter), so this scale sees rhythm that 5 s windows and 0.8 Hz bands miss.
 RHYTHM_SCALES: tuple[MelScale, ...] = PAPER_SCALES + (MelScale(1024, 256, 256),)
-SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = dict(
-    zip(MEL_SCALE_NAMES, (PAPER_SCALES, SMALL_SCALES, RHYTHM_SCALES))
-)
+SCALE_PRESETS: dict[str, tuple[MelScale, ...]] = dict(zip(MEL_SCALE_NAMES, (PAPER_SCALES, SMALL_SCALES, RHYTHM_SCALES)))
 
 # Slaney's Auditory Toolbox mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above
 # (27 mel per factor 6.4 in frequency).
